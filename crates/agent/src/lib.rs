@@ -1,0 +1,1 @@
+//! mcp-droplet-agent: the agent that runs MCP servers in containers on a droplet.

@@ -1,0 +1,2 @@
+//! mcp-droplet-operator: deploys MCP servers onto a fleet of DigitalOcean droplets.
+pub mod api;
