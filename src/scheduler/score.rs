@@ -386,3 +386,293 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
         runners_up,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::fixtures::{self, droplet, request};
+    use crate::scheduler::model::{DropletPhase, Location, Weights};
+
+    fn snapshot(droplets: Vec<crate::scheduler::Droplet>) -> Snapshot {
+        Snapshot::new(
+            droplets,
+            vec![fixtures::pool()],
+            fixtures::test_sizes(),
+            fixtures::test_regions(),
+        )
+        .unwrap()
+    }
+
+    fn deployment(mem_mib: u64, cpu: u64) -> PendingDeployment {
+        PendingDeployment::new("team-a/github", request(mem_mib, cpu), fixtures::POOL)
+    }
+
+    fn place(snap: &Snapshot, dep: &PendingDeployment) -> Placement {
+        match decide(snap, &snap.reported_usage(), dep) {
+            Decision::Place(p) => p,
+            Decision::NoFit(n) => panic!("expected a placement, got {}", n.reason),
+        }
+    }
+
+    fn no_fit(snap: &Snapshot, dep: &PendingDeployment) -> NoFit {
+        match decide(snap, &snap.reported_usage(), dep) {
+            Decision::NoFit(n) => n,
+            Decision::Place(p) => panic!("expected no fit, got {}", p.droplet),
+        }
+    }
+
+    fn only(weights: fn(&mut Weights)) -> Weights {
+        let mut w = Weights {
+            resources: 0.0,
+            load: 0.0,
+            latency: 0.0,
+            cost: 0.0,
+            health: 0.0,
+        };
+        weights(&mut w);
+        w
+    }
+
+    #[test]
+    fn fit_rises_to_the_target_holds_to_ninety_percent_then_falls_sharply() {
+        assert_eq!(fit_score(0.0, 0.8), 0.0);
+        assert!((fit_score(0.4, 0.8) - 50.0).abs() < 1e-9);
+        assert_eq!(fit_score(0.8, 0.8), 100.0);
+        assert_eq!(fit_score(0.9, 0.8), 100.0);
+        assert!((fit_score(0.95, 0.8) - 50.0).abs() < 1e-9);
+        assert!(fit_score(1.0, 0.8).abs() < 1e-9);
+        assert_eq!(fit_score(1.1, 0.8), 0.0);
+        // A target above the ceiling is capped, so 95 % never scores full.
+        assert!(fit_score(0.95, 1.0) < 60.0);
+    }
+
+    #[test]
+    fn load_latency_cost_and_health_factors_follow_their_formulas() {
+        assert_eq!(load_score(0.0), 100.0);
+        assert!((load_score(0.3) - 70.0).abs() < 1e-9);
+        assert_eq!(load_score(1.5), 0.0);
+        assert_eq!(latency_score(0.0), 100.0);
+        assert!((latency_score(4000.0) - 60.0).abs() < 1e-9);
+        assert_eq!(latency_score(15000.0), 0.0);
+        assert_eq!(cost_score(10.0, 5.0), 50.0);
+        assert_eq!(cost_score(5.0, 5.0), 100.0);
+        assert_eq!(cost_score(f64::INFINITY, 5.0), 0.0);
+        assert_eq!(health_score(Some(Duration::from_secs(10)), 0), 100.0);
+        assert!((health_score(Some(Duration::from_secs(165)), 0) - 50.0).abs() < 1e-9);
+        assert_eq!(health_score(Some(Duration::from_secs(400)), 0), 0.0);
+        assert_eq!(health_score(None, 0), 50.0);
+        assert!((health_score(Some(Duration::from_secs(1)), 2) - 60.0).abs() < 1e-9);
+        assert_eq!(health_score(Some(Duration::from_secs(1)), 9), 0.0);
+    }
+
+    #[test]
+    fn empty_pool_gives_no_fit_with_a_reason() {
+        let snap = snapshot(vec![]);
+        let n = no_fit(&snap, &deployment(512, 100));
+        assert_eq!(n.reason, "0/0 droplets available: no droplets");
+    }
+
+    #[test]
+    fn nothing_fits_names_the_short_resource_per_droplet() {
+        let mut a = droplet("a", "s-1vcpu-1gb");
+        a.allocated = a.allocatable;
+        let b = droplet("b", "s-1vcpu-1gb");
+        let snap = snapshot(vec![a, b]);
+        // 1 GiB never fits in 512 MiB allocatable.
+        let n = no_fit(&snap, &deployment(1024, 100));
+        assert_eq!(n.rejections.insufficient_memory, 2);
+        assert!(n.reason.contains("2 insufficient memory"), "{}", n.reason);
+    }
+
+    #[test]
+    fn the_fit_factor_prefers_the_fuller_droplet_below_ninety_percent() {
+        let mut half = droplet("half", "s-2vcpu-4gb");
+        half.allocated = request(1536, 500);
+        let empty = droplet("empty", "s-2vcpu-4gb");
+        let snap = snapshot(vec![empty, half]);
+        let p = place(&snap, &deployment(512, 100));
+        assert_eq!(p.droplet, "half");
+        assert_eq!(p.runners_up.len(), 1);
+        assert_eq!(p.runners_up[0].droplet, "empty");
+        assert!(p.breakdown.resources > 50.0);
+    }
+
+    #[test]
+    fn a_droplet_pushed_above_ninety_percent_loses_to_one_with_room() {
+        let mut nearly = droplet("nearly", "s-2vcpu-4gb");
+        nearly.allocated = request(3000, 500); // 3000 + 512 of 3584 MiB = 98 %
+        let mut some = droplet("some", "s-2vcpu-4gb");
+        some.allocated = request(1024, 500);
+        let snap = snapshot(vec![nearly, some]);
+        assert_eq!(place(&snap, &deployment(512, 100)).droplet, "some");
+    }
+
+    #[test]
+    fn ties_go_to_the_first_droplet_by_name() {
+        let snap = snapshot(vec![droplet("b", "s-2vcpu-4gb"), droplet("a", "s-2vcpu-4gb")]);
+        let p = place(&snap, &deployment(512, 100));
+        assert_eq!(p.droplet, "a");
+        assert_eq!(p.runners_up[0].score, p.score);
+    }
+
+    #[test]
+    fn all_weight_on_latency_picks_the_nearest_region() {
+        let mut far = droplet("a-far", "s-2vcpu-4gb");
+        far.region = "ams3".into();
+        let mut near = droplet("b-near", "s-2vcpu-4gb");
+        near.region = "sfo3".into();
+        let snap = snapshot(vec![far, near]);
+        let mut dep = deployment(512, 100);
+        dep.weights = Some(only(|w| w.latency = 1.0));
+        dep.location = Some(Location {
+            latitude: 37.0,
+            longitude: -121.0,
+        });
+        let p = place(&snap, &dep);
+        assert_eq!(p.droplet, "b-near");
+        assert!((p.score - p.breakdown.latency).abs() < 1e-9);
+    }
+
+    #[test]
+    fn all_weight_on_cost_picks_the_cheapest_unit_price() {
+        // Per allocatable unit the big droplet is cheaper because the reserve is shared.
+        let snap = snapshot(vec![
+            droplet("a-small", "s-1vcpu-2gb"),
+            droplet("b-big", "s-4vcpu-8gb"),
+        ]);
+        let mut dep = deployment(256, 100);
+        dep.weights = Some(only(|w| w.cost = 1.0));
+        let p = place(&snap, &dep);
+        assert_eq!(p.droplet, "b-big");
+        assert!(p.runners_up[0].score < p.score);
+    }
+
+    #[test]
+    fn all_weight_on_load_and_health_use_observations() {
+        let mut busy = droplet("a-busy", "s-2vcpu-4gb");
+        busy.observed_load = Some(0.9);
+        let mut idle = droplet("b-idle", "s-2vcpu-4gb");
+        idle.observed_load = Some(0.1);
+        idle.recent_failures = 3;
+        let snap = snapshot(vec![busy, idle]);
+        let mut dep = deployment(512, 100);
+        dep.weights = Some(only(|w| w.load = 1.0));
+        assert_eq!(place(&snap, &dep).droplet, "b-idle");
+        dep.weights = Some(only(|w| w.health = 1.0));
+        assert_eq!(place(&snap, &dep).droplet, "a-busy");
+    }
+
+    #[test]
+    fn pool_weights_apply_unless_the_deployment_overrides_them() {
+        let mut far = droplet("a-far", "s-2vcpu-4gb");
+        far.region = "ams3".into();
+        far.allocated = request(2048, 500);
+        let near = droplet("b-near", "s-2vcpu-4gb");
+        let mut pool = fixtures::pool();
+        pool.weights = Some(only(|w| w.latency = 1.0));
+        let snap = Snapshot::new(
+            vec![far, near],
+            vec![pool],
+            fixtures::test_sizes(),
+            fixtures::test_regions(),
+        )
+        .unwrap();
+        let mut dep = deployment(512, 100);
+        assert_eq!(place(&snap, &dep).droplet, "b-near");
+        dep.weights = Some(only(|w| w.resources = 1.0));
+        assert_eq!(place(&snap, &dep).droplet, "a-far");
+    }
+
+    #[test]
+    fn unhealthy_not_ready_cordoned_and_stale_droplets_are_filtered() {
+        let mut sick = droplet("a", "s-2vcpu-4gb");
+        sick.healthy = false;
+        let mut booting = droplet("b", "s-2vcpu-4gb");
+        booting.phase = DropletPhase::Provisioning;
+        let mut cordoned = droplet("c", "s-2vcpu-4gb");
+        cordoned.cordoned = true;
+        let mut stale = droplet("d", "s-2vcpu-4gb");
+        stale.heartbeat_age = Some(Duration::from_secs(600));
+        let mut draining = droplet("e", "s-2vcpu-4gb");
+        draining.phase = DropletPhase::Draining;
+        let snap = snapshot(vec![sick, booting, cordoned, stale, draining]);
+        let n = no_fit(&snap, &deployment(512, 100));
+        assert_eq!(n.rejections.unhealthy, 2);
+        assert_eq!(n.rejections.not_ready, 2);
+        assert_eq!(n.rejections.cordoned, 1);
+    }
+
+    #[test]
+    fn pinned_droplet_full_is_reported_and_not_replaced_by_another() {
+        let mut pinned = droplet("pinned", "s-1vcpu-2gb");
+        pinned.allocated = pinned.allocatable;
+        let snap = snapshot(vec![pinned, droplet("other", "s-8vcpu-16gb")]);
+        let mut dep = deployment(512, 100);
+        dep.pin = Some("pinned".into());
+        let n = no_fit(&snap, &dep);
+        assert!(n.pinned_unusable);
+        assert!(n.reason.starts_with("pinned droplet pinned cannot take it"), "{}", n.reason);
+        dep.pin = Some("ghost".into());
+        assert_eq!(no_fit(&snap, &dep).reason, "pinned droplet ghost does not exist");
+    }
+
+    #[test]
+    fn pin_wins_over_a_better_scoring_droplet() {
+        let snap = snapshot(vec![droplet("a", "s-2vcpu-4gb"), droplet("b", "s-2vcpu-4gb")]);
+        let mut dep = deployment(512, 100);
+        dep.pin = Some("b".into());
+        let p = place(&snap, &dep);
+        assert_eq!(p.droplet, "b");
+        assert_eq!(p.reason, "pinned to b");
+    }
+
+    #[test]
+    fn selector_region_and_namespace_filters_apply() {
+        let mut labelled = droplet("a", "s-2vcpu-4gb");
+        labelled.labels.insert("tier".into(), "fast".into());
+        let mut other_ns = droplet("b", "s-2vcpu-4gb");
+        other_ns.namespace = "team-b".into();
+        let mut wrong_region = droplet("c", "s-2vcpu-4gb");
+        wrong_region.region = "lon1".into();
+        let plain = droplet("d", "s-2vcpu-4gb");
+        let snap = snapshot(vec![labelled, other_ns, wrong_region, plain]);
+        let mut dep = deployment(512, 100);
+        dep.selector.insert("tier".into(), "fast".into());
+        let p = place(&snap, &dep);
+        assert_eq!(p.droplet, "a");
+        assert!(p.runners_up.is_empty());
+        assert!(p.reason.contains("1 region not allowed"), "{}", p.reason);
+        assert!(p.reason.contains("1 selector mismatch"), "{}", p.reason);
+    }
+
+    #[test]
+    fn a_best_score_below_the_pool_minimum_is_no_fit() {
+        let mut pool = fixtures::pool();
+        pool.min_score = 99.0;
+        let snap = Snapshot::new(
+            vec![droplet("a", "s-2vcpu-4gb")],
+            vec![pool],
+            fixtures::test_sizes(),
+            fixtures::test_regions(),
+        )
+        .unwrap();
+        let n = no_fit(&snap, &deployment(512, 100));
+        assert_eq!(n.below_minimum.as_ref().map(|c| c.droplet.as_str()), Some("a"));
+        assert!(n.reason.contains("below the pool minimum"));
+    }
+
+    #[test]
+    fn assumed_usage_passed_in_counts_against_the_droplet() {
+        let snap = snapshot(vec![droplet("a", "s-1vcpu-2gb")]);
+        let used = vec![request(1024, 100)];
+        // 1536 MiB allocatable, 1024 assumed: 768 MiB no longer fits.
+        assert!(matches!(
+            decide(&snap, &used, &deployment(768, 100)),
+            Decision::NoFit(_)
+        ));
+        assert!(matches!(
+            decide(&snap, &snap.reported_usage(), &deployment(768, 100)),
+            Decision::Place(_)
+        ));
+    }
+}
