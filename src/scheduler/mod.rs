@@ -4,12 +4,14 @@
 //! See docs/scheduler.md for the scoring formulas and the algorithms.
 
 pub mod fixtures;
+pub mod ledger;
 pub mod model;
 pub mod score;
 pub mod snapshot;
 
 pub use model::*;
 pub use score::{Candidate, Decision, FactorScores, NoFit, Placement, Rejections, decide};
+pub use ledger::{Ledger, LedgerError, SharedLedger};
 pub use snapshot::Snapshot;
 
 /// Everything that can go wrong in the scheduler.

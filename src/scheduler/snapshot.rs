@@ -21,6 +21,7 @@ pub struct Snapshot {
     region_locations: Vec<Option<Location>>,
     region_index: HashMap<String, usize>,
     droplet_index: HashMap<(String, String), usize>,
+    droplet_keys: Vec<String>,
     pool_index: HashMap<String, usize>,
     namespace_index: HashMap<String, usize>,
     pub(crate) droplet_pool: Vec<usize>,
@@ -175,7 +176,12 @@ impl Snapshot {
                 from_sizes.chain(from_droplets).fold(f64::INFINITY, f64::min)
             })
             .collect();
+        let droplet_keys = droplets
+            .iter()
+            .map(|d| format!("{}/{}", d.namespace, d.name))
+            .collect();
         Ok(Snapshot {
+            droplet_keys,
             droplets,
             pools,
             sizes,
@@ -225,6 +231,11 @@ impl Snapshot {
         self.droplet_index
             .get(&(namespace.to_string(), name.to_string()))
             .copied()
+    }
+
+    /// `namespace/name` of the droplet at `index` (the ledger's key).
+    pub fn droplet_key(&self, index: usize) -> &str {
+        &self.droplet_keys[index]
     }
 
     /// Interned namespace, `NONE` when no droplet lives there.
