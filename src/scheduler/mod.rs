@@ -6,12 +6,17 @@
 pub mod fixtures;
 pub mod ledger;
 pub mod model;
+pub mod provision;
 pub mod score;
 pub mod snapshot;
 
 pub use model::*;
 pub use score::{Candidate, Decision, FactorScores, NoFit, Placement, Rejections, decide};
 pub use ledger::{Ledger, LedgerError, SharedLedger};
+pub use provision::{
+    BatchPlan, Blocker, NewDroplet, PackingSummary, PlannedPlacement, Target, Unschedulable,
+    cheapest_size_that_fits, plan_batch, summarize,
+};
 pub use snapshot::Snapshot;
 
 /// Everything that can go wrong in the scheduler.
