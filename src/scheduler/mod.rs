@@ -3,6 +3,7 @@
 //!
 //! See docs/scheduler.md for the scoring formulas and the algorithms.
 
+pub mod cron;
 pub mod exact;
 pub mod fixtures;
 pub mod ledger;
