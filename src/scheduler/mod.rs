@@ -3,6 +3,7 @@
 //!
 //! See docs/scheduler.md for the scoring formulas and the algorithms.
 
+pub mod consolidate;
 pub mod cron;
 pub mod exact;
 pub mod fixtures;
@@ -14,6 +15,7 @@ pub mod snapshot;
 
 pub use model::*;
 pub use score::{Candidate, Decision, FactorScores, NoFit, Placement, Rejections, decide};
+pub use consolidate::{ConsolidationAction, ConsolidationPlan, plan_consolidation};
 pub use ledger::{Ledger, LedgerError, SharedLedger};
 pub use provision::{
     BatchPlan, Blocker, NewDroplet, PackingSummary, PlannedPlacement, Target, Unschedulable,
