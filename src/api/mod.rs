@@ -11,6 +11,7 @@ pub mod pool;
 pub mod quantity;
 mod schema;
 pub mod template;
+pub mod validation;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
