@@ -8,3 +8,4 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod scheduler;

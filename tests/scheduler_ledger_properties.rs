@@ -29,16 +29,31 @@ fn assert_no_overcommit(l: &Ledger) {
         let used = l.used(key).unwrap();
         let alloc = l.allocatable(key).unwrap();
         assert!(used.fits_in(&alloc), "{key}: {used:?} > {alloc:?}");
-        assert_eq!(used, sums.get(key.as_str()).copied().unwrap_or_default(), "{key}");
+        assert_eq!(
+            used,
+            sums.get(key.as_str()).copied().unwrap_or_default(),
+            "{key}"
+        );
     }
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Assume { dep: u8, droplet: u8, mem_mib: u64, cpu: u64 },
-    Confirm { dep: u8 },
-    Forget { dep: u8 },
-    Advance { secs: u64 },
+    Assume {
+        dep: u8,
+        droplet: u8,
+        mem_mib: u64,
+        cpu: u64,
+    },
+    Confirm {
+        dep: u8,
+    },
+    Forget {
+        dep: u8,
+    },
+    Advance {
+        secs: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

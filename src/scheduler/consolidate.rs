@@ -594,9 +594,13 @@ mod tests {
     }
 
     fn plan(droplets: Vec<Droplet>, pool: Pool) -> ConsolidationPlan {
-        let snap =
-            Snapshot::new(droplets, vec![pool], fixtures::test_sizes(), fixtures::test_regions())
-                .unwrap();
+        let snap = Snapshot::new(
+            droplets,
+            vec![pool],
+            fixtures::test_sizes(),
+            fixtures::test_regions(),
+        )
+        .unwrap();
         plan_consolidation(&snap, &[], now())
     }
 
@@ -652,12 +656,18 @@ mod tests {
         assert_eq!(action.reason, DisruptionReason::Underutilized);
         assert_eq!(action.droplets, vec!["a".to_string(), "b".to_string()]);
         assert!(action.replacement.is_none());
-        assert!(action
-            .moves
-            .iter()
-            .all(|m| m.to == Destination::Droplet("keeper".into())));
+        assert!(
+            action
+                .moves
+                .iter()
+                .all(|m| m.to == Destination::Droplet("keeper".into()))
+        );
         assert!((action.savings_monthly_usd - 48.0).abs() < 1e-9);
-        assert!(p.skipped.iter().any(|s| s.droplet == "keeper" && s.reason.contains("do-not-disrupt")));
+        assert!(
+            p.skipped
+                .iter()
+                .any(|s| s.droplet == "keeper" && s.reason.contains("do-not-disrupt"))
+        );
     }
 
     #[test]
@@ -669,12 +679,20 @@ mod tests {
         assert_eq!(replacement.size, "s-1vcpu-2gb");
         assert_eq!(replacement.region, "nyc3");
         assert!((action.savings_monthly_usd - 84.0).abs() < 1e-9);
-        assert!(action.moves.iter().all(|m| m.to == Destination::Replacement));
+        assert!(
+            action
+                .moves
+                .iter()
+                .all(|m| m.to == Destination::Replacement)
+        );
     }
 
     #[test]
     fn marginal_savings_fail_the_gate() {
-        let full = with_deployments(droplet("full", "s-8vcpu-16gb"), &[2600, 2600, 2600, 2600, 2600]);
+        let full = with_deployments(
+            droplet("full", "s-8vcpu-16gb"),
+            &[2600, 2600, 2600, 2600, 2600],
+        );
         let tiny = with_deployments(droplet("tiny", "s-1vcpu-1gb"), &[256]);
         let p = plan(vec![full, tiny], generous(fixtures::pool()));
         assert!(p.actions.is_empty(), "{:?}", p.actions);
@@ -684,7 +702,10 @@ mod tests {
 
     #[test]
     fn a_lower_ratio_lets_the_marginal_move_through() {
-        let full = with_deployments(droplet("full", "s-8vcpu-16gb"), &[2600, 2600, 2600, 2600, 2600]);
+        let full = with_deployments(
+            droplet("full", "s-8vcpu-16gb"),
+            &[2600, 2600, 2600, 2600, 2600],
+        );
         let tiny = with_deployments(droplet("tiny", "s-1vcpu-1gb"), &[256]);
         let mut pool = generous(fixtures::pool());
         pool.disruption.savings_ratio = 0.1;
@@ -724,10 +745,19 @@ mod tests {
                 reasons: vec![],
             },
         ];
-        assert_eq!(allowed_disruptions(&pool, 10, 0, DisruptionReason::Empty, now()), 0);
+        assert_eq!(
+            allowed_disruptions(&pool, 10, 0, DisruptionReason::Empty, now()),
+            0
+        );
         let night: Timestamp = "2026-11-25T20:00:00Z".parse().unwrap();
-        assert_eq!(allowed_disruptions(&pool, 10, 1, DisruptionReason::Empty, night), 4);
+        assert_eq!(
+            allowed_disruptions(&pool, 10, 1, DisruptionReason::Empty, night),
+            4
+        );
         pool.disruption.budgets[0].reasons = vec![DisruptionReason::Drifted];
-        assert_eq!(allowed_disruptions(&pool, 10, 0, DisruptionReason::Empty, now()), 5);
+        assert_eq!(
+            allowed_disruptions(&pool, 10, 0, DisruptionReason::Empty, now()),
+            5
+        );
     }
 }

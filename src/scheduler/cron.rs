@@ -7,15 +7,17 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
 /// Errors from parsing a schedule.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CronError {
     /// Not five fields (or a known macro).
-    #[error("cron schedule {0:?} must have five fields: minute hour day-of-month month day-of-week")]
+    #[error(
+        "cron schedule {0:?} must have five fields: minute hour day-of-month month day-of-week"
+    )]
     FieldCount(String),
     /// A field could not be parsed or is out of range.
     #[error("cron field {field} {value:?} is invalid (allowed {min}-{max})")]
@@ -172,24 +174,63 @@ mod tests {
     fn fields_ranges_lists_and_steps_match() {
         let s = Schedule::parse("*/15 9-17 * * 1-5").unwrap();
         // 2026-11-25 is a Wednesday.
-        assert!(s.matches(at("2026-11-25T09:30:00Z").to_zoned(TimeZone::UTC).datetime()));
-        assert!(!s.matches(at("2026-11-25T09:31:00Z").to_zoned(TimeZone::UTC).datetime()));
-        assert!(!s.matches(at("2026-11-25T18:00:00Z").to_zoned(TimeZone::UTC).datetime()));
-        assert!(!s.matches(at("2026-11-29T10:00:00Z").to_zoned(TimeZone::UTC).datetime()));
+        assert!(
+            s.matches(
+                at("2026-11-25T09:30:00Z")
+                    .to_zoned(TimeZone::UTC)
+                    .datetime()
+            )
+        );
+        assert!(
+            !s.matches(
+                at("2026-11-25T09:31:00Z")
+                    .to_zoned(TimeZone::UTC)
+                    .datetime()
+            )
+        );
+        assert!(
+            !s.matches(
+                at("2026-11-25T18:00:00Z")
+                    .to_zoned(TimeZone::UTC)
+                    .datetime()
+            )
+        );
+        assert!(
+            !s.matches(
+                at("2026-11-29T10:00:00Z")
+                    .to_zoned(TimeZone::UTC)
+                    .datetime()
+            )
+        );
         let sunday = Schedule::parse("0 0 * * 7").unwrap();
-        assert!(sunday.matches(at("2026-11-29T00:00:00Z").to_zoned(TimeZone::UTC).datetime()));
+        assert!(
+            sunday.matches(
+                at("2026-11-29T00:00:00Z")
+                    .to_zoned(TimeZone::UTC)
+                    .datetime()
+            )
+        );
     }
 
     #[test]
     fn bad_schedules_name_the_field() {
-        assert!(matches!(Schedule::parse("* * *"), Err(CronError::FieldCount(_))));
+        assert!(matches!(
+            Schedule::parse("* * *"),
+            Err(CronError::FieldCount(_))
+        ));
         assert!(matches!(
             Schedule::parse("61 * * * *"),
-            Err(CronError::Field { field: "minute", .. })
+            Err(CronError::Field {
+                field: "minute",
+                ..
+            })
         ));
         assert!(matches!(
             Schedule::parse("* * * * mon"),
-            Err(CronError::Field { field: "day-of-week", .. })
+            Err(CronError::Field {
+                field: "day-of-week",
+                ..
+            })
         ));
     }
 

@@ -44,10 +44,7 @@ pub fn first_fit_decreasing(items: &[Resources], capacity: &Resources) -> usize 
     sort_decreasing(&mut sorted, capacity);
     let mut bins: Vec<Resources> = Vec::new();
     for item in sorted {
-        match bins
-            .iter_mut()
-            .find(|b| b.plus(item).fits_in(capacity))
-        {
+        match bins.iter_mut().find(|b| b.plus(item).fits_in(capacity)) {
             Some(b) => *b = b.plus(item),
             None => bins.push(item),
         }
@@ -84,7 +81,11 @@ impl Search<'_> {
         let smallest = self.suffix_min[next];
         let free = self.bins.iter().fold(Resources::ZERO, |a, b| {
             let room = self.capacity.minus(*b);
-            if smallest.fits_in(&room) { a.plus(room) } else { a }
+            if smallest.fits_in(&room) {
+                a.plus(room)
+            } else {
+                a
+            }
         });
         let rest = self.suffix[next];
         let need = rest.minus(free);

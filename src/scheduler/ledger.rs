@@ -265,7 +265,10 @@ impl Ledger {
                 if !self.droplets.contains_key(key) {
                     self.sync_droplet(d);
                 }
-                self.droplets.get(key).map(|b| b.used).unwrap_or(d.allocated)
+                self.droplets
+                    .get(key)
+                    .map(|b| b.used)
+                    .unwrap_or(d.allocated)
             })
             .collect()
     }
@@ -360,11 +363,19 @@ mod tests {
     fn assumed_bookings_count_until_they_expire() {
         let d = droplet("d1", "s-1vcpu-2gb"); // 1536 MiB allocatable
         let mut l = ledger_with(&d);
-        l.assume("team-a/x", "team-a/d1", request(1024, 100), t(0)).unwrap();
+        l.assume("team-a/x", "team-a/d1", request(1024, 100), t(0))
+            .unwrap();
         let err = l.assume("team-a/y", "team-a/d1", request(1024, 100), t(30));
-        assert!(matches!(err, Err(LedgerError::WouldOvercommit { resource: ResourceKind::Memory, .. })));
+        assert!(matches!(
+            err,
+            Err(LedgerError::WouldOvercommit {
+                resource: ResourceKind::Memory,
+                ..
+            })
+        ));
         // At 60 s the first assumption expired, so the second fits.
-        l.assume("team-a/y", "team-a/d1", request(1024, 100), t(60)).unwrap();
+        l.assume("team-a/y", "team-a/d1", request(1024, 100), t(60))
+            .unwrap();
         assert!(l.booking("team-a/x").is_none());
         assert_eq!(l.used("team-a/d1"), Some(request(1024, 100)));
     }
@@ -373,11 +384,16 @@ mod tests {
     fn confirmed_bookings_never_expire_and_late_confirmations_fail() {
         let d = droplet("d1", "s-2vcpu-4gb");
         let mut l = ledger_with(&d);
-        l.assume("team-a/x", "team-a/d1", request(512, 100), t(0)).unwrap();
+        l.assume("team-a/x", "team-a/d1", request(512, 100), t(0))
+            .unwrap();
         l.confirm("team-a/x", t(10)).unwrap();
-        l.assume("team-a/y", "team-a/d1", request(512, 100), t(0)).unwrap();
+        l.assume("team-a/y", "team-a/d1", request(512, 100), t(0))
+            .unwrap();
         assert_eq!(l.expire(t(1000)), vec!["team-a/y".to_string()]);
-        assert_eq!(l.confirm("team-a/y", t(1000)), Err(LedgerError::NoBooking("team-a/y".into())));
+        assert_eq!(
+            l.confirm("team-a/y", t(1000)),
+            Err(LedgerError::NoBooking("team-a/y".into()))
+        );
         assert_eq!(l.used("team-a/d1"), Some(request(512, 100)));
     }
 
@@ -386,7 +402,8 @@ mod tests {
         let d = droplet("d1", "s-2vcpu-4gb");
         let mut l = ledger_with(&d);
         l.sync_droplet(&droplet("d2", "s-2vcpu-4gb"));
-        l.assume("team-a/x", "team-a/d1", request(512, 100), t(0)).unwrap();
+        l.assume("team-a/x", "team-a/d1", request(512, 100), t(0))
+            .unwrap();
         assert!(matches!(
             l.assume("team-a/x", "team-a/d2", request(512, 100), t(0)),
             Err(LedgerError::AlreadyPlaced { .. })
@@ -409,7 +426,10 @@ mod tests {
             pinned: false,
         });
         let l = ledger_with(&d);
-        assert_eq!(l.booking("team-a/old").map(|b| b.state), Some(BookingState::Confirmed));
+        assert_eq!(
+            l.booking("team-a/old").map(|b| b.state),
+            Some(BookingState::Confirmed)
+        );
         assert_eq!(l.used("team-a/d1"), Some(request(1024, 100)));
     }
 
@@ -425,10 +445,22 @@ mod tests {
         let shared = SharedLedger::new(Ledger::new(Duration::from_secs(60)));
         let a = PendingDeployment::new("team-a/a", request(1024, 100), fixtures::POOL);
         let b = PendingDeployment::new("team-a/b", request(1024, 100), fixtures::POOL);
-        assert!(matches!(shared.place(&snap, &a, t(0)), Ok(Decision::Place(_))));
-        assert!(matches!(shared.place(&snap, &b, t(1)), Ok(Decision::NoFit(_))));
-        assert!(matches!(shared.place(&snap, &a, t(2)), Err(LedgerError::AlreadyPlaced { .. })));
+        assert!(matches!(
+            shared.place(&snap, &a, t(0)),
+            Ok(Decision::Place(_))
+        ));
+        assert!(matches!(
+            shared.place(&snap, &b, t(1)),
+            Ok(Decision::NoFit(_))
+        ));
+        assert!(matches!(
+            shared.place(&snap, &a, t(2)),
+            Err(LedgerError::AlreadyPlaced { .. })
+        ));
         // Once a's assumption expires, b gets the slot.
-        assert!(matches!(shared.place(&snap, &b, t(61)), Ok(Decision::Place(_))));
+        assert!(matches!(
+            shared.place(&snap, &b, t(61)),
+            Ok(Decision::Place(_))
+        ));
     }
 }

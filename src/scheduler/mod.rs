@@ -13,14 +13,14 @@ pub mod provision;
 pub mod score;
 pub mod snapshot;
 
-pub use model::*;
-pub use score::{Candidate, Decision, FactorScores, NoFit, Placement, Rejections, decide};
 pub use consolidate::{ConsolidationAction, ConsolidationPlan, plan_consolidation};
 pub use ledger::{Ledger, LedgerError, SharedLedger};
+pub use model::*;
 pub use provision::{
     BatchPlan, Blocker, NewDroplet, PackingSummary, PlannedPlacement, Target, Unschedulable,
     cheapest_size_that_fits, plan_batch, summarize,
 };
+pub use score::{Candidate, Decision, FactorScores, NoFit, Placement, Rejections, decide};
 pub use snapshot::Snapshot;
 
 /// Everything that can go wrong in the scheduler.

@@ -515,7 +515,11 @@ mod tests {
         let cap = Resources::new(4 * GIB, 2000, 80 * GIB);
         let used = Resources::new(GIB, 1500, 0);
         assert!((used.dominant_share_of(&cap) - 0.75).abs() < 1e-9);
-        assert!(Resources::new(1, 0, 0).dominant_share_of(&Resources::ZERO).is_infinite());
+        assert!(
+            Resources::new(1, 0, 0)
+                .dominant_share_of(&Resources::ZERO)
+                .is_infinite()
+        );
     }
 
     #[test]

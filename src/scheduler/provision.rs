@@ -400,9 +400,9 @@ pub fn describe_blocker(blocker: &Blocker, pool: &str) -> String {
         Blocker::MaxDroplets { limit } => {
             format!("pool {pool} is at its limit of {limit} droplets")
         }
-        Blocker::MaxMonthlyCost { limit, would_be } => format!(
-            "pool {pool} would cost {would_be:.2} USD/month, above its limit of {limit:.2}"
-        ),
+        Blocker::MaxMonthlyCost { limit, would_be } => {
+            format!("pool {pool} would cost {would_be:.2} USD/month, above its limit of {limit:.2}")
+        }
         Blocker::NoSizeFits => format!("no allowed size of pool {pool} holds it"),
         Blocker::PinnedDroplet => "the pinned droplet cannot take it".to_string(),
         Blocker::AutoProvisionOff => "autoProvision is off".to_string(),
@@ -457,7 +457,10 @@ pub fn summarize(snapshot: &Snapshot, plan: &BatchPlan) -> PackingSummary {
         biggest.memory = biggest.memory.max(alloc.memory);
         biggest.cpu_millis = biggest.cpu_millis.max(alloc.cpu_millis);
         biggest.disk = biggest.disk.max(alloc.disk);
-        for (k, amount) in [alloc.memory, alloc.cpu_millis, alloc.disk].iter().enumerate() {
+        for (k, amount) in [alloc.memory, alloc.cpu_millis, alloc.disk]
+            .iter()
+            .enumerate()
+        {
             if *amount > 0 {
                 price_per[k] = price_per[k].min(monthly / *amount as f64);
             }
@@ -509,14 +512,23 @@ mod tests {
     use crate::scheduler::model::PoolLimits;
 
     fn snapshot_with(droplets: Vec<crate::scheduler::Droplet>, pool: Pool) -> Snapshot {
-        Snapshot::new(droplets, vec![pool], fixtures::test_sizes(), fixtures::test_regions())
-            .unwrap()
+        Snapshot::new(
+            droplets,
+            vec![pool],
+            fixtures::test_sizes(),
+            fixtures::test_regions(),
+        )
+        .unwrap()
     }
 
     fn burst(n: usize, mem_mib: u64, cpu: u64) -> Vec<PendingDeployment> {
         (0..n)
             .map(|i| {
-                PendingDeployment::new(format!("team-a/s{i:02}"), request(mem_mib, cpu), fixtures::POOL)
+                PendingDeployment::new(
+                    format!("team-a/s{i:02}"),
+                    request(mem_mib, cpu),
+                    fixtures::POOL,
+                )
             })
             .collect()
     }
@@ -606,7 +618,10 @@ mod tests {
         let plan = plan_batch(&snap, &[], &burst(8, 1024, 100));
         assert_eq!(plan.new_droplets.len(), 1);
         assert_eq!(plan.unschedulable.len(), 2);
-        assert_eq!(plan.unschedulable[0].blocker, Blocker::MaxDroplets { limit: 2 });
+        assert_eq!(
+            plan.unschedulable[0].blocker,
+            Blocker::MaxDroplets { limit: 2 }
+        );
         assert!(
             plan.unschedulable[0]
                 .reason
@@ -628,7 +643,10 @@ mod tests {
         let total: f64 = plan.new_droplets.iter().map(|d| d.monthly_usd).sum();
         assert!(total <= 30.0, "{total}");
         assert!(!plan.unschedulable.is_empty());
-        assert!(matches!(plan.unschedulable[0].blocker, Blocker::MaxMonthlyCost { .. }));
+        assert!(matches!(
+            plan.unschedulable[0].blocker,
+            Blocker::MaxMonthlyCost { .. }
+        ));
     }
 
     #[test]
@@ -641,8 +659,15 @@ mod tests {
         deps[1].auto_provision = false;
         let plan = plan_batch(&snap, &[], &deps);
         assert!(plan.new_droplets.is_empty());
-        let blockers: Vec<_> = plan.unschedulable.iter().map(|u| u.blocker.clone()).collect();
-        assert_eq!(blockers, vec![Blocker::PinnedDroplet, Blocker::AutoProvisionOff]);
+        let blockers: Vec<_> = plan
+            .unschedulable
+            .iter()
+            .map(|u| u.blocker.clone())
+            .collect();
+        assert_eq!(
+            blockers,
+            vec![Blocker::PinnedDroplet, Blocker::AutoProvisionOff]
+        );
     }
 
     #[test]

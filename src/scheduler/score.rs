@@ -333,7 +333,10 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
         if let (Some(name), true) = (deployment.pin.as_deref(), pinned == Some(NONE)) {
             reason = format!("pinned droplet {name} does not exist");
         } else if let Some(name) = deployment.pin.as_deref() {
-            reason = format!("pinned droplet {name} cannot take it: {}", rejections.describe());
+            reason = format!(
+                "pinned droplet {name} cannot take it: {}",
+                rejections.describe()
+            );
         }
         return Decision::NoFit(NoFit {
             reason,
@@ -374,7 +377,11 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
     } else {
         format!(
             "highest score {best_score:.1} of the droplets that fit (resources {:.0}, load {:.0}, latency {:.0}, cost {:.0}, health {:.0}){feasible_note}",
-            breakdown.resources, breakdown.load, breakdown.latency, breakdown.cost, breakdown.health
+            breakdown.resources,
+            breakdown.load,
+            breakdown.latency,
+            breakdown.cost,
+            breakdown.health
         )
     };
     Decision::Place(Placement {
@@ -509,7 +516,10 @@ mod tests {
 
     #[test]
     fn ties_go_to_the_first_droplet_by_name() {
-        let snap = snapshot(vec![droplet("b", "s-2vcpu-4gb"), droplet("a", "s-2vcpu-4gb")]);
+        let snap = snapshot(vec![
+            droplet("b", "s-2vcpu-4gb"),
+            droplet("a", "s-2vcpu-4gb"),
+        ]);
         let p = place(&snap, &deployment(512, 100));
         assert_eq!(p.droplet, "a");
         assert_eq!(p.runners_up[0].score, p.score);
@@ -611,14 +621,24 @@ mod tests {
         dep.pin = Some("pinned".into());
         let n = no_fit(&snap, &dep);
         assert!(n.pinned_unusable);
-        assert!(n.reason.starts_with("pinned droplet pinned cannot take it"), "{}", n.reason);
+        assert!(
+            n.reason.starts_with("pinned droplet pinned cannot take it"),
+            "{}",
+            n.reason
+        );
         dep.pin = Some("ghost".into());
-        assert_eq!(no_fit(&snap, &dep).reason, "pinned droplet ghost does not exist");
+        assert_eq!(
+            no_fit(&snap, &dep).reason,
+            "pinned droplet ghost does not exist"
+        );
     }
 
     #[test]
     fn pin_wins_over_a_better_scoring_droplet() {
-        let snap = snapshot(vec![droplet("a", "s-2vcpu-4gb"), droplet("b", "s-2vcpu-4gb")]);
+        let snap = snapshot(vec![
+            droplet("a", "s-2vcpu-4gb"),
+            droplet("b", "s-2vcpu-4gb"),
+        ]);
         let mut dep = deployment(512, 100);
         dep.pin = Some("b".into());
         let p = place(&snap, &dep);
@@ -657,7 +677,10 @@ mod tests {
         )
         .unwrap();
         let n = no_fit(&snap, &deployment(512, 100));
-        assert_eq!(n.below_minimum.as_ref().map(|c| c.droplet.as_str()), Some("a"));
+        assert_eq!(
+            n.below_minimum.as_ref().map(|c| c.droplet.as_str()),
+            Some("a")
+        );
         assert!(n.reason.contains("below the pool minimum"));
     }
 

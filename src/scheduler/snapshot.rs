@@ -75,19 +75,17 @@ impl Snapshot {
             region_slugs.push(r.slug.clone());
             region_locations.push(Some(r.location));
         }
-        let mut intern_region = |slug: &str,
-                                 slugs: &mut Vec<String>,
-                                 locs: &mut Vec<Option<Location>>|
-         -> usize {
-            if let Some(i) = region_index.get(slug) {
-                return *i;
-            }
-            let i = slugs.len();
-            region_index.insert(slug.to_string(), i);
-            slugs.push(slug.to_string());
-            locs.push(None);
-            i
-        };
+        let mut intern_region =
+            |slug: &str, slugs: &mut Vec<String>, locs: &mut Vec<Option<Location>>| -> usize {
+                if let Some(i) = region_index.get(slug) {
+                    return *i;
+                }
+                let i = slugs.len();
+                region_index.insert(slug.to_string(), i);
+                slugs.push(slug.to_string());
+                locs.push(None);
+                i
+            };
 
         let mut pool_index = HashMap::new();
         for (i, p) in pools.iter().enumerate() {
@@ -173,7 +171,9 @@ impl Snapshot {
                     .zip(&droplet_unit_price)
                     .filter(|(dp, _)| **dp == pi)
                     .map(|(_, u)| *u);
-                from_sizes.chain(from_droplets).fold(f64::INFINITY, f64::min)
+                from_sizes
+                    .chain(from_droplets)
+                    .fold(f64::INFINITY, f64::min)
             })
             .collect();
         let droplet_keys = droplets
