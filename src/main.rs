@@ -15,12 +15,15 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --out-dir).
     Crds(cli::crds::CrdsArgs),
+    /// Plan placements offline from manifests: droplets, new droplets, cost and packing.
+    Plan(cli::plan::PlanArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds(args) => cli::crds::run(args)?,
+        Command::Plan(args) => cli::plan::run(args)?,
     }
     Ok(())
 }

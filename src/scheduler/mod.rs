@@ -20,7 +20,9 @@ pub use provision::{
     BatchPlan, Blocker, NewDroplet, PackingSummary, PlannedPlacement, Target, Unschedulable,
     cheapest_size_that_fits, plan_batch, summarize,
 };
-pub use score::{Candidate, Decision, FactorScores, NoFit, Placement, Rejections, decide};
+pub use score::{
+    Candidate, Decision, FactorScores, NoFit, Placement, Rejections, decide, score_new_droplet,
+};
 pub use snapshot::Snapshot;
 
 /// Everything that can go wrong in the scheduler.

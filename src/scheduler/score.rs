@@ -206,6 +206,71 @@ pub fn health_score(heartbeat_age: Option<Duration>, recent_failures: u32) -> f6
     freshness * (1.0 - 0.2 * f64::from(recent_failures.min(5)))
 }
 
+/// Where latency is measured from: the requested location, else the first preferred
+/// region, else the pool's first region.
+fn reference_location(
+    snapshot: &Snapshot,
+    deployment: &PendingDeployment,
+    pool: Option<usize>,
+) -> Option<super::model::Location> {
+    deployment.location.or_else(|| {
+        deployment
+            .regions
+            .first()
+            .or_else(|| pool.and_then(|p| snapshot.pools()[p].regions.first()))
+            .and_then(|r| snapshot.region_location(r))
+    })
+}
+
+/// Scores a deployment on a droplet that does not exist yet (a planned new droplet) with
+/// the same formulas; health counts as fresh and load as the requests before it.
+pub fn score_new_droplet(
+    snapshot: &Snapshot,
+    deployment: &PendingDeployment,
+    region: &str,
+    allocatable: &Resources,
+    used_after: &Resources,
+    monthly_usd: f64,
+) -> (f64, FactorScores) {
+    let pool = snapshot.pool_position(&deployment.pool);
+    let weights = snapshot.weights_for(deployment.weights.as_ref(), pool);
+    let target = pool
+        .map(|p| snapshot.pools()[p].target_utilization)
+        .unwrap_or(0.8);
+    let reference_price = pool
+        .map(|p| snapshot.pool_reference_unit_price[p])
+        .unwrap_or(snapshot.global_reference_unit_price);
+    let before = used_after.minus(deployment.request);
+    let latency = match (
+        reference_location(snapshot, deployment, pool),
+        snapshot.region_location(region),
+    ) {
+        (Some(a), Some(b)) => latency_score(a.distance_km(&b)),
+        (Some(_), None) => 0.0,
+        (None, _) => 100.0,
+    };
+    let scores = FactorScores {
+        resources: fit_score(used_after.dominant_share_of(allocatable), target),
+        load: load_score(before.dominant_share_of(allocatable)),
+        latency,
+        cost: cost_score(
+            super::snapshot::unit_price(monthly_usd, allocatable),
+            reference_price,
+        ),
+        health: 100.0,
+    };
+    (weighted(&weights, &scores), scores)
+}
+
+fn weighted(weights: &super::model::Weights, scores: &FactorScores) -> f64 {
+    (weights.resources * scores.resources
+        + weights.load * scores.load
+        + weights.latency * scores.latency
+        + weights.cost * scores.cost
+        + weights.health * scores.health)
+        / weights.total()
+}
+
 /// Scores `deployment` against every droplet of `snapshot`, with `used[i]` the resources
 /// already taken on droplet `i` (confirmed and assumed placements).
 pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeployment) -> Decision {
@@ -213,7 +278,6 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
     let ns = snapshot.namespace_position(namespace);
     let pool = snapshot.pool_position(&deployment.pool);
     let weights = snapshot.weights_for(deployment.weights.as_ref(), pool);
-    let total_weight = weights.total();
     let pool_ref = snapshot.pools();
     let target = pool.map(|p| pool_ref[p].target_utilization).unwrap_or(0.8);
     let min_score = pool.map(|p| pool_ref[p].min_score).unwrap_or(0.0);
@@ -224,13 +288,7 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
     let reference_price = pool
         .map(|p| snapshot.pool_reference_unit_price[p])
         .unwrap_or(snapshot.global_reference_unit_price);
-    let reference_location = deployment.location.or_else(|| {
-        deployment
-            .regions
-            .first()
-            .or_else(|| pool.and_then(|p| pool_ref[p].regions.first()))
-            .and_then(|r| snapshot.region_location(r))
-    });
+    let reference_location = reference_location(snapshot, deployment, pool);
     let latency_by_region: Vec<f64> = (0..snapshot.region_count())
         .map(|r| match (reference_location, snapshot.location_at(r)) {
             (Some(a), Some(b)) => latency_score(a.distance_km(&b)),
@@ -305,12 +363,7 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
             cost: cost_score(snapshot.droplet_unit_price[i], reference_price),
             health: health_score(d.heartbeat_age, d.recent_failures),
         };
-        let total = (weights.resources * scores.resources
-            + weights.load * scores.load
-            + weights.latency * scores.latency
-            + weights.cost * scores.cost
-            + weights.health * scores.health)
-            / total_weight;
+        let total = weighted(&weights, &scores);
         // Insert into the small sorted top list; strict `>` keeps the earlier (name-ordered)
         // droplet on ties.
         if total > top[RUNNERS_UP].0 {

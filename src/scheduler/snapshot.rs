@@ -260,9 +260,11 @@ impl Snapshot {
         self.region_locations.get(region).copied().flatten()
     }
 
-    /// The weights that apply to a deployment: its own, else its pool's, else the defaults.
+    /// The weights that apply to a deployment: its own (when usable), else its pool's, else
+    /// the defaults.
     pub fn weights_for(&self, own: Option<&Weights>, pool: Option<usize>) -> Weights {
         own.copied()
+            .filter(Weights::is_usable)
             .or_else(|| pool.and_then(|p| self.pools[p].weights))
             .unwrap_or_default()
     }
