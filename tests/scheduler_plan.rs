@@ -1,0 +1,180 @@
+//! The `plan` command end to end: examples, a burst that needs new droplets, pool limits,
+//! the JSON contract, and errors that name the file and the field.
+
+use std::path::{Path, PathBuf};
+
+use mcp_droplet_operator::cli::plan::{PlanError, plan_inputs, read_inputs, render_table};
+use serde_json::Value;
+
+fn now() -> jiff::Timestamp {
+    "2026-11-25T12:00:00Z".parse().unwrap()
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const POOL: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: burst}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: token, namespace: burst}
+stringData: {token: abc}
+---
+apiVersion: mcp.agentopia.io/v1alpha1
+kind: MCPTemplate
+metadata: {name: small}
+spec:
+  image: ghcr.io/example/small:1.0
+  transport: stdio
+  resources: {memory: 512Mi, cpu: low}
+---
+apiVersion: mcp.agentopia.io/v1alpha1
+kind: DropletPool
+metadata: {name: default, namespace: burst}
+spec:
+  regions: [sfo3, nyc3]
+  sizes: [s-1vcpu-2gb, s-2vcpu-4gb, s-4vcpu-8gb]
+  limits: {maxDroplets: LIMIT}
+"#;
+
+fn burst_dir(n: usize, limit: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pool.yaml", &POOL.replace("LIMIT", &limit.to_string()));
+    let mut deps = String::new();
+    for i in 0..n {
+        deps.push_str(&format!(
+            "---\napiVersion: mcp.agentopia.io/v1alpha1\nkind: MCPDeployment\nmetadata: {{name: s{i:02}, namespace: burst}}\nspec:\n  templateRef: {{name: small}}\n"
+        ));
+    }
+    write(dir.path(), "deployments.yml", &deps);
+    write(dir.path(), "notes.txt", "not yaml: [");
+    dir
+}
+
+#[test]
+fn examples_plan_every_deployment_onto_the_declared_droplet() {
+    let inputs = read_inputs(&[examples()]).unwrap();
+    let report = plan_inputs(&inputs, now()).unwrap();
+    assert!(report.unschedulable.is_empty(), "{:?}", report.unschedulable);
+    let time = report
+        .placements
+        .iter()
+        .find(|p| p.deployment == "team-a/time")
+        .unwrap();
+    assert_eq!(time.droplet, "d1");
+    assert_eq!(time.reason, "pinned to d1");
+    assert!(report.placements.iter().all(|p| !p.new));
+    assert_eq!(report.droplets, 1);
+    assert_eq!(report.monthly_cost_usd, 24.0);
+    let table = render_table(&report);
+    assert!(table.contains("DEPLOYMENT"), "{table}");
+    assert!(table.contains("Monthly cost: 24.00 USD"), "{table}");
+}
+
+#[test]
+fn a_burst_creates_the_fewest_cheapest_droplets_in_the_first_region() {
+    let dir = burst_dir(20, 10);
+    let report = plan_inputs(&read_inputs(&[dir.path().to_path_buf()]).unwrap(), now()).unwrap();
+    assert!(report.unschedulable.is_empty());
+    // 20 x 512Mi / 250m onto s-4vcpu-8gb (7.5Gi, 3750m allocatable): cpu allows 15 per droplet.
+    assert_eq!(report.new_droplets.len(), 2);
+    assert!(report.new_droplets.iter().all(|d| d.region == "sfo3"));
+    assert_eq!(report.new_droplets[0].size, "s-4vcpu-8gb");
+    assert_eq!(report.lower_bound_droplets, 2);
+    assert_eq!(report.packing_efficiency, 1.0);
+    assert!(report.placements.iter().all(|p| p.new && p.score > 0.0));
+    let total: f64 = report.new_droplets.iter().map(|d| d.monthly_usd).sum();
+    assert!((report.monthly_cost_usd - total).abs() < 1e-6);
+}
+
+#[test]
+fn a_pool_limit_leaves_deployments_unschedulable_with_the_reason() {
+    let dir = burst_dir(20, 1);
+    let report = plan_inputs(&read_inputs(&[dir.path().to_path_buf()]).unwrap(), now()).unwrap();
+    assert_eq!(report.new_droplets.len(), 1);
+    assert_eq!(report.unschedulable.len(), 5);
+    assert!(
+        report.unschedulable[0]
+            .reason
+            .contains("pool burst/default is at its limit of 1 droplets"),
+        "{}",
+        report.unschedulable[0].reason
+    );
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let dir = burst_dir(3, 10);
+    let report = plan_inputs(&read_inputs(&[dir.path().to_path_buf()]).unwrap(), now()).unwrap();
+    let json: Value = serde_json::to_value(&report).unwrap();
+    for key in [
+        "placements",
+        "newDroplets",
+        "droplets",
+        "monthlyCostUSD",
+        "utilization",
+        "lowerBoundDroplets",
+        "packingEfficiency",
+        "unschedulable",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}");
+    }
+    let p = &json["placements"][0];
+    assert_eq!(p["deployment"], "burst/s00");
+    assert!(p["droplet"].is_string() && p["new"].is_boolean() && p["score"].is_number());
+    let d = &json["newDroplets"][0];
+    for key in ["name", "size", "region", "monthlyUSD"] {
+        assert!(d.get(key).is_some(), "newDroplets missing {key}");
+    }
+    let u = json["utilization"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&u));
+}
+
+#[test]
+fn a_bad_quantity_names_the_file_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: mcp.agentopia.io/v1alpha1\nkind: MCPDeployment\nmetadata: {name: x, namespace: a}\nspec:\n  templateRef: {name: t}\n  resources: {memory: lots}\n",
+    );
+    let err = read_inputs(&[file.clone()]).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, PlanError::Field { .. }), "{text}");
+    assert!(text.contains("bad.yaml"), "{text}");
+    assert!(text.contains("spec.resources.memory"), "{text}");
+}
+
+#[test]
+fn broken_yaml_and_missing_files_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "broken.yaml", "kind: [unclosed\n");
+    let text = read_inputs(&[file]).unwrap_err().to_string();
+    assert!(text.contains("broken.yaml") && text.contains("document 1"), "{text}");
+    let missing = dir.path().join("nope.yaml");
+    let text = read_inputs(&[missing]).unwrap_err().to_string();
+    assert!(text.contains("nope.yaml"), "{text}");
+}
+
+#[test]
+fn an_unknown_size_in_a_pool_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "pool.yaml",
+        "apiVersion: mcp.agentopia.io/v1alpha1\nkind: DropletPool\nmetadata: {name: p, namespace: a}\nspec:\n  sizes: [s-99vcpu-1tb]\n",
+    );
+    let inputs = read_inputs(&[dir.path().to_path_buf()]).unwrap();
+    let text = plan_inputs(&inputs, now()).unwrap_err().to_string();
+    assert!(text.contains("pool.yaml") && text.contains("spec.sizes[0]"), "{text}");
+}
