@@ -49,7 +49,11 @@ spec:
 
 fn burst_dir(n: usize, limit: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "pool.yaml", &POOL.replace("LIMIT", &limit.to_string()));
+    write(
+        dir.path(),
+        "pool.yaml",
+        &POOL.replace("LIMIT", &limit.to_string()),
+    );
     let mut deps = String::new();
     for i in 0..n {
         deps.push_str(&format!(
@@ -65,7 +69,11 @@ fn burst_dir(n: usize, limit: u32) -> tempfile::TempDir {
 fn examples_plan_every_deployment_onto_the_declared_droplet() {
     let inputs = read_inputs(&[examples()]).unwrap();
     let report = plan_inputs(&inputs, now()).unwrap();
-    assert!(report.unschedulable.is_empty(), "{:?}", report.unschedulable);
+    assert!(
+        report.unschedulable.is_empty(),
+        "{:?}",
+        report.unschedulable
+    );
     let time = report
         .placements
         .iter()
@@ -160,7 +168,10 @@ fn broken_yaml_and_missing_files_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "broken.yaml", "kind: [unclosed\n");
     let text = read_inputs(&[file]).unwrap_err().to_string();
-    assert!(text.contains("broken.yaml") && text.contains("document 1"), "{text}");
+    assert!(
+        text.contains("broken.yaml") && text.contains("document 1"),
+        "{text}"
+    );
     let missing = dir.path().join("nope.yaml");
     let text = read_inputs(&[missing]).unwrap_err().to_string();
     assert!(text.contains("nope.yaml"), "{text}");
@@ -176,5 +187,8 @@ fn an_unknown_size_in_a_pool_is_named() {
     );
     let inputs = read_inputs(&[dir.path().to_path_buf()]).unwrap();
     let text = plan_inputs(&inputs, now()).unwrap_err().to_string();
-    assert!(text.contains("pool.yaml") && text.contains("spec.sizes[0]"), "{text}");
+    assert!(
+        text.contains("pool.yaml") && text.contains("spec.sizes[0]"),
+        "{text}"
+    );
 }
