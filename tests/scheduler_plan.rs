@@ -156,7 +156,7 @@ fn a_bad_quantity_names_the_file_and_the_field() {
         "bad.yaml",
         "apiVersion: mcp.agentopia.io/v1alpha1\nkind: MCPDeployment\nmetadata: {name: x, namespace: a}\nspec:\n  templateRef: {name: t}\n  resources: {memory: lots}\n",
     );
-    let err = read_inputs(&[file.clone()]).unwrap_err();
+    let err = read_inputs(&[file]).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, PlanError::Field { .. }), "{text}");
     assert!(text.contains("bad.yaml"), "{text}");
