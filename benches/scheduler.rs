@@ -12,7 +12,7 @@ use criterion::{BatchSize, Criterion, Throughput};
 use mcp_droplet_operator::catalog;
 use mcp_droplet_operator::cli::plan::{catalog_regions, catalog_sizes};
 use mcp_droplet_operator::scheduler::exact::{lower_bound_bins, optimal_bins};
-use mcp_droplet_operator::scheduler::provision::fractional_cost_lower_bound;
+use mcp_droplet_operator::scheduler::provision::{fractional_cost_lower_bound, smallest_request};
 use mcp_droplet_operator::scheduler::{
     DEFAULT_SYSTEM_RESERVE, Droplet, DropletPhase, MIB, PendingDeployment, PlacedDeployment, Pool,
     Resources, Size, Snapshot, cheapest_size_that_fits, decide, plan_batch, plan_consolidation,
@@ -137,7 +137,7 @@ fn consolidation_snapshot(n: usize, seed: u64) -> Snapshot {
     for d in &mut droplets {
         d.allocated = Resources::ZERO;
         d.phase = DropletPhase::Ready;
-        let count = rng.random_range(0..5);
+        let count = rng.random_range(1..5);
         for k in 0..count {
             let r = tier_request(&mut rng);
             if !d.allocated.plus(r).fits_in(&d.allocatable) {
@@ -152,13 +152,8 @@ fn consolidation_snapshot(n: usize, seed: u64) -> Snapshot {
             });
         }
     }
-    let mut p = pool(&REGIONS, basic_sizes());
-    p.disruption.budgets = vec![mcp_droplet_operator::scheduler::Budget {
-        limit: mcp_droplet_operator::scheduler::BudgetLimit::Percent(20),
-        schedule: None,
-        duration: Duration::ZERO,
-        reasons: vec![],
-    }];
+    // The default budget (10 %) lets the multi-droplet search consider 50 candidates.
+    let p = pool(&REGIONS, basic_sizes());
     Snapshot::new(droplets, vec![p], sizes, catalog_regions()).expect("valid bench snapshot")
 }
 
@@ -283,7 +278,8 @@ fn quality_over_mixes(label: &str, gen_request: fn(&mut StdRng) -> Resources, mi
         let items: Vec<Resources> = (0..n).map(|_| gen_request(&mut rng)).collect();
         let lb = lower_bound_bins(&items, &cap) as f64;
         let total = items.iter().fold(Resources::ZERO, |a, r| a.plus(*r));
-        let cost_lb = fractional_cost_lower_bound(&total, &options);
+        let smallest = smallest_request(items.iter().copied());
+        let cost_lb = fractional_cost_lower_bound(&total, &smallest, &options);
         let deps: Vec<PendingDeployment> = items
             .iter()
             .enumerate()

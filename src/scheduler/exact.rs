@@ -56,8 +56,6 @@ fn sort_decreasing(items: &mut [Resources], capacity: &Resources) {
     items.sort_by(|a, b| {
         b.dominant_share_of(capacity)
             .total_cmp(&a.dominant_share_of(capacity))
-            .then_with(|| b.memory.cmp(&a.memory))
-            .then_with(|| b.cpu_millis.cmp(&a.cpu_millis))
     });
 }
 

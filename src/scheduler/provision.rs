@@ -170,6 +170,8 @@ pub struct BatchPlan {
     pub unschedulable: Vec<Unschedulable>,
     /// Usage of the existing droplets after the plan, aligned with the snapshot.
     pub usage: Vec<Resources>,
+    /// Component-wise smallest request of the batch (for the cost lower bound).
+    pub smallest_request: Resources,
 }
 
 /// Existing count and cost of each pool, for limit checks.
@@ -184,31 +186,53 @@ struct Virtual {
     capacity: Resources,
 }
 
-/// The reference capacity used to order a batch: the largest allocatable of any size.
-fn ordering_capacity(snapshot: &Snapshot) -> Resources {
-    let reserve = super::model::DEFAULT_SYSTEM_RESERVE;
-    snapshot
-        .sizes()
-        .iter()
-        .map(|s| s.allocatable(&reserve))
-        .chain(snapshot.droplets().iter().map(|d| d.allocatable))
-        .fold(Resources::new(1, 1, 1), |m, a| Resources {
-            memory: m.memory.max(a.memory),
-            cpu_millis: m.cpu_millis.max(a.cpu_millis),
-            disk: m.disk.max(a.disk),
-        })
+/// The capacity a deployment's size is measured against when ordering a batch: the
+/// largest allocatable (per resource) among its pool's allowed sizes, else of any size.
+/// Measuring against the pool's own bins matters: against the catalogue's largest machines
+/// every MCP server looks CPU-bound, the order degenerates to "by CPU", and first-fit then
+/// segregates CPU-heavy and memory-heavy servers onto different droplets.
+fn ordering_capacity(snapshot: &Snapshot, pool: Option<usize>) -> Resources {
+    let grow = |m: Resources, a: Resources| Resources {
+        memory: m.memory.max(a.memory),
+        cpu_millis: m.cpu_millis.max(a.cpu_millis),
+        disk: m.disk.max(a.disk),
+    };
+    let start = Resources::new(1, 1, 1);
+    match pool.map(|p| &snapshot.pools()[p]) {
+        Some(p) => snapshot
+            .sizes()
+            .iter()
+            .filter(|s| p.sizes.is_empty() || p.sizes.iter().any(|a| a == &s.slug))
+            .map(|s| s.allocatable(&p.reserve))
+            .fold(start, grow),
+        None => snapshot
+            .sizes()
+            .iter()
+            .map(|s| s.allocatable(&super::model::DEFAULT_SYSTEM_RESERVE))
+            .chain(snapshot.droplets().iter().map(|d| d.allocatable))
+            .fold(start, grow),
+    }
 }
 
-/// Sorts deployments largest first by dominant share (first-fit decreasing order); ties
-/// by memory, then by key so the plan is deterministic.
+/// Sorts deployments largest first by dominant share of their pool's largest droplet
+/// (first-fit decreasing order); ties by key, which keeps equal-sized servers of different
+/// shapes interleaved and the plan deterministic.
 pub fn decreasing_order(snapshot: &Snapshot, pending: &[PendingDeployment]) -> Vec<usize> {
-    let cap = ordering_capacity(snapshot);
+    let mut caps: HashMap<Option<usize>, Resources> = HashMap::new();
+    let keys: Vec<f64> = pending
+        .iter()
+        .map(|d| {
+            let pool = snapshot.pool_position(&d.pool);
+            let cap = *caps
+                .entry(pool)
+                .or_insert_with(|| ordering_capacity(snapshot, pool));
+            d.request.dominant_share_of(&cap)
+        })
+        .collect();
     let mut order: Vec<usize> = (0..pending.len()).collect();
     order.sort_by(|&a, &b| {
-        let (ra, rb) = (&pending[a].request, &pending[b].request);
-        rb.dominant_share_of(&cap)
-            .total_cmp(&ra.dominant_share_of(&cap))
-            .then_with(|| rb.memory.cmp(&ra.memory))
+        keys[b]
+            .total_cmp(&keys[a])
             .then_with(|| pending[a].key.cmp(&pending[b].key))
     });
     order
@@ -391,7 +415,21 @@ pub fn plan_batch(
         });
     }
     plan.usage = usage;
+    plan.smallest_request = smallest_request(pending.iter().map(|d| d.request));
     plan
+}
+
+/// Component-wise minimum of requests (zero when there are none).
+pub fn smallest_request(requests: impl Iterator<Item = Resources>) -> Resources {
+    requests
+        .reduce(|a, b| {
+            Resources::new(
+                a.memory.min(b.memory),
+                a.cpu_millis.min(b.cpu_millis),
+                a.disk.min(b.disk),
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// "pool team-a/default is at its limit of 10 droplets" and the like.
@@ -433,7 +471,15 @@ pub struct PackingSummary {
 /// No integral packing can cost less. Solved through its dual (maximise the value of the
 /// request at per-resource prices no size undercuts) by enumerating the dual's vertices;
 /// with three resources and a few dozen sizes that is a few thousand 3x3 solves.
-pub fn fractional_cost_lower_bound(total: &Resources, options: &[(Resources, f64)]) -> f64 {
+///
+/// Sizes that cannot hold even `smallest` (the component-wise smallest request) can be
+/// in no packing, so they are left out; otherwise a size whose reserve leaves no memory
+/// would sell "free-standing" CPU and loosen the bound.
+pub fn fractional_cost_lower_bound(
+    total: &Resources,
+    smallest: &Resources,
+    options: &[(Resources, f64)],
+) -> f64 {
     // Work in GiB and cores so the numbers stay well conditioned.
     let unit = |r: &Resources| {
         [
@@ -446,7 +492,7 @@ pub fn fractional_cost_lower_bound(total: &Resources, options: &[(Resources, f64
     // Constraint rows a . y <= b: one per size, and -y_k <= 0 for each resource.
     let mut rows: Vec<([f64; 3], f64)> = options
         .iter()
-        .filter(|(_, price)| price.is_finite())
+        .filter(|(alloc, price)| price.is_finite() && smallest.fits_in(alloc))
         .map(|(alloc, price)| (unit(alloc), *price))
         .collect();
     rows.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -543,7 +589,8 @@ pub fn summarize(snapshot: &Snapshot, plan: &BatchPlan) -> PackingSummary {
         .map(|(t, c)| t.div_ceil(c) as usize)
         .max()
         .unwrap_or(0);
-    let cost_lower_bound = fractional_cost_lower_bound(&requested, &options);
+    let cost_lower_bound =
+        fractional_cost_lower_bound(&requested, &plan.smallest_request, &options);
     PackingSummary {
         droplets_used: used,
         lower_bound_droplets: lower_bound,
@@ -729,13 +776,29 @@ mod tests {
         let big = (Resources::new(gib(15.5), 7750, 0), 96.0);
         let cpu_rich = (Resources::new(gib(1.5), 1750, 0), 18.0);
         // One size: the binding resource decides.
-        let one = fractional_cost_lower_bound(&Resources::new(gib(31.0), 1000, 0), &[big]);
+        let one = fractional_cost_lower_bound(
+            &Resources::new(gib(31.0), 1000, 0),
+            &Resources::ZERO,
+            &[big],
+        );
         assert!((one - 192.0).abs() < 1e-6, "{one}");
         // Two sizes: 0.067 big + 0.275 cpu-rich covers 1.45 GiB and 1 core for about 11.38.
         let two =
             fractional_cost_lower_bound(&Resources::new(gib(1.45), 1000, 0), &[big, cpu_rich]);
         assert!((two - 11.38).abs() < 0.05, "{two}");
-        assert_eq!(fractional_cost_lower_bound(&Resources::ZERO, &[big]), 0.0);
+        assert_eq!(
+            fractional_cost_lower_bound(&Resources::ZERO, &Resources::ZERO, &[big]),
+            0.0
+        );
+        // A size that cannot hold the smallest request does not count.
+        let useless = (Resources::new(0, 750, 0), 4.0);
+        let smallest = Resources::new(gib(0.25), 250, 0);
+        let with = fractional_cost_lower_bound(
+            &Resources::new(gib(1.45), 1000, 0),
+            &smallest,
+            &[big, cpu_rich, useless],
+        );
+        assert!((with - two).abs() < 1e-9, "{with} vs {two}");
     }
 
     #[test]
