@@ -783,8 +783,11 @@ mod tests {
         );
         assert!((one - 192.0).abs() < 1e-6, "{one}");
         // Two sizes: 0.067 big + 0.275 cpu-rich covers 1.45 GiB and 1 core for about 11.38.
-        let two =
-            fractional_cost_lower_bound(&Resources::new(gib(1.45), 1000, 0), &[big, cpu_rich]);
+        let two = fractional_cost_lower_bound(
+            &Resources::new(gib(1.45), 1000, 0),
+            &Resources::ZERO,
+            &[big, cpu_rich],
+        );
         assert!((two - 11.38).abs() < 0.05, "{two}");
         assert_eq!(
             fractional_cost_lower_bound(&Resources::ZERO, &Resources::ZERO, &[big]),
