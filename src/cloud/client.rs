@@ -230,7 +230,13 @@ impl DoClient {
     /// `GET /v2/account`: checks the token and reads the droplet limit.
     pub async fn account(&self) -> Result<Account, CloudError> {
         let envelope: AccountEnvelope = self
-            .call_json(Operation::GetAccount, Method::GET, "/v2/account", &[], None::<&()>)
+            .call_json(
+                Operation::GetAccount,
+                Method::GET,
+                "/v2/account",
+                &[],
+                None::<&()>,
+            )
             .await?;
         Ok(envelope.account)
     }
@@ -456,7 +462,9 @@ impl DoClient {
     ) -> Result<DropletUtilization, CloudError> {
         let end = self.inner.clock.now();
         let start = end - window;
-        let cpu = self.droplet_metric(id, DropletMetric::Cpu, start, end).await?;
+        let cpu = self
+            .droplet_metric(id, DropletMetric::Cpu, start, end)
+            .await?;
         let total = self
             .droplet_metric(id, DropletMetric::MemoryTotal, start, end)
             .await?;
@@ -466,7 +474,9 @@ impl DoClient {
         let load = self
             .droplet_metric(id, DropletMetric::Load1, start, end)
             .await?;
-        Ok(DropletUtilization::from_metrics(&cpu, &total, &available, &load))
+        Ok(DropletUtilization::from_metrics(
+            &cpu, &total, &available, &load,
+        ))
     }
 
     async fn list_all<P>(
@@ -524,7 +534,7 @@ impl DoClient {
         body: Option<&B>,
     ) -> Result<Vec<u8>, CloudError> {
         let inner = &self.inner;
-        let url = format!("{}{}", inner.base, path);
+        let url = with_query(&format!("{}{}", inner.base, path), query);
         let policy = inner.config.retry;
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
@@ -535,9 +545,6 @@ impl DoClient {
                 .request(method.clone(), &url)
                 .bearer_auth(inner.config.token.expose())
                 .header(http::header::ACCEPT, "application/json");
-            if !query.is_empty() {
-                request = request.query(query);
-            }
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -582,11 +589,11 @@ impl DoClient {
                         return Err(failure);
                     }
                     // The pacer already blocks until the wait DigitalOcean asked for.
-                    inner.metrics.record_retry(operation.as_str(), "rate_limited");
+                    inner
+                        .metrics
+                        .record_retry(operation.as_str(), "rate_limited");
                 }
-                CloudError::Server(_) | CloudError::Transport { .. }
-                    if operation.replayable() =>
-                {
+                CloudError::Server(_) | CloudError::Transport { .. } if operation.replayable() => {
                     failures += 1;
                     if failures >= policy.max_attempts {
                         return Err(failure);
@@ -659,6 +666,24 @@ impl std::fmt::Display for DisplaySource<'_> {
         }
         Ok(())
     }
+}
+
+/// `url` with `query` appended, values percent-encoded (RFC 3986 unreserved kept).
+fn with_query(url: &str, query: &[(&str, String)]) -> String {
+    let mut out = url.to_owned();
+    for (i, (key, value)) in query.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(key);
+        out.push('=');
+        for byte in value.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    out
 }
 
 /// The `page` query parameter of a pagination link.
@@ -740,6 +765,17 @@ mod tests {
         assert_eq!(format!("{token:?}"), "***");
         let config = DoClientConfig::new("http://127.0.0.1:1", token);
         assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            with_query(
+                "http://h/v2/droplets",
+                &[("tag_name", "a:b c".to_owned()), ("page", "2".to_owned())]
+            ),
+            "http://h/v2/droplets?tag_name=a%3Ab%20c&page=2"
+        );
     }
 
     #[test]

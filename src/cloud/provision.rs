@@ -274,7 +274,9 @@ pub async fn ensure_droplet<S: IntentStore>(
                 deleted_duplicates: duplicates,
             })
         }
-        CreateDecision::WaitForListLag { retry_after } => Ok(EnsureOutcome::Pending { retry_after }),
+        CreateDecision::WaitForListLag { retry_after } => {
+            Ok(EnsureOutcome::Pending { retry_after })
+        }
         CreateDecision::Create => {
             store.record_intent(uid, now).await?;
             let mut create = request.create.clone();

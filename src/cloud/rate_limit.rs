@@ -131,7 +131,11 @@ impl PacerState {
         if self.sent.len() >= hour_budget {
             let index = self.sent.len() - hour_budget;
             let frees_at = self.sent[index] + HOUR;
-            return Some(frees_at.duration_since(now).unwrap_or(Duration::from_millis(1)));
+            return Some(
+                frees_at
+                    .duration_since(now)
+                    .unwrap_or(Duration::from_millis(1)),
+            );
         }
         let interval = config.interval();
         let tat = self.tat.unwrap_or(now).max(now);

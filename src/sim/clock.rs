@@ -65,7 +65,11 @@ impl ScaledClock {
 
     /// A scaled clock whose simulated time starts at `origin`.
     pub fn starting_at(origin: SystemTime, speed: f64) -> Self {
-        let speed = if speed.is_finite() { speed.max(0.001) } else { 1.0 };
+        let speed = if speed.is_finite() {
+            speed.max(0.001)
+        } else {
+            1.0
+        };
         Self {
             origin_real: Instant::now(),
             origin_sim: origin,
@@ -117,7 +121,11 @@ impl ManualClock {
     /// Moves time forward by `by` and wakes every sleeper whose deadline has passed.
     pub fn advance(&self, by: Duration) {
         {
-            let mut now = self.inner.now.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut now = self
+                .inner
+                .now
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             *now += by;
         }
         self.inner.changed.notify_waiters();
@@ -126,7 +134,11 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *self.inner.now.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .inner
+            .now
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn sleep(&self, duration: Duration) -> SleepFuture {

@@ -128,7 +128,9 @@ pub struct SimulatedDo {
 
 impl std::fmt::Debug for SimulatedDo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatedDo").field("addr", &self.addr).finish()
+        f.debug_struct("SimulatedDo")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 

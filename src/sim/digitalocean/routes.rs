@@ -82,7 +82,11 @@ fn set_number(headers: &mut HeaderMap, name: &'static str, value: u64) {
 
 fn apply_rate_headers(headers: &mut HeaderMap, decision: &RateDecision) {
     set_number(headers, "ratelimit-limit", u64::from(decision.limit));
-    set_number(headers, "ratelimit-remaining", u64::from(decision.remaining));
+    set_number(
+        headers,
+        "ratelimit-remaining",
+        u64::from(decision.remaining),
+    );
     set_number(headers, "ratelimit-reset", decision.reset);
     if let Some(after) = decision.retry_after {
         set_number(headers, "retry-after", after);
@@ -320,15 +324,13 @@ async fn create_droplet(
     }
 }
 
-fn parse_id(raw: &str) -> Result<u64, Response> {
-    raw.parse()
-        .map_err(|_| error_response(SimError::not_found()))
+fn parse_id(raw: &str) -> Option<u64> {
+    raw.parse().ok()
 }
 
 async fn get_droplet(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(id) = parse_id(&id) else {
+        return error_response(SimError::not_found());
     };
     match shared.world().get_droplet(id, shared.clock.now()) {
         Ok(droplet) => json_response(StatusCode::OK, &json!({ "droplet": droplet })),
@@ -337,9 +339,8 @@ async fn get_droplet(State(shared): State<AppState>, Path(id): Path<String>) -> 
 }
 
 async fn delete_droplet(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(id) = parse_id(&id) else {
+        return error_response(SimError::not_found());
     };
     let result = shared.world().delete_droplet(id);
     match result {
@@ -365,9 +366,8 @@ async fn droplet_action(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(id) = parse_id(&id) else {
+        return error_response(SimError::not_found());
     };
     let request: DropletActionRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -387,9 +387,8 @@ async fn droplet_action(
 }
 
 async fn get_action(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(id) = parse_id(&id) else {
+        return error_response(SimError::not_found());
     };
     match shared.world().get_action(id) {
         Ok(action) => json_response(StatusCode::OK, &json!({ "action": action })),
@@ -431,9 +430,7 @@ async fn metrics(
     let (Some(host_id), Some(start), Some(end)) =
         (number("host_id"), number("start"), number("end"))
     else {
-        return error_response(SimError::bad_request(
-            "host_id, start and end are required",
-        ));
+        return error_response(SimError::bad_request("host_id, start and end are required"));
     };
     let end = end.min(unix_seconds(shared.clock.now()));
     let result = shared.world().metric_series(host_id, metric, start, end);

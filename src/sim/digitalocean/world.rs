@@ -308,7 +308,11 @@ impl World {
                 "You specified an invalid image for Droplet creation.",
             ));
         }
-        if request.user_data.as_ref().is_some_and(|u| u.len() > 64 * 1024) {
+        if request
+            .user_data
+            .as_ref()
+            .is_some_and(|u| u.len() > 64 * 1024)
+        {
             return Err(SimError::unprocessable(
                 "user_data has a maximum size of 64 KiB",
             ));
@@ -599,7 +603,11 @@ impl World {
             .map(|(id, _)| *id)
             .collect();
         ids.into_iter()
-            .filter_map(|id| self.droplets.remove(&id).map(|_| LifecycleEvent::Deleted(id)))
+            .filter_map(|id| {
+                self.droplets
+                    .remove(&id)
+                    .map(|_| LifecycleEvent::Deleted(id))
+            })
             .collect()
     }
 
@@ -692,7 +700,10 @@ impl World {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .chain(std::iter::once(("host_id".to_owned(), host.clone())))
                 .collect(),
-            values: times.iter().map(|t| (*t, format_value(value(*t)))).collect(),
+            values: times
+                .iter()
+                .map(|t| (*t, format_value(value(*t))))
+                .collect(),
         };
         let gauge = |v: f64| -> Vec<MetricSeries> {
             if d.monitoring {
@@ -725,9 +736,9 @@ impl World {
                     .collect()
             }
             DropletMetric::MemoryTotal => gauge(memory_total as f64),
-            DropletMetric::MemoryAvailable | DropletMetric::MemoryFree => gauge(
-                memory_total.saturating_sub(usage.memory_used_bytes.min(memory_total)) as f64,
-            ),
+            DropletMetric::MemoryAvailable | DropletMetric::MemoryFree => {
+                gauge(memory_total.saturating_sub(usage.memory_used_bytes.min(memory_total)) as f64)
+            }
             DropletMetric::MemoryCached => gauge(0.0),
             DropletMetric::Load1 | DropletMetric::Load5 | DropletMetric::Load15 => {
                 gauge(usage.load1)
@@ -752,9 +763,17 @@ fn format_value(value: f64) -> String {
 fn validate_name(name: &str) -> Result<(), SimError> {
     let valid = !name.is_empty()
         && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if valid {
         Ok(())
     } else {
@@ -770,9 +789,9 @@ fn image_for(slug: &str, region: &str) -> Image {
     } else {
         "Ubuntu"
     };
-    let id = slug
-        .bytes()
-        .fold(100_000_u64, |acc, b| (acc * 31 + u64::from(b)) % 1_000_000_000);
+    let id = slug.bytes().fold(100_000_u64, |acc, b| {
+        (acc * 31 + u64::from(b)) % 1_000_000_000
+    });
     Image {
         id,
         name: slug.to_owned(),
