@@ -15,12 +15,17 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --out-dir).
     Crds(cli::crds::CrdsArgs),
+    /// Serve only the simulated DigitalOcean (temporary; to be folded into `sim`).
+    SimCloud(cli::sim_cloud::SimCloudArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds(args) => cli::crds::run(args)?,
+        Command::SimCloud(args) => {
+            tokio::runtime::Runtime::new()?.block_on(cli::sim_cloud::run(args))?
+        }
     }
     Ok(())
 }
