@@ -97,6 +97,8 @@ pub fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * EARTH_RADIUS_KM * a.sqrt().atan2((1.0 - a).sqrt())
 }
 
+// One row of the size table; positional on purpose so the table reads like the research table.
+#[allow(clippy::too_many_arguments)]
 const fn size_row(
     slug: &'static str,
     vcpus: u32,

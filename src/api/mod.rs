@@ -9,8 +9,10 @@ pub mod deployment;
 pub mod droplet;
 pub mod pool;
 pub mod quantity;
+pub mod reference;
 mod schema;
 pub mod template;
+pub mod validation;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -186,11 +186,11 @@ pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [(&str, u32); 5] = [("Ei", 60), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20)];
     for (unit, shift) in UNITS {
         let size = 1u64 << shift;
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         return format!("{}Ki", bytes / 1024);
     }
     bytes.to_string()
@@ -198,7 +198,7 @@ pub fn format_bytes(bytes: u64) -> String {
 
 /// Formats millicores as whole cores where exact (`2`), else with the `m` suffix (`1500m`).
 pub fn format_cpu_millis(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
