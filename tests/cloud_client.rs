@@ -400,3 +400,91 @@ async fn faults_can_change_at_run_time() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_hourly_429_waits_for_the_reset() {
+    let clock = fast_clock(20_000.0);
+    let sim = start_sim(clock.clone(), |c| {
+        c.rate_limits = mcp_droplet_operator::sim::digitalocean::SimRateLimits {
+            per_minute: 1_000,
+            per_hour: 10,
+        };
+    })
+    .await;
+    let client = client_for(&sim, clock.clone(), TOKEN);
+    let start = clock.now();
+    for _ in 0..11 {
+        client.account().await.expect("account");
+    }
+    let waited = clock.now().duration_since(start).unwrap_or_default();
+    assert_eq!(sim.stats().rate_limited, 1, "one 429 from the hourly limit");
+    assert!(
+        waited >= Duration::from_secs(3_000),
+        "the client waited for ratelimit-reset, not a short backoff: {waited:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sizes_and_regions_fall_back_to_the_embedded_catalogue() {
+    let clock = fast_clock(10_000.0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = mcp_droplet_operator::cloud::DoClientConfig::new(
+        format!("http://127.0.0.1:{port}"),
+        mcp_droplet_operator::cloud::DoToken::new(TOKEN),
+    );
+    let client = mcp_droplet_operator::cloud::DoClient::with_parts(
+        config,
+        clock,
+        Arc::new(mcp_droplet_operator::cloud::retry::FixedJitter(0.0)),
+        Default::default(),
+    )
+    .expect("client");
+    let sizes = client.sizes().await;
+    assert_eq!(sizes.len(), mcp_droplet_operator::catalog::sizes().len());
+    let regions = client.regions().await;
+    assert!(regions.iter().any(|r| r.slug == "fra1"));
+}
+
+#[tokio::test]
+async fn lost_droplets_are_reported_to_the_hook() {
+    let clock = fast_clock(1_000.0);
+    let sim = start_sim(clock.clone(), |c| c.faults.lost_droplet_rate = 1.0).await;
+    let hook = Arc::new(RecordingHook::default());
+    sim.set_lifecycle_hook(hook.clone());
+    let client = client_for(&sim, clock, TOKEN);
+    let id = client
+        .create_droplet(&create_request("doomed"))
+        .await
+        .expect("create")
+        .droplet
+        .id;
+    eventually(Duration::from_secs(10), || {
+        let hook = hook.clone();
+        async move {
+            hook.deleted
+                .lock()
+                .expect("lock")
+                .contains(&id)
+                .then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        hook.active.lock().expect("lock").len(),
+        1,
+        "it was active first"
+    );
+    assert!(
+        client
+            .get_droplet(id)
+            .await
+            .expect_err("gone")
+            .is_not_found()
+    );
+    sim.shutdown().await;
+}

@@ -318,3 +318,34 @@ mod tests {
         assert_eq!(parsed.retry_after, None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the arrival pattern, paced sends never exceed the minute budget plus burst.
+        #[test]
+        fn no_minute_ever_exceeds_the_budget(gaps_ms in proptest::collection::vec(0u64..2_000, 1..600)) {
+            let config = RateLimitConfig::default();
+            let mut state = PacerState::default();
+            let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+            let mut sent: Vec<SystemTime> = Vec::new();
+            for gap in gaps_ms {
+                now += Duration::from_millis(gap);
+                loop {
+                    match state.delay_before_next(now, &config) {
+                        None => { sent.push(now); break; }
+                        Some(wait) => now += wait,
+                    }
+                }
+                let in_minute = sent
+                    .iter()
+                    .filter(|s| now.duration_since(**s).unwrap_or_default() < Duration::from_secs(60))
+                    .count();
+                prop_assert!(in_minute <= 230, "{} in a minute", in_minute);
+            }
+        }
+    }
+}
