@@ -371,7 +371,7 @@ async fn a_connection_failure_is_a_transport_error() {
 async fn faults_can_change_at_run_time() {
     let clock = fast_clock(100.0);
     let sim = start_sim(clock.clone(), |_| {}).await;
-    let client = client_for(&sim, clock, TOKEN);
+    let client = client_for(&sim, clock.clone(), TOKEN);
     sim.set_faults(FaultConfig {
         never_active_rate: 1.0,
         ..FaultConfig::default()
@@ -380,7 +380,8 @@ async fn faults_can_change_at_run_time() {
         .create_droplet(&create_request("stuck"))
         .await
         .expect("create");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Let twice the 20 s boot time pass on the simulated clock.
+    clock.sleep(Duration::from_secs(40)).await;
     assert_eq!(
         client
             .get_droplet(created.droplet.id)

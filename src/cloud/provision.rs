@@ -74,6 +74,44 @@ pub fn droplet_name(namespace: &str, name: &str, owner_uid: &str) -> String {
     }
 }
 
+/// The owner UID carried by a droplet's owner tag, if it has one.
+pub fn owner_uid_of(droplet: &Droplet) -> Option<&str> {
+    let prefix = format!("{TAG_PREFIX}:uid:");
+    droplet
+        .tags
+        .iter()
+        .find_map(|t| t.strip_prefix(prefix.as_str()))
+}
+
+/// Droplets of this installation (listed by its cluster tag) whose owner (lower-case UID in
+/// `live_owner_uids`) no longer exists and
+/// that are older than `min_age` (so an owner list that lags cannot condemn a fresh droplet).
+/// A droplet without an owner tag is left alone: it is not provably ours to delete.
+pub fn find_orphans(
+    droplets: &[Droplet],
+    live_owner_uids: &std::collections::HashSet<String>,
+    now: SystemTime,
+    min_age: Duration,
+) -> Vec<u64> {
+    droplets
+        .iter()
+        .filter(|d| {
+            owner_uid_of(d).is_some_and(|uid| !live_owner_uids.contains(&uid.to_ascii_lowercase()))
+        })
+        .filter(|d| {
+            created_at(d)
+                .is_some_and(|created| now.duration_since(created).unwrap_or_default() >= min_age)
+        })
+        .map(|d| d.id)
+        .collect()
+}
+
+fn created_at(droplet: &Droplet) -> Option<SystemTime> {
+    let ts: jiff::Timestamp = droplet.created_at.parse().ok()?;
+    let secs = u64::try_from(ts.as_second()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
 /// What the store knows about one owner's droplet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IntentRecord {
@@ -325,6 +363,42 @@ mod tests {
         assert_eq!(
             decide(&record, &[], at(190), Duration::from_secs(90)),
             CreateDecision::Create
+        );
+    }
+
+    #[test]
+    fn orphans_are_old_droplets_whose_owner_is_gone() {
+        let sample: Droplet = serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "a", "memory": 1024, "vcpus": 1, "disk": 25, "locked": false,
+            "status": "active", "created_at": "1970-01-01T00:01:40Z",
+            "image": {"id": 1}, "size_slug": "s-1vcpu-1gb",
+            "size": {"slug": "s-1vcpu-1gb", "memory": 1024, "vcpus": 1, "disk": 25,
+                     "transfer": 1.0, "price_monthly": 6.0, "price_hourly": 0.00893,
+                     "regions": [], "available": true},
+            "networks": {"v4": [], "v6": []},
+            "region": {"name": "New York 3", "slug": "nyc3", "available": true},
+            "tags": [owner_tag("live-uid")]
+        }))
+        .expect("droplet");
+        let mut orphan = sample.clone();
+        orphan.id = 2;
+        orphan.tags = vec![owner_tag("gone-uid")];
+        let mut young = orphan.clone();
+        young.id = 3;
+        young.created_at = "1970-01-01T00:04:00Z".to_owned();
+        let mut untagged = orphan.clone();
+        untagged.id = 4;
+        untagged.tags = Vec::new();
+        let live = ["live-uid".to_owned()].into_iter().collect();
+        assert_eq!(owner_uid_of(&sample), Some("live-uid"));
+        assert_eq!(
+            find_orphans(
+                &[sample, orphan, young, untagged],
+                &live,
+                at(300),
+                Duration::from_secs(120)
+            ),
+            vec![2]
         );
     }
 
