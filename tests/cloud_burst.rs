@@ -1,5 +1,5 @@
 //! A burst of 1,000 deployments against the simulated DigitalOcean with the real limits
-//! (250/minute, 5,000/hour) on a clock running 60x: no 429, peak under the limit.
+//! (250/minute, 5,000/hour) on a clock running 30x: no 429, peak under the limit.
 //!
 //! Also the benchmark of BENCHMARKS.md ("DigitalOcean"); run with `--nocapture` for numbers:
 //! `cargo test -p mcp-droplet-operator --test cloud_burst -- --nocapture`
@@ -20,7 +20,7 @@ const DEPLOYMENTS: usize = 1_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_1000_creates_gets_no_429() {
-    let speed = 60.0;
+    let speed = 30.0;
     let clock = fast_clock(speed);
     let sim = start_sim(clock.clone(), |c| {
         c.boot_delay = BootDelay {
