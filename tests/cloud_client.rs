@@ -489,3 +489,26 @@ async fn lost_droplets_are_reported_to_the_hook() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_new_droplet_can_answer_404_for_a_while() {
+    let (manual, clock) = manual_clock();
+    let sim = start_sim(clock.clone(), |c| c.get_lag = Duration::from_secs(10)).await;
+    let client = unpaced_client(&sim, clock);
+    let id = client
+        .create_droplet(&create_request("lagging"))
+        .await
+        .expect("create")
+        .droplet
+        .id;
+    assert!(
+        client
+            .get_droplet(id)
+            .await
+            .expect_err("lag")
+            .is_not_found()
+    );
+    manual.advance(Duration::from_secs(10));
+    assert_eq!(client.get_droplet(id).await.expect("visible").id, id);
+    sim.shutdown().await;
+}
