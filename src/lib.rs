@@ -8,4 +8,6 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod cloud;
 pub mod scheduler;
+pub mod sim;

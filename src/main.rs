@@ -17,6 +17,8 @@ enum Command {
     Crds(cli::crds::CrdsArgs),
     /// Plan placements offline from manifests: droplets, new droplets, cost and packing.
     Plan(cli::plan::PlanArgs),
+    /// Serve only the simulated DigitalOcean (temporary; to be folded into `sim`).
+    SimCloud(cli::sim_cloud::SimCloudArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -24,6 +26,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crds(args) => cli::crds::run(args)?,
         Command::Plan(args) => cli::plan::run(args)?,
+        Command::SimCloud(args) => {
+            tokio::runtime::Runtime::new()?.block_on(cli::sim_cloud::run(args))?
+        }
     }
     Ok(())
 }

@@ -2,3 +2,4 @@
 
 pub mod crds;
 pub mod plan;
+pub mod sim_cloud;
