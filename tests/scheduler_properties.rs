@@ -48,6 +48,103 @@ fn build_existing(spec: &[(usize, u64)]) -> Vec<Droplet> {
         .collect()
 }
 
+type Fleet = Vec<(usize, Vec<(u64, bool)>, bool)>;
+type ConsolidationCase = (Fleet, BudgetLimit, usize, f64);
+
+fn consolidation_case() -> impl Strategy<Value = ConsolidationCase> {
+    (
+        prop::collection::vec(
+            (
+                0usize..6,
+                prop::collection::vec((128u64..3000, prop::bool::weighted(0.2)), 0..4),
+                prop::bool::weighted(0.2),
+            ),
+            1..14,
+        ),
+        prop_oneof![
+            (0u32..4).prop_map(BudgetLimit::Count),
+            (0u32..60).prop_map(BudgetLimit::Percent)
+        ],
+        0usize..3,
+        prop_oneof![Just(0.5), 0.0f64..2.0],
+    )
+}
+
+fn build_consolidation(
+    case: &ConsolidationCase,
+) -> (mcp_droplet_operator::scheduler::Pool, Snapshot, Timestamp) {
+    let (fleet, budget, draining, ratio) = case;
+    let (budget, draining, ratio) = (*budget, *draining, *ratio);
+    let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+    let mut pool = fixtures::pool();
+    pool.disruption.savings_ratio = ratio;
+    pool.disruption.budgets = vec![Budget {
+        limit: budget,
+        schedule: None,
+        duration: Duration::ZERO,
+        reasons: vec![],
+    }];
+    let mut droplets = Vec::new();
+    for (i, (s, deps, recent)) in fleet.iter().enumerate() {
+        let mut d = droplet(&format!("d{i:02}"), SIZES[*s]);
+        if *recent {
+            d.since_last_change = Some(Duration::from_secs(10));
+        }
+        for (n, (mib, dnd)) in deps.iter().enumerate() {
+            let r = request(*mib, 100);
+            if !d.allocated.plus(r).fits_in(&d.allocatable) {
+                continue;
+            }
+            d.allocated = d.allocated.plus(r);
+            d.deployments.push(PlacedDeployment {
+                key: format!("team-a/x{i}-{n}"),
+                request: r,
+                do_not_disrupt: *dnd,
+                pinned: false,
+            });
+        }
+        if i < draining {
+            d.phase = mcp_droplet_operator::scheduler::DropletPhase::Draining;
+        }
+        droplets.push(d);
+    }
+    let snap = Snapshot::new(
+        droplets,
+        vec![pool.clone()],
+        fixtures::test_sizes(),
+        fixtures::test_regions(),
+    )
+    .unwrap();
+    (pool, snap, now)
+}
+
+/// Guards against a vacuous property: the generated fleets do produce every kind of action.
+#[test]
+fn generated_consolidation_cases_produce_real_actions() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut empty, mut delete, mut replace) = (0, 0, 0);
+    for _ in 0..300 {
+        let case = consolidation_case()
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let (_, snap, now) = build_consolidation(&case);
+        for a in plan_consolidation(&snap, &[], now).actions {
+            match (a.reason, a.replacement.is_some()) {
+                (DisruptionReason::Empty, _) => empty += 1,
+                (_, false) => delete += 1,
+                (_, true) => replace += 1,
+            }
+        }
+    }
+    assert!(
+        empty > 0 && delete > 0 && replace > 0,
+        "{empty} {delete} {replace}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
@@ -113,30 +210,9 @@ proptest! {
     }
 
     #[test]
-    fn consolidation_respects_budgets_do_not_disrupt_and_capacity(
-        fleet in prop::collection::vec((0usize..6, prop::collection::vec((128u64..3000, any::<bool>()), 0..4), any::<bool>()), 1..14),
-        budget in prop_oneof![(0u32..4).prop_map(BudgetLimit::Count), (0u32..60).prop_map(BudgetLimit::Percent)],
-        draining in 0usize..3,
-        ratio in prop_oneof![Just(0.5), 0.0f64..2.0],
-    ) {
-        let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
-        let mut pool = fixtures::pool();
-        pool.disruption.savings_ratio = ratio;
-        pool.disruption.budgets = vec![Budget { limit: budget, schedule: None, duration: Duration::ZERO, reasons: vec![] }];
-        let mut droplets = Vec::new();
-        for (i, (s, deps, recent)) in fleet.iter().enumerate() {
-            let mut d = droplet(&format!("d{i:02}"), SIZES[*s]);
-            if *recent { d.since_last_change = Some(Duration::from_secs(10)); }
-            for (n, (mib, dnd)) in deps.iter().enumerate() {
-                let r = request(*mib, 100);
-                if !d.allocated.plus(r).fits_in(&d.allocatable) { continue; }
-                d.allocated = d.allocated.plus(r);
-                d.deployments.push(PlacedDeployment { key: format!("team-a/x{i}-{n}"), request: r, do_not_disrupt: *dnd, pinned: false });
-            }
-            if i < draining { d.phase = mcp_droplet_operator::scheduler::DropletPhase::Draining; }
-            droplets.push(d);
-        }
-        let snap = Snapshot::new(droplets, vec![pool.clone()], fixtures::test_sizes(), fixtures::test_regions()).unwrap();
+    fn consolidation_respects_budgets_do_not_disrupt_and_capacity(case in consolidation_case()) {
+        let (pool, snap, now) = build_consolidation(&case);
+        let ratio = pool.disruption.savings_ratio;
         let plan = plan_consolidation(&snap, &[], now);
         prop_assert_eq!(plan.snapshots_built, 1);
 
