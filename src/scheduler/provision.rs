@@ -238,6 +238,151 @@ pub fn decreasing_order(snapshot: &Snapshot, pending: &[PendingDeployment]) -> V
     order
 }
 
+/// A deployment no existing droplet takes, waiting for a new one.
+#[derive(Debug, Clone)]
+struct Leftover {
+    index: usize,
+    pool: usize,
+    no_fit: String,
+}
+
+/// The new-droplet part of a batch plan.
+struct NewPacking {
+    droplets: Vec<NewDroplet>,
+    placements: Vec<PlannedPlacement>,
+    unschedulable: Vec<Unschedulable>,
+}
+
+/// First-fit of `leftovers` (in the given order) into virtual droplets; see the module docs.
+fn pack_new(
+    snapshot: &Snapshot,
+    pending: &[PendingDeployment],
+    leftovers: &[Leftover],
+    spend: &[PoolSpend],
+) -> NewPacking {
+    let pools = snapshot.pools();
+    let sizes = snapshot.sizes();
+    let mut spend = spend.to_vec();
+    let mut out = NewPacking {
+        droplets: Vec::new(),
+        placements: Vec::new(),
+        unschedulable: Vec::new(),
+    };
+    let mut virtuals: Vec<Virtual> = Vec::new();
+    let mut new_per_pool: HashMap<usize, u32> = HashMap::new();
+    for left in leftovers {
+        let dep = &pending[left.index];
+        let pi = left.pool;
+        let pool = &pools[pi];
+        let unschedulable = |reason: String, blocker: Blocker| Unschedulable {
+            deployment: dep.key.clone(),
+            reason,
+            blocker,
+        };
+
+        // First fit into the virtual droplets opened earlier in this batch.
+        let mut placed = false;
+        for (vi, v) in virtuals.iter().enumerate() {
+            if v.pool != pi {
+                continue;
+            }
+            let nd = &mut out.droplets[vi];
+            let content = nd.used.plus(dep.request);
+            if !content.fits_in(&v.capacity) {
+                continue;
+            }
+            let Some(size) =
+                cheapest_size_that_fits(sizes, &pool.sizes, &nd.region, &pool.reserve, &content)
+            else {
+                continue;
+            };
+            let delta = size.monthly_usd - nd.monthly_usd;
+            if let Some(limit) = pool.limits.max_monthly_usd {
+                let would_be = spend[pi].monthly_usd + delta;
+                if would_be > limit + 1e-9 {
+                    continue;
+                }
+            }
+            spend[pi].monthly_usd += delta;
+            nd.size = size.slug.clone();
+            nd.hourly_usd = size.hourly_usd;
+            nd.monthly_usd = size.monthly_usd;
+            nd.allocatable = size.allocatable(&pool.reserve);
+            nd.used = content;
+            nd.deployments.push(dep.key.clone());
+            out.placements.push(PlannedPlacement {
+                deployment: dep.key.clone(),
+                target: Target::New(vi),
+            });
+            placed = true;
+            break;
+        }
+        if placed {
+            continue;
+        }
+
+        // Open a new virtual droplet in the best region where something fits.
+        let Some((region, size)) = provision_for(sizes, pool, dep) else {
+            out.unschedulable.push(unschedulable(
+                format!(
+                    "{}; no allowed size of pool {} holds {} MiB memory, {}m cpu",
+                    left.no_fit,
+                    pool.name,
+                    dep.request.memory / super::model::MIB,
+                    dep.request.cpu_millis
+                ),
+                Blocker::NoSizeFits,
+            ));
+            continue;
+        };
+        if let Some(limit) = pool.limits.max_droplets
+            && spend[pi].droplets + 1 > limit
+        {
+            let b = Blocker::MaxDroplets { limit };
+            out.unschedulable.push(unschedulable(
+                format!("{}; {}", left.no_fit, describe_blocker(&b, &pool.name)),
+                b,
+            ));
+            continue;
+        }
+        if let Some(limit) = pool.limits.max_monthly_usd {
+            let would_be = spend[pi].monthly_usd + size.monthly_usd;
+            if would_be > limit + 1e-9 {
+                let b = Blocker::MaxMonthlyCost { limit, would_be };
+                out.unschedulable.push(unschedulable(
+                    format!("{}; {}", left.no_fit, describe_blocker(&b, &pool.name)),
+                    b,
+                ));
+                continue;
+            }
+        }
+        let capacity = largest_allocatable(sizes, pool, region)
+            .unwrap_or_else(|| size.allocatable(&pool.reserve));
+        spend[pi].droplets += 1;
+        spend[pi].monthly_usd += size.monthly_usd;
+        let n = new_per_pool.entry(pi).or_insert(0);
+        *n += 1;
+        let short_pool = pool.name.rsplit('/').next().unwrap_or(&pool.name);
+        out.droplets.push(NewDroplet {
+            name: format!("{short_pool}-new-{n}"),
+            pool: pool.name.clone(),
+            region: region.to_string(),
+            size: size.slug.clone(),
+            hourly_usd: size.hourly_usd,
+            monthly_usd: size.monthly_usd,
+            allocatable: size.allocatable(&pool.reserve),
+            used: dep.request,
+            deployments: vec![dep.key.clone()],
+        });
+        virtuals.push(Virtual { pool: pi, capacity });
+        out.placements.push(PlannedPlacement {
+            deployment: dep.key.clone(),
+            target: Target::New(out.droplets.len() - 1),
+        });
+    }
+    out
+}
+
 /// Packs a batch of pending deployments (see the module docs). `used` is the usage of the
 /// snapshot's droplets (from the ledger or the droplets' reports).
 pub fn plan_batch(
@@ -251,7 +396,6 @@ pub fn plan_batch(
         snapshot.reported_usage()
     };
     let pools = snapshot.pools();
-    let sizes = snapshot.sizes();
     let mut spend: Vec<PoolSpend> = vec![PoolSpend::default(); pools.len()];
     for (i, d) in snapshot.droplets().iter().enumerate() {
         let p = snapshot.droplet_pool[i];
@@ -261,9 +405,9 @@ pub fn plan_batch(
         }
     }
     let mut plan = BatchPlan::default();
-    let mut virtuals: Vec<Virtual> = Vec::new();
-    let mut new_per_pool: HashMap<usize, u32> = HashMap::new();
-
+    // Phase 1: existing droplets (the virtual ones never change their usage, so deciding
+    // these first is the same as interleaving).
+    let mut leftovers: Vec<Leftover> = Vec::new();
     for idx in decreasing_order(snapshot, pending) {
         let dep = &pending[idx];
         let no_fit = match decide(snapshot, &usage, dep) {
@@ -312,108 +456,53 @@ pub fn plan_batch(
             ));
             continue;
         }
-
-        // First fit into the virtual droplets opened earlier in this batch.
-        let mut placed = false;
-        for (vi, v) in virtuals.iter().enumerate() {
-            if v.pool != pi {
-                continue;
-            }
-            let nd = &mut plan.new_droplets[vi];
-            let content = nd.used.plus(dep.request);
-            if !content.fits_in(&v.capacity) {
-                continue;
-            }
-            let Some(size) =
-                cheapest_size_that_fits(sizes, &pool.sizes, &nd.region, &pool.reserve, &content)
-            else {
-                continue;
-            };
-            let delta = size.monthly_usd - nd.monthly_usd;
-            if let Some(limit) = pool.limits.max_monthly_usd {
-                let would_be = spend[pi].monthly_usd + delta;
-                if would_be > limit + 1e-9 {
-                    continue;
-                }
-            }
-            spend[pi].monthly_usd += delta;
-            nd.size = size.slug.clone();
-            nd.hourly_usd = size.hourly_usd;
-            nd.monthly_usd = size.monthly_usd;
-            nd.allocatable = size.allocatable(&pool.reserve);
-            nd.used = content;
-            nd.deployments.push(dep.key.clone());
-            plan.placements.push(PlannedPlacement {
-                deployment: dep.key.clone(),
-                target: Target::New(vi),
-            });
-            placed = true;
-            break;
-        }
-        if placed {
-            continue;
-        }
-
-        // Open a new virtual droplet in the best region where something fits.
-        let Some((region, size)) = provision_for(sizes, pool, dep) else {
-            plan.unschedulable.push(unschedulable(
-                format!(
-                    "{}; no allowed size of pool {} holds {} MiB memory, {}m cpu",
-                    no_fit.reason,
-                    pool.name,
-                    dep.request.memory / super::model::MIB,
-                    dep.request.cpu_millis
-                ),
-                Blocker::NoSizeFits,
-            ));
-            continue;
-        };
-        if let Some(limit) = pool.limits.max_droplets
-            && spend[pi].droplets + 1 > limit
-        {
-            let b = Blocker::MaxDroplets { limit };
-            plan.unschedulable.push(unschedulable(
-                format!("{}; {}", no_fit.reason, describe_blocker(&b, &pool.name)),
-                b,
-            ));
-            continue;
-        }
-        if let Some(limit) = pool.limits.max_monthly_usd {
-            let would_be = spend[pi].monthly_usd + size.monthly_usd;
-            if would_be > limit + 1e-9 {
-                let b = Blocker::MaxMonthlyCost { limit, would_be };
-                plan.unschedulable.push(unschedulable(
-                    format!("{}; {}", no_fit.reason, describe_blocker(&b, &pool.name)),
-                    b,
-                ));
-                continue;
-            }
-        }
-        let Some(capacity) = largest_allocatable(sizes, pool, region) else {
-            continue;
-        };
-        spend[pi].droplets += 1;
-        spend[pi].monthly_usd += size.monthly_usd;
-        let n = new_per_pool.entry(pi).or_insert(0);
-        *n += 1;
-        let short_pool = pool.name.rsplit('/').next().unwrap_or(&pool.name);
-        plan.new_droplets.push(NewDroplet {
-            name: format!("{short_pool}-new-{n}"),
-            pool: pool.name.clone(),
-            region: region.to_string(),
-            size: size.slug.clone(),
-            hourly_usd: size.hourly_usd,
-            monthly_usd: size.monthly_usd,
-            allocatable: size.allocatable(&pool.reserve),
-            used: dep.request,
-            deployments: vec![dep.key.clone()],
-        });
-        virtuals.push(Virtual { pool: pi, capacity });
-        plan.placements.push(PlannedPlacement {
-            deployment: dep.key.clone(),
-            target: Target::New(plan.new_droplets.len() - 1),
+        leftovers.push(Leftover {
+            index: idx,
+            pool: pi,
+            no_fit: no_fit.reason,
         });
     }
+
+    // Phase 2: new droplets, packed first-fit in two decreasing orders (dominant share and
+    // sum of shares of the pool's largest droplet); the packing with fewer unschedulable,
+    // then fewer droplets, then lower cost wins. Each order wins on some mixes, and trying
+    // both costs one extra pass over the leftovers only.
+    let by_dominant = pack_new(snapshot, pending, &leftovers, &spend);
+    let mut by_sum_order = leftovers.clone();
+    let mut caps: HashMap<usize, Resources> = HashMap::new();
+    let sum_key = |l: &Leftover, caps: &mut HashMap<usize, Resources>| {
+        let cap = *caps
+            .entry(l.pool)
+            .or_insert_with(|| ordering_capacity(snapshot, Some(l.pool)));
+        let [m, c, d] = pending[l.index].request.shares_of(&cap);
+        m + c + if d.is_finite() { d } else { 0.0 }
+    };
+    let keys: HashMap<usize, f64> = by_sum_order
+        .iter()
+        .map(|l| (l.index, sum_key(l, &mut caps)))
+        .collect();
+    by_sum_order.sort_by(|a, b| {
+        keys[&b.index]
+            .total_cmp(&keys[&a.index])
+            .then_with(|| pending[a.index].key.cmp(&pending[b.index].key))
+    });
+    let by_sum = pack_new(snapshot, pending, &by_sum_order, &spend);
+    let rank = |p: &NewPacking| {
+        (
+            p.unschedulable.len(),
+            p.droplets.len(),
+            p.droplets.iter().map(|d| d.monthly_usd).sum::<f64>(),
+        )
+    };
+    let (ra, rb) = (rank(&by_dominant), rank(&by_sum));
+    let chosen = if (rb.0, rb.1) < (ra.0, ra.1) || ((rb.0, rb.1) == (ra.0, ra.1) && rb.2 < ra.2) {
+        by_sum
+    } else {
+        by_dominant
+    };
+    plan.new_droplets = chosen.droplets;
+    plan.placements.extend(chosen.placements);
+    plan.unschedulable.extend(chosen.unschedulable);
     plan.usage = usage;
     plan.smallest_request = smallest_request(pending.iter().map(|d| d.request));
     plan
