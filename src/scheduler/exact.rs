@@ -70,6 +70,7 @@ struct Search<'a> {
     nodes: u64,
     node_limit: u64,
     bins: Vec<Resources>,
+    best_assignment: Vec<usize>,
 }
 
 impl Search<'_> {
@@ -106,7 +107,10 @@ impl Search<'_> {
         }
         self.nodes += 1;
         if next == self.items.len() {
-            self.best = self.best.min(self.bins.len());
+            if self.bins.len() < self.best {
+                self.best = self.bins.len();
+                self.best_assignment.clone_from(&self.placed_at);
+            }
             return;
         }
         if self.bound(next) >= self.best {
@@ -140,15 +144,32 @@ impl Search<'_> {
     }
 }
 
-/// The fewest bins of `capacity` that hold every item, searching at most `node_limit`
-/// nodes. Items larger than the capacity are ignored.
-pub fn optimal_bins(items: &[Resources], capacity: &Resources, node_limit: u64) -> ExactResult {
-    let mut sorted: Vec<Resources> = items
-        .iter()
-        .copied()
-        .filter(|r| r.fits_in(capacity))
-        .collect();
-    sort_decreasing(&mut sorted, capacity);
+/// First-fit decreasing over already sorted items: the bin count and each item's bin.
+fn first_fit_assignment(sorted: &[Resources], capacity: &Resources) -> (usize, Vec<usize>) {
+    let mut bins: Vec<Resources> = Vec::new();
+    let mut assignment = Vec::with_capacity(sorted.len());
+    for item in sorted {
+        match bins.iter().position(|b| b.plus(*item).fits_in(capacity)) {
+            Some(b) => {
+                bins[b] = bins[b].plus(*item);
+                assignment.push(b);
+            }
+            None => {
+                bins.push(*item);
+                assignment.push(bins.len() - 1);
+            }
+        }
+    }
+    (bins.len(), assignment)
+}
+
+/// Branch and bound over items already sorted largest first; returns the result and the
+/// best assignment found (bin per sorted item).
+fn search_sorted(
+    sorted: Vec<Resources>,
+    capacity: &Resources,
+    node_limit: u64,
+) -> (ExactResult, Vec<usize>) {
     let mut suffix = vec![Resources::ZERO; sorted.len() + 1];
     for i in (0..sorted.len()).rev() {
         suffix[i] = suffix[i + 1].plus(sorted[i]);
@@ -163,7 +184,7 @@ pub fn optimal_bins(items: &[Resources], capacity: &Resources, node_limit: u64) 
         );
     }
     let placed_at = vec![0; sorted.len()];
-    let upper = first_fit_decreasing(&sorted, capacity);
+    let (upper, incumbent) = first_fit_assignment(&sorted, capacity);
     let lower = lower_bound_bins(&sorted, capacity);
     let mut search = Search {
         items: sorted,
@@ -176,13 +197,54 @@ pub fn optimal_bins(items: &[Resources], capacity: &Resources, node_limit: u64) 
         nodes: 0,
         node_limit,
         bins: Vec::new(),
+        best_assignment: incumbent,
     };
     search.run(0);
-    ExactResult {
-        bins: search.best,
-        proven: search.best == lower || search.nodes < node_limit,
-        nodes: search.nodes,
+    (
+        ExactResult {
+            bins: search.best,
+            proven: search.best == lower || search.nodes < node_limit,
+            nodes: search.nodes,
+        },
+        search.best_assignment,
+    )
+}
+
+/// The fewest bins of `capacity` that hold every item, searching at most `node_limit`
+/// nodes. Items larger than the capacity are ignored.
+pub fn optimal_bins(items: &[Resources], capacity: &Resources, node_limit: u64) -> ExactResult {
+    let mut sorted: Vec<Resources> = items
+        .iter()
+        .copied()
+        .filter(|r| r.fits_in(capacity))
+        .collect();
+    sort_decreasing(&mut sorted, capacity);
+    search_sorted(sorted, capacity, node_limit).0
+}
+
+/// Like [`optimal_bins`], but also says which bin each item goes to (indexed like
+/// `items`). `None` when some item fits no bin.
+pub fn optimal_assignment(
+    items: &[Resources],
+    capacity: &Resources,
+    node_limit: u64,
+) -> Option<(ExactResult, Vec<usize>)> {
+    if items.iter().any(|r| !r.fits_in(capacity)) {
+        return None;
     }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| {
+        items[b]
+            .dominant_share_of(capacity)
+            .total_cmp(&items[a].dominant_share_of(capacity))
+    });
+    let sorted: Vec<Resources> = order.iter().map(|&i| items[i]).collect();
+    let (result, sorted_assignment) = search_sorted(sorted, capacity, node_limit);
+    let mut assignment = vec![0; items.len()];
+    for (k, &i) in order.iter().enumerate() {
+        assignment[i] = sorted_assignment[k];
+    }
+    Some((result, assignment))
 }
 
 #[cfg(test)]
@@ -220,6 +282,24 @@ mod tests {
         let r = optimal_bins(&items, &cap, 100_000);
         assert_eq!((r.bins, r.proven), (2, true));
         assert_eq!(lower_bound_bins(&items, &cap), 2);
+    }
+
+    #[test]
+    fn the_assignment_is_a_valid_packing_with_the_optimal_count() {
+        let mut sizes = vec![51; 6];
+        sizes.extend([27; 6]);
+        sizes.extend([26; 6]);
+        sizes.extend([23; 12]);
+        let items = one_d(&sizes);
+        let cap = Resources::new(100, 0, 0);
+        let (r, assignment) = optimal_assignment(&items, &cap, 5_000_000).unwrap();
+        assert_eq!(r.bins, 9);
+        let mut loads = vec![Resources::ZERO; r.bins];
+        for (item, bin) in items.iter().zip(&assignment) {
+            loads[*bin] = loads[*bin].plus(*item);
+        }
+        assert!(loads.iter().all(|l| l.fits_in(&cap) && !l.is_zero()));
+        assert!(optimal_assignment(&one_d(&[101]), &cap, 10).is_none());
     }
 
     #[test]

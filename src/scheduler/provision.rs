@@ -253,6 +253,82 @@ struct NewPacking {
     unschedulable: Vec<Unschedulable>,
 }
 
+/// Largest burst packed exactly (branch and bound) instead of only first-fit.
+pub const EXACT_MAX_DEPLOYMENTS: usize = 30;
+/// Search budget of the exact packing (nodes), which bounds its time to a few ms.
+pub const EXACT_NODE_LIMIT: u64 = 100_000;
+
+/// The exact packing of a small burst into new droplets: only when every leftover belongs to
+/// one pool and would open in the same region, and only when the result stays within the
+/// pool limits (otherwise first-fit, which checks limits step by step, decides).
+fn pack_exact(
+    snapshot: &Snapshot,
+    pending: &[PendingDeployment],
+    leftovers: &[Leftover],
+    spend: &[PoolSpend],
+) -> Option<NewPacking> {
+    let first = leftovers.first()?;
+    if leftovers.len() > EXACT_MAX_DEPLOYMENTS || leftovers.iter().any(|l| l.pool != first.pool) {
+        return None;
+    }
+    let pool = &snapshot.pools()[first.pool];
+    let sizes = snapshot.sizes();
+    let (region, _) = provision_for(sizes, pool, &pending[first.index])?;
+    for l in leftovers {
+        if provision_for(sizes, pool, &pending[l.index]).map(|(r, _)| r) != Some(region) {
+            return None;
+        }
+    }
+    let capacity = largest_allocatable(sizes, pool, region)?;
+    let items: Vec<Resources> = leftovers.iter().map(|l| pending[l.index].request).collect();
+    let (result, assignment) =
+        super::exact::optimal_assignment(&items, &capacity, EXACT_NODE_LIMIT)?;
+    let short_pool = pool.name.rsplit('/').next().unwrap_or(&pool.name);
+    let mut droplets: Vec<NewDroplet> = Vec::with_capacity(result.bins);
+    let mut placements = Vec::with_capacity(leftovers.len());
+    for bin in 0..result.bins {
+        let mut content = Resources::ZERO;
+        let mut deployments = Vec::new();
+        for (l, b) in leftovers.iter().zip(&assignment) {
+            if *b == bin {
+                content = content.plus(pending[l.index].request);
+                deployments.push(pending[l.index].key.clone());
+                placements.push(PlannedPlacement {
+                    deployment: pending[l.index].key.clone(),
+                    target: Target::New(bin),
+                });
+            }
+        }
+        let size = cheapest_size_that_fits(sizes, &pool.sizes, region, &pool.reserve, &content)?;
+        droplets.push(NewDroplet {
+            name: format!("{short_pool}-new-{}", bin + 1),
+            pool: pool.name.clone(),
+            region: region.to_string(),
+            size: size.slug.clone(),
+            hourly_usd: size.hourly_usd,
+            monthly_usd: size.monthly_usd,
+            allocatable: size.allocatable(&pool.reserve),
+            used: content,
+            deployments,
+        });
+    }
+    let spent = spend[first.pool];
+    let cost: f64 = droplets.iter().map(|d| d.monthly_usd).sum();
+    let count_ok = pool
+        .limits
+        .max_droplets
+        .is_none_or(|m| spent.droplets + droplets.len() as u32 <= m);
+    let cost_ok = pool
+        .limits
+        .max_monthly_usd
+        .is_none_or(|m| spent.monthly_usd + cost <= m + 1e-9);
+    (count_ok && cost_ok).then_some(NewPacking {
+        droplets,
+        placements,
+        unschedulable: Vec::new(),
+    })
+}
+
 /// First-fit of `leftovers` (in the given order) into virtual droplets; see the module docs.
 fn pack_new(
     snapshot: &Snapshot,
@@ -494,12 +570,22 @@ pub fn plan_batch(
             p.droplets.iter().map(|d| d.monthly_usd).sum::<f64>(),
         )
     };
-    let (ra, rb) = (rank(&by_dominant), rank(&by_sum));
-    let chosen = if (rb.0, rb.1) < (ra.0, ra.1) || ((rb.0, rb.1) == (ra.0, ra.1) && rb.2 < ra.2) {
+    let better = |a: &NewPacking, b: &NewPacking| {
+        let (ra, rb) = (rank(a), rank(b));
+        (ra.0, ra.1) < (rb.0, rb.1) || ((ra.0, ra.1) == (rb.0, rb.1) && ra.2 < rb.2)
+    };
+    let mut chosen = if better(&by_sum, &by_dominant) {
         by_sum
     } else {
         by_dominant
     };
+    // Small bursts: the exact packing, when it beats first-fit and respects the limits.
+    if let Some(exact) = pack_exact(snapshot, pending, &leftovers, &spend)
+        && better(&exact, &chosen)
+    {
+        chosen = exact;
+    }
+
     plan.new_droplets = chosen.droplets;
     plan.placements.extend(chosen.placements);
     plan.unschedulable.extend(chosen.unschedulable);
