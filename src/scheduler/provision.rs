@@ -980,6 +980,40 @@ mod tests {
     }
 
     #[test]
+    fn a_small_burst_is_packed_optimally_where_first_fit_decreasing_is_not() {
+        // The tight 11/9 instance for FFD, scaled to an s-4vcpu-8gb (7,680 MiB allocatable).
+        let mut pool = fixtures::pool();
+        pool.sizes = vec!["s-4vcpu-8gb".into()];
+        let snap = snapshot_with(vec![], pool);
+        let share = |pct: u64| request(7680 * pct / 100, 10);
+        let mut deps = Vec::new();
+        for (pct, count) in [(51, 6), (27, 6), (26, 6), (23, 12)] {
+            for _ in 0..count {
+                let n = deps.len();
+                deps.push(PendingDeployment::new(
+                    format!("team-a/s{n:02}"),
+                    share(pct),
+                    fixtures::POOL,
+                ));
+            }
+        }
+        let items: Vec<Resources> = deps.iter().map(|d| d.request).collect();
+        let cap = request(7680, 3750);
+        assert_eq!(
+            crate::scheduler::exact::first_fit_decreasing(&items, &cap),
+            11
+        );
+        let plan = plan_batch(&snap, &[], &deps);
+        assert_eq!(plan.new_droplets.len(), 9);
+        assert!(
+            plan.new_droplets
+                .iter()
+                .all(|d| d.used.fits_in(&d.allocatable))
+        );
+        assert_eq!(plan.placements.len(), 30);
+    }
+
+    #[test]
     fn a_request_larger_than_every_size_is_unschedulable() {
         let snap = snapshot_with(vec![], fixtures::pool());
         let plan = plan_batch(&snap, &[], &burst(1, 64 * 1024, 100));
