@@ -98,7 +98,7 @@ pub enum PlanError {
 /// The objects read from the inputs, each with the file it came from.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    /// Templates by name.
+    /// Templates.
     pub templates: Vec<(PathBuf, MCPTemplate)>,
     /// Pools.
     pub pools: Vec<(PathBuf, DropletPool)>,
