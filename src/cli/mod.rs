@@ -1,0 +1,2 @@
+//! Command-line subcommands, one module each.
+pub mod probe;

@@ -1,0 +1,1 @@
+//! Compatibility driver for the original Agentopia DTMA agent.
