@@ -1,0 +1,1 @@
+//! Capability gaps of the DTMA agent, reported as conditions.
