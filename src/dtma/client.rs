@@ -218,6 +218,9 @@ impl DtmaClient {
             Some(existing) if existing.image == body.docker_image_url => {
                 Ok(DeployOutcome::AlreadyDeployed)
             }
+            None if text.contains("already exists") => Err(DtmaError::GhostEntry {
+                name: body.instance_name_on_toolbox.clone(),
+            }),
             _ => Err(DtmaError::Conflict {
                 name: body.instance_name_on_toolbox.clone(),
                 message: text,
@@ -238,6 +241,7 @@ impl DtmaClient {
         match answer.status.as_u16() {
             200..=299 => Ok(ControlOutcome::Done),
             404 => self.not_in_memory(name).await,
+            500 if answer.error_text().contains("no such container") => Ok(ControlOutcome::Gone),
             _ => Err(Self::unexpected(&answer, "start")),
         }
     }
@@ -259,6 +263,8 @@ impl DtmaClient {
                 let text = answer.error_text();
                 if text.contains("304") || text.contains("already stopped") {
                     Ok(ControlOutcome::Done)
+                } else if text.contains("no such container") {
+                    Ok(ControlOutcome::Gone)
                 } else {
                     Err(Self::unexpected(&answer, "stop"))
                 }
@@ -296,6 +302,11 @@ impl DtmaClient {
                     name: name.to_owned(),
                 }),
             },
+            500 if answer.error_text().contains("no such container") => {
+                Err(DtmaError::GhostEntry {
+                    name: name.to_owned(),
+                })
+            }
             _ => Err(Self::unexpected(&answer, "remove")),
         }
     }

@@ -135,6 +135,9 @@ impl World {
             vec![],
             BTreeMap::new(),
         );
+        if let Some(agent) = world.host.get_mut("dtma_manager") {
+            agent.state = "running".to_owned();
+        }
         world
     }
 
@@ -367,21 +370,24 @@ async fn require_token(State(world): State<Shared>, request: Request, next: Next
     next.run(request).await
 }
 
-/// Express's JSON parser: no JSON content type means an empty body; bad JSON is a 500.
-fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
+/// Express's JSON parser: no JSON content type means an empty body; `None` for bad JSON.
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Option<Value> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
     if !is_json || body.is_empty() {
-        return Ok(json!({}));
+        return Some(json!({}));
     }
-    serde_json::from_slice(body).map_err(|_| {
-        reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": "Internal Server Error"}),
-        )
-    })
+    serde_json::from_slice(body).ok()
+}
+
+/// Malformed JSON reaches the agent's catch-all error handler: a 500, not a 400.
+fn malformed() -> Response {
+    reply(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"error": "Internal Server Error"}),
+    )
 }
 
 async fn agent_status(State(world): State<Shared>) -> Response {
@@ -467,9 +473,8 @@ fn port_pairs(overrides: &super::wire::ContainerOverrides) -> Vec<(u16, u16)> {
 }
 
 async fn deploy_tool(State(world): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let value = match parse_body(&headers, &body) {
-        Ok(value) => value,
-        Err(response) => return response,
+    let Some(value) = parse_body(&headers, &body) else {
+        return malformed();
     };
     let Ok(request) = serde_json::from_value::<DeployToolBody>(value) else {
         return reply(
@@ -620,10 +625,17 @@ async fn stop_tool(State(world): State<Shared>, Path(name): Path<String>) -> Res
 
 async fn remove_tool(State(world): State<Shared>, Path(name): Path<String>) -> Response {
     let mut world = lock(&world);
-    if world.managed.remove(&name).is_none() {
+    if !world.managed.contains_key(&name) {
         return not_managed(&name);
     }
-    world.host.remove(&name);
+    if world.host.remove(&name).is_none() {
+        // Docker's error comes back as a 500 and the map entry stays: a ghost.
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"success": false, "message": format!("Failed to remove tool instance '{name}'."), "error": format!("(HTTP code 404) no such container - No such container: {name}")}),
+        );
+    }
+    world.managed.remove(&name);
     reply(
         StatusCode::OK,
         json!({"success": true, "message": format!("Tool instance '{name}' removed successfully.")}),
@@ -631,9 +643,8 @@ async fn remove_tool(State(world): State<Shared>, Path(name): Path<String>) -> R
 }
 
 async fn deploy_group(State(world): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let value = match parse_body(&headers, &body) {
-        Ok(value) => value,
-        Err(response) => return response,
+    let Some(value) = parse_body(&headers, &body) else {
+        return malformed();
     };
     let Ok(request) = serde_json::from_value::<DeployGroupBody>(value) else {
         return reply(

@@ -58,6 +58,15 @@ pub enum DtmaError {
         /// Container name.
         name: String,
     },
+    /// The agent remembers a container the host no longer has (removed behind its back); the
+    /// name and its host port stay blocked until the agent restarts, which forgets all others too.
+    #[error(
+        "DTMA still remembers container {name}, which no longer exists; it blocks the name and port until the agent restarts"
+    )]
+    GhostEntry {
+        /// Container name.
+        name: String,
+    },
     /// A group deploy or removal answered success but some members failed.
     #[error(
         "MCP group {group}: members failed: {}",
@@ -95,6 +104,7 @@ impl DtmaError {
             Self::Conflict { .. } => "conflict",
             Self::AgentForgot { .. } => "agent_forgot",
             Self::Orphaned { .. } => "orphaned",
+            Self::GhostEntry { .. } => "ghost_entry",
             Self::GroupMembersFailed { .. } => "group_members_failed",
             Self::Api { .. } => "api",
             Self::Decode(_) => "decode",
