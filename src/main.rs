@@ -1,26 +1,32 @@
-use clap::{Parser, Subcommand};
+//! The `mcp-droplet-operator` command line.
 
-/// mcp-droplet-operator: deploys MCP servers onto DigitalOcean droplets.
-#[derive(Debug, Parser)]
-#[command(version, about)]
+use clap::{Parser, Subcommand};
+use mcp_droplet_operator::cli;
+
+/// Deploys MCP servers onto a fleet of DigitalOcean droplets.
+#[derive(Parser, Debug)]
+#[command(name = "mcp-droplet-operator", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand, Debug)]
 enum Command {
+    /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --out-dir).
+    Crds(cli::crds::CrdsArgs),
     /// Check an MCP endpoint with a real client: initialize, then tools/list.
-    Probe(mcp_droplet_operator::cli::probe::ProbeArgs),
+    Probe(cli::probe::ProbeArgs),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Crds(args) => cli::crds::run(args)?,
         Command::Probe(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
             // The outcome is already printed; a failed check only sets the exit code.
-            if let Err(error) = mcp_droplet_operator::cli::probe::run(args).await {
+            if let Err(error) = runtime.block_on(cli::probe::run(args)) {
                 eprintln!("error: {error}");
                 std::process::exit(1);
             }

@@ -1,2 +1,4 @@
-//! Command-line subcommands, one module each.
+//! The subcommands of the `mcp-droplet-operator` binary, one module each.
+
+pub mod crds;
 pub mod probe;
