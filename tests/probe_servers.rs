@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
 use mcp_droplet_operator::probe::{
     BearerToken, FailureReason, McpTransport, ProbeOutcome, ProbeRequest, probe,
 };
@@ -335,6 +336,43 @@ async fn server_that_never_answers_times_out() {
         assert!(failure.latency_ms >= 400, "{failure:?}");
         assert!(failure.latency_ms < 5_000, "{failure:?}");
     }
+}
+
+fn event_stream(first_bytes: &'static str) -> Response {
+    // Sends `first_bytes`, then keeps the stream open without another byte.
+    let head =
+        futures::stream::once(
+            async move { Ok::<_, std::io::Error>(first_bytes.as_bytes().to_vec()) },
+        );
+    let body = axum::body::Body::from_stream(head.chain(futures::stream::pending()));
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+#[tokio::test]
+async fn event_stream_without_an_endpoint_event() {
+    let router = Router::new()
+        .route(
+            "/silent",
+            get(|| async { event_stream(": keep-alive\n\n") }),
+        )
+        .route(
+            "/chatty",
+            get(|| async { event_stream("event: message\ndata: {}\n\n") }),
+        );
+    let addr = serve(router).await;
+    // Comments only: the endpoint never comes, and the deadline ends the wait.
+    let silent = probe(
+        &ProbeRequest::new(format!("http://{addr}/silent"))
+            .transport(McpTransport::Sse)
+            .timeout(Duration::from_millis(400)),
+    )
+    .await;
+    expect_reason(silent, FailureReason::Timeout);
+    // A first event that is not `endpoint`: an event stream, but not legacy MCP.
+    expect_reason(
+        run(format!("http://{addr}/chatty"), McpTransport::Sse).await,
+        FailureReason::NotAnMcpServer,
+    );
 }
 
 // ---------- an MCP server that requires a token ----------

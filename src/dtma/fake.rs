@@ -190,21 +190,6 @@ impl World {
     }
 }
 
-/// A running fake DTMA on a loopback port; stops when dropped.
-pub struct FakeDtma {
-    addr: SocketAddr,
-    world: Arc<Mutex<World>>,
-    shutdown: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for FakeDtma {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
 fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
     // A panic in a handler must not wedge the fake for the rest of the test.
     world
@@ -212,32 +197,25 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl FakeDtma {
-    /// Starts a fake on 127.0.0.1 with the given quirks and accepted tokens.
-    pub async fn start(quirks: Quirks, tokens: &[&str]) -> std::io::Result<Self> {
+/// The fake agent's state and controls; cheap to clone. Serve it with [`FakeDtma::serve`] or
+/// mount [`FakeAgent::router`] in a bigger simulated server.
+#[derive(Clone)]
+pub struct FakeAgent {
+    world: Arc<Mutex<World>>,
+}
+
+impl FakeAgent {
+    /// A fake agent with the given quirks, accepting any of `tokens` on protected routes.
+    pub fn new(quirks: Quirks, tokens: &[&str]) -> Self {
         let auth = AuthMode::Tokens(tokens.iter().map(|t| (*t).to_owned()).collect());
-        let world = Arc::new(Mutex::new(World::new(quirks, auth)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = router(world.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Ok(Self {
-            addr,
-            world,
-            shutdown: Some(shutdown),
-        })
+        Self {
+            world: Arc::new(Mutex::new(World::new(quirks, auth))),
+        }
     }
 
-    /// The base URL, like `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    /// The agent's HTTP routes (root-relative, as on port 30000).
+    pub fn router(&self) -> Router {
+        router(self.world.clone())
     }
 
     /// Switches quirks on or off.
@@ -270,6 +248,11 @@ impl FakeDtma {
         }
     }
 
+    /// How many times the agent restarted.
+    pub fn restarts(&self) -> u32 {
+        lock(&self.world).restarts
+    }
+
     /// A container exits on its own (crash, OOM).
     pub fn crash(&self, name: &str) {
         if let Some(container) = lock(&self.world).host.get_mut(name) {
@@ -298,9 +281,68 @@ impl FakeDtma {
     }
 }
 
+/// A fake agent served on a loopback port; stops serving when dropped. Derefs to its controls.
+pub struct FakeDtma {
+    addr: SocketAddr,
+    agent: FakeAgent,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for FakeDtma {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+impl std::ops::Deref for FakeDtma {
+    type Target = FakeAgent;
+
+    fn deref(&self) -> &FakeAgent {
+        &self.agent
+    }
+}
+
+impl FakeDtma {
+    /// Starts a new fake agent on 127.0.0.1 with the given quirks and accepted tokens.
+    pub async fn start(quirks: Quirks, tokens: &[&str]) -> std::io::Result<Self> {
+        Self::serve(FakeAgent::new(quirks, tokens)).await
+    }
+
+    /// Serves an existing fake agent on a fresh loopback port.
+    pub async fn serve(agent: FakeAgent) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let app = agent.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            agent,
+            shutdown: Some(shutdown),
+        })
+    }
+
+    /// The base URL, like `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The agent's controls, to keep after the server is dropped.
+    pub fn agent(&self) -> FakeAgent {
+        self.agent.clone()
+    }
+}
+
 type Shared = Arc<Mutex<World>>;
 
-/// The fake's routes over a shared world, for embedding in a bigger simulated server.
 fn router(world: Shared) -> Router {
     let protected = Router::new()
         .route("/tools", post(deploy_tool))

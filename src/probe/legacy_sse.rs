@@ -44,13 +44,23 @@ pub enum SseTransportError {
     PostStatus(u16),
 }
 
+/// The task reading the event stream; aborted when dropped, so an abandoned probe (deadline hit
+/// while waiting for the endpoint event) does not leave a stream open.
+struct StreamReader(JoinHandle<()>);
+
+impl Drop for StreamReader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// An rmcp client transport over the legacy HTTP+SSE protocol.
 pub struct LegacySseTransport {
     http: reqwest::Client,
     post_url: Url,
     token: Option<BearerToken>,
     incoming: mpsc::Receiver<ServerJsonRpcMessage>,
-    reader: JoinHandle<()>,
+    reader: StreamReader,
 }
 
 impl LegacySseTransport {
@@ -94,7 +104,7 @@ impl LegacySseTransport {
         let (endpoint_tx, endpoint_rx) = oneshot::channel();
         // Small buffer: a probe exchanges a handful of messages.
         let (message_tx, incoming) = mpsc::channel(32);
-        let reader = tokio::spawn(read_events(response, endpoint_tx, message_tx));
+        let reader = StreamReader(tokio::spawn(read_events(response, endpoint_tx, message_tx)));
         let endpoint = match endpoint_rx.await {
             Ok(Ok(endpoint)) => endpoint,
             Ok(Err(why)) => return Err(SseTransportError::NoEndpoint(why)),
@@ -115,12 +125,6 @@ impl LegacySseTransport {
     /// The URL the server told us to POST messages to.
     pub fn post_url(&self) -> &Url {
         &self.post_url
-    }
-}
-
-impl Drop for LegacySseTransport {
-    fn drop(&mut self) {
-        self.reader.abort();
     }
 }
 
@@ -193,7 +197,7 @@ impl Transport<RoleClient> for LegacySseTransport {
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
-        self.reader.abort();
+        self.reader.0.abort();
         Ok(())
     }
 }
