@@ -187,3 +187,13 @@ fn the_lint_catches_a_free_form_value() {
     structural_violations(&bad, "X", false, &mut violations);
     assert_eq!(violations, vec!["X.anything: missing type".to_string()]);
 }
+
+#[test]
+fn docs_reference_is_current() {
+    let expected = mcp_droplet_operator::api::reference::markdown(&api::all_crds());
+    let actual = std::fs::read_to_string(repo_path("docs/crds.md")).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "docs/crds.md is stale; regenerate with: cargo run -- crds --format markdown --out-dir docs"
+    );
+}

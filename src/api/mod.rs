@@ -9,6 +9,7 @@ pub mod deployment;
 pub mod droplet;
 pub mod pool;
 pub mod quantity;
+pub mod reference;
 mod schema;
 pub mod template;
 pub mod validation;

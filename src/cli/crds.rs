@@ -13,6 +13,18 @@ pub struct CrdsArgs {
     /// Write `<plural>.<group>.yaml` files into this folder instead of printing to stdout.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+    /// `yaml` (the CRDs) or `markdown` (the field reference kept in docs/crds.md).
+    #[arg(long, value_enum, default_value_t = CrdsFormat::Yaml)]
+    pub format: CrdsFormat,
+}
+
+/// Output format of `crds`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrdsFormat {
+    /// CustomResourceDefinition YAML.
+    Yaml,
+    /// A Markdown field reference.
+    Markdown,
 }
 
 /// What can go wrong while rendering or writing CRDs.
@@ -34,6 +46,17 @@ pub enum CrdsError {
 /// Runs `crds`.
 pub fn run(args: CrdsArgs) -> Result<(), CrdsError> {
     let crds = api::all_crds();
+    if args.format == CrdsFormat::Markdown {
+        let md = api::reference::markdown(&crds);
+        return match args.out_dir {
+            None => std::io::stdout().write_all(md.as_bytes()),
+            Some(dir) => std::fs::write(dir.join("crds.md"), md),
+        }
+        .map_err(|source| CrdsError::Write {
+            path: "the markdown reference".into(),
+            source,
+        });
+    }
     match args.out_dir {
         None => {
             let yaml = api::crds_to_yaml(&crds)?;
