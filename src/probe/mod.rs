@@ -7,6 +7,7 @@ mod classify;
 mod client;
 mod legacy_sse;
 mod sse_parser;
+pub mod status;
 
 use std::fmt;
 use std::time::Duration;
