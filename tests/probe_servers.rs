@@ -375,6 +375,61 @@ async fn event_stream_without_an_endpoint_event() {
     );
 }
 
+/// A hand-written JSON-RPC endpoint: initialize succeeds or fails, tools/list fails.
+async fn broken_mcp(fail_initialize: bool, body: axum::body::Bytes) -> Response {
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let id = request["id"].clone();
+    let method = request["method"].as_str().unwrap_or_default();
+    if id.is_null() {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let answer = match method {
+        "initialize" if !fail_initialize => serde_json::json!({
+            "jsonrpc": "2.0", "id": id,
+            "result": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "broken", "version": "0.1"},
+            },
+        }),
+        _ => serde_json::json!({
+            "jsonrpc": "2.0", "id": id,
+            "error": {"code": -32603, "message": format!("{method} exploded")},
+        }),
+    };
+    axum::Json(answer).into_response()
+}
+
+#[tokio::test]
+async fn mcp_errors_are_protocol_errors() {
+    let router = Router::new()
+        .route(
+            "/bad-init",
+            axum::routing::post(|body: axum::body::Bytes| broken_mcp(true, body)),
+        )
+        .route(
+            "/bad-tools",
+            axum::routing::post(|body: axum::body::Bytes| broken_mcp(false, body)),
+        );
+    let addr = serve(router).await;
+    let init = run(
+        format!("http://{addr}/bad-init"),
+        McpTransport::StreamableHttp,
+    )
+    .await
+    .expect_err("initialize error");
+    assert_eq!(init.reason, FailureReason::ProtocolError, "{init:?}");
+    assert!(init.error.contains("initialize exploded"), "{init:?}");
+    let tools = run(
+        format!("http://{addr}/bad-tools"),
+        McpTransport::StreamableHttp,
+    )
+    .await
+    .expect_err("tools/list error");
+    assert_eq!(tools.reason, FailureReason::ProtocolError, "{tools:?}");
+    assert!(tools.error.contains("tools/list"), "{tools:?}");
+}
+
 // ---------- an MCP server that requires a token ----------
 
 #[derive(Clone)]
