@@ -17,6 +17,8 @@ enum Command {
     Crds(cli::crds::CrdsArgs),
     /// Check an MCP endpoint with a real client: initialize, then tools/list.
     Probe(cli::probe::ProbeArgs),
+    /// Serve only the simulated DigitalOcean (temporary; to be folded into `sim`).
+    SimCloud(cli::sim_cloud::SimCloudArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +32,9 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("error: {error}");
                 std::process::exit(1);
             }
+        }
+        Command::SimCloud(args) => {
+            tokio::runtime::Runtime::new()?.block_on(cli::sim_cloud::run(args))?
         }
     }
     Ok(())

@@ -2,3 +2,4 @@
 
 pub mod crds;
 pub mod probe;
+pub mod sim_cloud;
