@@ -17,6 +17,8 @@ enum Command {
     Crds(cli::crds::CrdsArgs),
     /// Plan placements offline from manifests: droplets, new droplets, cost and packing.
     Plan(cli::plan::PlanArgs),
+    /// Check an MCP endpoint with a real client: initialize, then tools/list.
+    Probe(cli::probe::ProbeArgs),
     /// Serve only the simulated DigitalOcean (temporary; to be folded into `sim`).
     SimCloud(cli::sim_cloud::SimCloudArgs),
 }
@@ -26,6 +28,14 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crds(args) => cli::crds::run(args)?,
         Command::Plan(args) => cli::plan::run(args)?,
+        Command::Probe(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            // The outcome is already printed; a failed check only sets the exit code.
+            if let Err(error) = runtime.block_on(cli::probe::run(args)) {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        }
         Command::SimCloud(args) => {
             tokio::runtime::Runtime::new()?.block_on(cli::sim_cloud::run(args))?
         }

@@ -2,4 +2,5 @@
 
 pub mod crds;
 pub mod plan;
+pub mod probe;
 pub mod sim_cloud;
