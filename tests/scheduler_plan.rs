@@ -192,3 +192,31 @@ fn an_unknown_size_in_a_pool_is_named() {
         "{text}"
     );
 }
+
+#[test]
+fn a_decision_converts_into_the_deployment_status_placement() {
+    use mcp_droplet_operator::cli::plan::placement_status;
+    use mcp_droplet_operator::scheduler::fixtures::{self, droplet, request};
+    use mcp_droplet_operator::scheduler::{Decision, PendingDeployment, Snapshot, decide};
+    let snap = Snapshot::new(
+        vec![droplet("a", "s-2vcpu-4gb"), droplet("b", "s-2vcpu-4gb")],
+        vec![fixtures::pool()],
+        fixtures::test_sizes(),
+        fixtures::test_regions(),
+    )
+    .unwrap();
+    let dep = PendingDeployment::new("team-a/x", request(512, 100), fixtures::POOL);
+    let Decision::Place(p) = decide(&snap, &snap.reported_usage(), &dep) else {
+        panic!("expected a placement");
+    };
+    let status = placement_status(&p, "nyc3");
+    assert_eq!(status.droplet.as_deref(), Some("a"));
+    assert_eq!(status.region.as_deref(), Some("nyc3"));
+    assert_eq!(status.alternatives.len(), 1);
+    assert_eq!(status.alternatives[0].droplet, "b");
+    let json = serde_json::to_value(&status).unwrap();
+    for key in ["resources", "load", "latency", "cost", "health"] {
+        assert!(json["breakdown"][key].is_number(), "{key}");
+    }
+    assert!(json["reason"].as_str().unwrap().contains("highest score"));
+}

@@ -41,6 +41,10 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// The time heartbeat ages are measured from (RFC 3339); defaults to now. Fix it for a
+    /// reproducible plan from manifests with status.
+    #[arg(long)]
+    pub now: Option<jiff::Timestamp>,
 }
 
 /// How `plan` prints.
@@ -572,6 +576,37 @@ pub fn request_of(
     ))
 }
 
+/// The scheduler's decision as an MCPDeployment `status.placement` (for controllers: the
+/// breakdown, the reason and the runners-up answer "why this droplet?" in `kubectl describe`).
+pub fn placement_status(
+    placement: &scheduler::Placement,
+    region: &str,
+) -> crate::api::deployment::PlacementStatus {
+    use crate::api::deployment::{Alternative, PlacementStatus, ScoreBreakdown};
+    let b = &placement.breakdown;
+    PlacementStatus {
+        droplet: Some(placement.droplet.clone()),
+        region: Some(region.to_string()),
+        score: Some(round2(placement.score)),
+        breakdown: Some(ScoreBreakdown {
+            resources: round2(b.resources),
+            load: round2(b.load),
+            latency: round2(b.latency),
+            cost: round2(b.cost),
+            health: round2(b.health),
+        }),
+        reason: Some(placement.reason.clone()),
+        alternatives: placement
+            .runners_up
+            .iter()
+            .map(|c| Alternative {
+                droplet: c.droplet.clone(),
+                score: round2(c.score),
+            })
+            .collect(),
+    }
+}
+
 /// One placement in the JSON output.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -965,7 +1000,7 @@ pub fn render_table(r: &PlanReport) -> String {
 /// Runs `plan`: reads the inputs, plans, prints to stdout.
 pub fn run(args: PlanArgs) -> Result<(), PlanError> {
     let inputs = read_inputs(&args.files)?;
-    let report = plan_inputs(&inputs, jiff::Timestamp::now())?;
+    let report = plan_inputs(&inputs, args.now.unwrap_or_else(jiff::Timestamp::now))?;
     match args.output {
         OutputFormat::Table => print!("{}", render_table(&report)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
