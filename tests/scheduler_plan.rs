@@ -220,3 +220,23 @@ fn a_decision_converts_into_the_deployment_status_placement() {
     }
     assert!(json["reason"].as_str().unwrap().contains("highest score"));
 }
+
+#[test]
+fn every_invalid_example_is_rejected_naming_its_file() {
+    let dir = examples().join("invalid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let err = read_inputs(std::slice::from_ref(&file))
+            .err()
+            .unwrap_or_else(|| panic!("{name} was accepted"));
+        assert!(matches!(err, PlanError::Field { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(&name), "{err}");
+    }
+}
