@@ -102,6 +102,7 @@ fn fleet(n: usize, rng: &mut StdRng, sizes: &[Size]) -> Vec<Droplet> {
                 hourly_usd: size.hourly_usd,
                 monthly_usd: size.monthly_usd,
                 since_last_change: Some(Duration::from_secs(3600)),
+                do_not_disrupt: false,
             }
         })
         .collect()

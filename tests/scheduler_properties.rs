@@ -106,6 +106,8 @@ fn build_consolidation(
         if i < draining {
             d.phase = mcp_droplet_operator::scheduler::DropletPhase::Draining;
         }
+        // Every seventh droplet carries the droplet-level annotation.
+        d.do_not_disrupt = i % 7 == 3;
         droplets.push(d);
     }
     let snap = Snapshot::new(
@@ -230,6 +232,7 @@ proptest! {
             for name in &action.droplets {
                 let d = snap.droplets().iter().find(|d| &d.name == name).unwrap();
                 prop_assert!(d.deployments.iter().all(|p| !p.do_not_disrupt), "moved a do-not-disrupt deployment off {}", name);
+                prop_assert!(!d.do_not_disrupt, "disrupted do-not-disrupt droplet {}", name);
                 prop_assert!(removed.insert(name.clone()));
             }
             if action.reason == DisruptionReason::Underutilized {

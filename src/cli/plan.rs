@@ -536,6 +536,12 @@ pub fn droplet_from_api(
         hourly_usd,
         monthly_usd,
         since_last_change: None,
+        do_not_disrupt: droplet
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(DO_NOT_DISRUPT_ANNOTATION))
+            .is_some_and(|v| v == "true"),
     }))
 }
 

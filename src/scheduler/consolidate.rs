@@ -394,6 +394,13 @@ pub fn plan_consolidation(
         });
         for i in empties {
             let name = droplets[i].name.clone();
+            if droplets[i].do_not_disrupt {
+                plan.skipped.push(Skipped {
+                    droplet: name,
+                    reason: "empty, but the droplet is annotated do-not-disrupt".into(),
+                });
+                continue;
+            }
             if !settled(i) {
                 plan.skipped.push(Skipped {
                     droplet: name,
@@ -431,6 +438,13 @@ pub fn plan_consolidation(
         for &i in &view.members {
             let d = &droplets[i];
             if gone[i] || d.deployments.is_empty() || d.phase != DropletPhase::Ready {
+                continue;
+            }
+            if d.do_not_disrupt {
+                plan.skipped.push(Skipped {
+                    droplet: d.name.clone(),
+                    reason: "the droplet is annotated do-not-disrupt".into(),
+                });
                 continue;
             }
             let blocker = d
@@ -667,6 +681,22 @@ mod tests {
             p.skipped
                 .iter()
                 .any(|s| s.droplet == "keeper" && s.reason.contains("do-not-disrupt"))
+        );
+    }
+
+    #[test]
+    fn droplets_annotated_do_not_disrupt_are_never_consolidated() {
+        let mut empty = droplet("empty", "s-1vcpu-1gb");
+        empty.do_not_disrupt = true;
+        let mut big = with_deployments(droplet("big", "s-8vcpu-16gb"), &[512]);
+        big.do_not_disrupt = true;
+        let p = plan(vec![empty, big], generous(fixtures::pool()));
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.skipped.len(), 2);
+        assert!(
+            p.skipped
+                .iter()
+                .all(|s| s.reason.contains("do-not-disrupt"))
         );
     }
 

@@ -89,6 +89,7 @@ pub fn droplet(name: &str, size_slug: &str) -> Droplet {
         hourly_usd: size.hourly_usd,
         monthly_usd: size.monthly_usd,
         since_last_change: Some(Duration::from_secs(3600)),
+        do_not_disrupt: false,
     }
 }
 

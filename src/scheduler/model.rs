@@ -304,6 +304,8 @@ pub struct Droplet {
     /// How long ago a deployment was last added to or removed from the droplet (drives
     /// consolidate-after); `None` when unknown, which counts as "recent".
     pub since_last_change: Option<Duration>,
+    /// Annotated `mcp.agentopia.io/do-not-disrupt` itself: consolidation never touches it.
+    pub do_not_disrupt: bool,
 }
 
 impl Droplet {
