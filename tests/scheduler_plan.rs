@@ -240,3 +240,51 @@ fn every_invalid_example_is_rejected_naming_its_file() {
         assert!(err.to_string().contains(&name), "{err}");
     }
 }
+
+#[test]
+fn a_namespace_without_pools_gets_the_default_pool_and_a_missing_named_pool_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "all.yaml",
+        r#"
+apiVersion: mcp.agentopia.io/v1alpha1
+kind: MCPTemplate
+metadata: {name: small}
+spec:
+  image: ghcr.io/example/small:1.0
+  resources: {memory: 512Mi, cpu: low}
+---
+apiVersion: mcp.agentopia.io/v1alpha1
+kind: MCPDeployment
+metadata: {name: lone, namespace: nopools}
+spec:
+  templateRef: {name: small}
+---
+apiVersion: mcp.agentopia.io/v1alpha1
+kind: DropletPool
+metadata: {name: default, namespace: haspools}
+spec:
+  regions: [nyc3]
+---
+apiVersion: mcp.agentopia.io/v1alpha1
+kind: MCPDeployment
+metadata: {name: lost, namespace: haspools}
+spec:
+  templateRef: {name: small}
+  placement: {pool: gpu}
+"#,
+    );
+    let report = plan_inputs(&read_inputs(&[dir.path().to_path_buf()]).unwrap(), now()).unwrap();
+    assert_eq!(report.placements.len(), 1);
+    assert_eq!(report.placements[0].deployment, "nopools/lone");
+    assert_eq!(report.new_droplets[0].region, "nyc3");
+    assert_eq!(report.unschedulable.len(), 1);
+    assert!(
+        report.unschedulable[0]
+            .reason
+            .contains("pool haspools/gpu does not exist"),
+        "{}",
+        report.unschedulable[0].reason
+    );
+}

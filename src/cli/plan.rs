@@ -818,9 +818,15 @@ pub fn plan_inputs(inputs: &Inputs, now: jiff::Timestamp) -> Result<PlanReport, 
                 .fold(Resources::ZERO, |a, p| a.plus(p.request));
         }
     }
-    // A namespace without a DropletPool uses the operator's default pool settings.
+    // A namespace without any DropletPool uses the operator's default pool settings; in a
+    // namespace that has pools, naming a missing one leaves the deployment unschedulable.
+    let namespaces_with_pools: std::collections::HashSet<String> = pools
+        .iter()
+        .map(|p| scheduler::snapshot::split_key(&p.name).0.to_string())
+        .collect();
     for dep in &pending {
-        if !pools.iter().any(|p| p.name == dep.pool) {
+        let (ns, _) = scheduler::snapshot::split_key(&dep.pool);
+        if !namespaces_with_pools.contains(ns) && !pools.iter().any(|p| p.name == dep.pool) {
             pools.push(Pool::new(
                 dep.pool.clone(),
                 DEFAULT_POOL_REGIONS.iter().map(|r| r.to_string()).collect(),
