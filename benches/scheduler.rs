@@ -16,9 +16,9 @@ use mcp_droplet_operator::scheduler::exact::{
 };
 use mcp_droplet_operator::scheduler::provision::{fractional_cost_lower_bound, smallest_request};
 use mcp_droplet_operator::scheduler::{
-    DEFAULT_SYSTEM_RESERVE, Droplet, DropletPhase, MIB, PendingDeployment, PlacedDeployment, Pool,
-    Resources, Size, Snapshot, cheapest_size_that_fits, decide, plan_batch, plan_consolidation,
-    summarize,
+    DEFAULT_SYSTEM_RESERVE, Droplet, DropletPhase, MIB, PackingObjective, PendingDeployment,
+    PlacedDeployment, Pool, Resources, Size, Snapshot, cheapest_size_that_fits, decide, plan_batch,
+    plan_batch_for, plan_consolidation, summarize,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -222,6 +222,83 @@ fn bins_cost(bins: &[Resources], sizes: &[Size], allowed: &[String], region: &st
         .sum()
 }
 
+/// The cheapest multiset of droplets (integral counts, at most `budget` of them) whose
+/// allocatable covers `total`, ignoring how the requests split: a lower bound on the cost of
+/// any plan that uses at most `budget` droplets. Sizes that cannot hold `smallest` are out.
+fn count_limited_cost_bound(
+    total: &Resources,
+    smallest: &Resources,
+    options: &[(Resources, f64)],
+    budget: usize,
+) -> f64 {
+    let mut opts: Vec<(Resources, f64)> = options
+        .iter()
+        .copied()
+        .filter(|(a, _)| smallest.fits_in(a))
+        .collect();
+    opts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    fn go(
+        opts: &[(Resources, f64)],
+        k: usize,
+        need: (i64, i64),
+        left: usize,
+        cost: f64,
+        best: &mut f64,
+    ) {
+        if need.0 <= 0 && need.1 <= 0 {
+            *best = best.min(cost);
+            return;
+        }
+        if k == opts.len() || left == 0 {
+            return;
+        }
+        // Optimistic completion at the best remaining price per unit of each resource.
+        let per = |f: fn(&Resources) -> u64| {
+            opts[k..]
+                .iter()
+                .filter(|(a, _)| f(a) > 0)
+                .map(|(a, p)| p / f(a) as f64)
+                .fold(f64::INFINITY, f64::min)
+        };
+        let opt = (need.0.max(0) as f64 * per(|a| a.memory))
+            .max(need.1.max(0) as f64 * per(|a| a.cpu_millis));
+        if cost + opt >= *best - 1e-9 {
+            return;
+        }
+        let (a, p) = opts[k];
+        let most = [(need.0, a.memory), (need.1, a.cpu_millis)]
+            .iter()
+            .filter(|(n, c)| *n > 0 && *c > 0)
+            .map(|(n, c)| (*n as u64).div_ceil(*c) as usize)
+            .max()
+            .unwrap_or(0)
+            .min(left);
+        for x in (0..=most).rev() {
+            go(
+                opts,
+                k + 1,
+                (
+                    need.0 - (x as u64 * a.memory) as i64,
+                    need.1 - (x as u64 * a.cpu_millis) as i64,
+                ),
+                left - x,
+                cost + x as f64 * p,
+                best,
+            );
+        }
+    }
+    let mut best = f64::INFINITY;
+    go(
+        &opts,
+        0,
+        (total.memory as i64, total.cpu_millis as i64),
+        budget,
+        0.0,
+        &mut best,
+    );
+    best
+}
+
 struct Quality {
     name: &'static str,
     bin_ratios: Vec<f64>,
@@ -273,6 +350,10 @@ fn quality_over_mixes(label: &str, gen_request: fn(&mut StdRng) -> Resources, mi
         .expect("valid snapshot");
     let mut rng = StdRng::seed_from_u64(7);
     let mut ours = Quality::new("ours (plan_batch)");
+    let mut cheapest = Quality::new("ours, LowestCost objective");
+    // Cost efficiency no plan can beat while using at most 1.11 x LB droplets.
+    let mut capped_ceiling: Vec<f64> = Vec::new();
+    let mut lowest_cost_time = Duration::ZERO;
     let mut ff = Quality::new("first-fit (arrival order)");
     let mut random = Quality::new("random fit");
     let mut spread = Quality::new("spread (least allocated)");
@@ -292,6 +373,15 @@ fn quality_over_mixes(label: &str, gen_request: fn(&mut StdRng) -> Resources, mi
         let summary = summarize(&snapshot, &plan);
         ours.bin_ratios.push(summary.droplets_used as f64 / lb);
         ours.cost_eff.push(cost_lb / summary.monthly_cost_usd);
+        let started = Instant::now();
+        let plan = plan_batch_for(&snapshot, &[], &deps, PackingObjective::LowestCost);
+        lowest_cost_time += started.elapsed();
+        let summary = summarize(&snapshot, &plan);
+        cheapest.bin_ratios.push(summary.droplets_used as f64 / lb);
+        cheapest.cost_eff.push(cost_lb / summary.monthly_cost_usd);
+        let budget = (1.11 * lb + 1e-9).floor() as usize;
+        capped_ceiling
+            .push(cost_lb / count_limited_cost_bound(&total, &smallest, &options, budget));
         for (q, how) in [
             (&mut ff, Baseline::FirstFit),
             (&mut random, Baseline::Random),
@@ -308,9 +398,17 @@ fn quality_over_mixes(label: &str, gen_request: fn(&mut StdRng) -> Resources, mi
     );
     println!("| packer | used/LB mean | p95 | max | cost eff. mean | p5 |");
     println!("|---|---|---|---|---|---|");
-    for q in [&mut ours, &mut ff, &mut random, &mut spread] {
+    for q in [&mut ours, &mut cheapest, &mut ff, &mut random, &mut spread] {
         println!("{}", q.row());
     }
+    capped_ceiling.sort_by(f64::total_cmp);
+    println!(
+        "\nceiling of cost efficiency with at most 1.11 x LB droplets (integral droplet counts, requests divisible): mean {:.3}, p5 {:.3}, max {:.3}; LowestCost planning took {:.1} ms per mix",
+        capped_ceiling.iter().sum::<f64>() / capped_ceiling.len() as f64,
+        percentile(&capped_ceiling, 5.0),
+        percentile(&capped_ceiling, 100.0),
+        lowest_cost_time.as_secs_f64() * 1e3 / mixes as f64
+    );
 }
 
 fn quality_small_cases(cases: usize) {
@@ -435,6 +533,19 @@ fn latency_report() {
                 .sum::<usize>(),
         plan.new_droplets.len(),
         plan.unschedulable.len()
+    );
+    let started = Instant::now();
+    let plan = plan_batch_for(&snap, &[], &deps, PackingObjective::LowestCost);
+    println!(
+        "plan_batch_for(LowestCost) 10,000 deployments onto 1,000 droplets: {:.3} s ({} new droplets, {:.0} USD/month new; default: {:.0} USD/month new)",
+        started.elapsed().as_secs_f64(),
+        plan.new_droplets.len(),
+        plan.new_droplets.iter().map(|d| d.monthly_usd).sum::<f64>(),
+        plan_batch(&snap, &[], &deps)
+            .new_droplets
+            .iter()
+            .map(|d| d.monthly_usd)
+            .sum::<f64>()
     );
     let snap = consolidation_snapshot(500, 5);
     let now: jiff::Timestamp = "2026-11-25T12:00:00Z".parse().expect("timestamp");

@@ -17,8 +17,8 @@ pub use consolidate::{ConsolidationAction, ConsolidationPlan, plan_consolidation
 pub use ledger::{Ledger, LedgerError, SharedLedger};
 pub use model::*;
 pub use provision::{
-    BatchPlan, Blocker, NewDroplet, PackingSummary, PlannedPlacement, Target, Unschedulable,
-    cheapest_size_that_fits, plan_batch, summarize,
+    BatchPlan, Blocker, NewDroplet, PackingObjective, PackingSummary, PlannedPlacement, Target,
+    Unschedulable, cheapest_size_that_fits, plan_batch, plan_batch_for, summarize,
 };
 pub use score::{
     Candidate, Decision, FactorScores, NoFit, Placement, Rejections, decide, score_new_droplet,
