@@ -112,7 +112,9 @@ impl Supervisor {
             match exit {
                 MonitorExit::Vanished => {
                     update(&self.observed, |o| {
-                        o.replacements += 1;
+                        // Restarts stay cumulative across container replacements.
+                        o.replacements += o.engine_restarts + 1;
+                        o.engine_restarts = 0;
                         o.container_id = None;
                         o.phase = Phase::Pending;
                         o.reason = Some("container vanished; recreating".into());
