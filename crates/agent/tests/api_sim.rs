@@ -450,7 +450,9 @@ async fn bad_input_gets_4xx_with_json_bodies_never_500() {
         r.send()
     };
     let json = Some("application/json");
-    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    // (path, body, content type, expected status, expected error code)
+    type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("/v1/servers/x", b"{not json".to_vec(), json, 400, "malformed_json"),
         ("/v1/servers/x", b"[]".to_vec(), json, 400, "malformed_json"),
         ("/v1/servers/x", br#"{"image": 5}"#.to_vec(), json, 400, "malformed_json"),
