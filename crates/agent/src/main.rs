@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let bootstrap = BootstrapConfig::from_file(&args.bootstrap)?;
     let runtime: Arc<dyn ContainerRuntime> = match args.runtime {
         RuntimeKind::Docker => {
-            let docker = DockerRuntime::connect()?;
+            let docker = DockerRuntime::connect(&bootstrap.droplet_name)?;
             docker
                 .ping()
                 .await

@@ -8,7 +8,7 @@
 //! bootstrap installs (see docs/agent.md).
 
 use super::{
-    ContainerInfo, ContainerRuntime, ContainerUsage, LABEL_MANAGED, LABEL_SERVER, LABEL_SPEC_HASH,
+    ContainerInfo, ContainerRuntime, ContainerUsage, LABEL_DROPLET, LABEL_MANAGED, LABEL_SERVER, LABEL_SPEC_HASH,
     McpConnection, ProgressSink, RuntimeError,
 };
 use crate::api::{NetworkPolicy, PullCredentials, PullProgress, ServerSpec, Transport};
@@ -30,6 +30,14 @@ use std::collections::HashMap;
 #[derive(Debug, Clone)]
 pub struct DockerRuntime {
     docker: Docker,
+    droplet: String,
+}
+
+/// The droplet name restricted to the characters Docker allows in object names.
+fn docker_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .collect()
 }
 
 fn engine(e: bollard::errors::Error) -> RuntimeError {
@@ -47,10 +55,14 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
 }
 
 impl DockerRuntime {
-    /// Connects to the engine at the local unix socket (or `DOCKER_HOST=unix://...`).
-    pub fn connect() -> Result<Self, RuntimeError> {
+    /// Connects to the engine at the local unix socket (or `DOCKER_HOST=unix://...`); the
+    /// runtime manages only containers labelled with `droplet`.
+    pub fn connect(droplet: &str) -> Result<Self, RuntimeError> {
         let docker = Docker::connect_with_unix_defaults().map_err(engine)?;
-        Ok(Self { docker })
+        Ok(Self {
+            docker,
+            droplet: droplet.to_string(),
+        })
     }
 
     /// Checks that the engine answers.
@@ -60,6 +72,7 @@ impl DockerRuntime {
 
     /// The container configuration for a spec; pure, so the hardening is unit tested.
     pub fn container_config(
+        droplet: &str,
         server: &str,
         spec: &ServerSpec,
         spec_hash: &str,
@@ -71,6 +84,7 @@ impl DockerRuntime {
             .collect();
         labels.insert(LABEL_MANAGED.into(), "true".into());
         labels.insert(LABEL_SERVER.into(), server.into());
+        labels.insert(LABEL_DROPLET.into(), droplet.into());
         labels.insert(LABEL_SPEC_HASH.into(), spec_hash.into());
         let env: Vec<String> = spec
             .env
@@ -89,7 +103,7 @@ impl DockerRuntime {
             .iter()
             .map(|v| Mount {
                 target: Some(v.mount_path.clone()),
-                source: Some(format!("mcp-{server}-{}", v.name)),
+                source: Some(format!("mcp-{}-{server}-{}", docker_safe(droplet), v.name)),
                 typ: Some(MountType::VOLUME),
                 read_only: Some(v.read_only),
                 ..Default::default()
@@ -248,7 +262,11 @@ impl ContainerRuntime for DockerRuntime {
         spec_hash: &'a str,
     ) -> BoxFuture<'a, Result<String, RuntimeError>> {
         Box::pin(async move {
-            let name = format!("mcp-{server}-{}", &spec_hash[..spec_hash.len().min(12)]);
+            let name = format!(
+                "mcp-{}-{server}-{}",
+                docker_safe(&self.droplet),
+                &spec_hash[..spec_hash.len().min(12)]
+            );
             // A leftover of an interrupted create would make the name clash.
             let _ = self
                 .docker
@@ -267,7 +285,7 @@ impl ContainerRuntime for DockerRuntime {
                         name: Some(name),
                         ..Default::default()
                     }),
-                    Self::container_config(server, spec, spec_hash),
+                    Self::container_config(&self.droplet, server, spec, spec_hash),
                 )
                 .await
                 .map_err(|e| RuntimeError::Start(e.to_string()))?;
@@ -303,7 +321,13 @@ impl ContainerRuntime for DockerRuntime {
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<ContainerInfo>, RuntimeError>> {
         Box::pin(async move {
             let mut filters = HashMap::new();
-            filters.insert("label".to_string(), vec![format!("{LABEL_MANAGED}=true")]);
+            filters.insert(
+                "label".to_string(),
+                vec![
+                    format!("{LABEL_MANAGED}=true"),
+                    format!("{LABEL_DROPLET}={}", self.droplet),
+                ],
+            );
             let summaries = self
                 .docker
                 .list_containers(Some(ListContainersOptions {
@@ -489,7 +513,7 @@ mod tests {
             read_only_root_filesystem: true,
             endpoint_token: Secret::new("0123456789abcdef"),
         };
-        let body = DockerRuntime::container_config("time", &spec, "abc");
+        let body = DockerRuntime::container_config("d1", "time", &spec, "abc");
         let host = body.host_config.unwrap();
         assert_eq!(host.memory, Some(256 * 1024 * 1024));
         assert_eq!(host.nano_cpus, Some(250_000_000));
@@ -504,7 +528,7 @@ mod tests {
         assert!(host.binds.is_none());
         let mounts = host.mounts.unwrap();
         assert!(mounts.iter().all(|m| m.typ != Some(MountType::BIND)));
-        assert_eq!(mounts[0].source.as_deref(), Some("mcp-time-data"));
+        assert_eq!(mounts[0].source.as_deref(), Some("mcp-d1-time-data"));
         let labels = body.labels.unwrap();
         assert_eq!(labels.get(LABEL_SERVER).map(String::as_str), Some("time"));
         assert_eq!(body.open_stdin, Some(true));

@@ -13,6 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub const LABEL_MANAGED: &str = "io.agentopia.mcp-droplet-agent.managed";
 /// Label with the server name.
 pub const LABEL_SERVER: &str = "io.agentopia.mcp-droplet-agent.server";
+/// Label with the droplet (agent) the container belongs to, so agents sharing an engine (tests)
+/// never touch each other's containers.
+pub const LABEL_DROPLET: &str = "io.agentopia.mcp-droplet-agent.droplet";
 /// Label with the hash of the spec the container was created from.
 pub const LABEL_SPEC_HASH: &str = "io.agentopia.mcp-droplet-agent.spec-hash";
 

@@ -1,0 +1,199 @@
+//! The agent against the real Docker Engine of this machine, with a real third-party MCP server
+//! (`mcp-server-time` from PyPI, image built by scripts/prereqs.d/agent.sh).
+//!
+//! Skips with a message when no engine or image is available, unless MCP_REQUIRE_DOCKER=1.
+
+mod common;
+
+use bollard::Docker;
+use common::*;
+use mcp_droplet_agent::api::{LogsResponse, NetworkPolicy, Phase, ServerStatus};
+use mcp_droplet_agent::runtime::docker::DockerRuntime;
+use mcp_droplet_agent::supervisor::SupervisorTiming;
+use mcp_droplet_agent::{AgentConfig, AgentHandle, AgentOptions, BootstrapConfig, spawn_agent};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const IMAGE: &str = "mcp-test/time:1";
+
+/// Whether Docker tests can run; panics when they must but cannot.
+async fn docker_available() -> bool {
+    let required = std::env::var("MCP_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let problem = match Docker::connect_with_unix_defaults() {
+        Err(e) => Some(format!("cannot connect to the Docker Engine: {e}")),
+        Ok(docker) => match docker.ping().await {
+            Err(e) => Some(format!("the Docker Engine does not answer: {e}")),
+            Ok(_) => match docker.inspect_image(IMAGE).await {
+                Err(_) => Some(format!(
+                    "test image {IMAGE} is missing; build it with scripts/prereqs.d/agent.sh"
+                )),
+                Ok(_) => None,
+            },
+        },
+    };
+    match problem {
+        None => true,
+        Some(problem) if required => panic!("MCP_REQUIRE_DOCKER=1 but {problem}"),
+        Some(problem) => {
+            eprintln!("SKIPPED (Docker): {problem}");
+            false
+        }
+    }
+}
+
+async fn start(dir: &Path, droplet: &str) -> AgentHandle {
+    let bootstrap = BootstrapConfig::from_user_data(&user_data(droplet, TOKEN)).unwrap();
+    spawn_agent(AgentConfig {
+        bootstrap,
+        data_dir: dir.to_path_buf(),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        runtime: Arc::new(DockerRuntime::connect(droplet).unwrap()),
+        options: AgentOptions {
+            timing: SupervisorTiming {
+                poll: Duration::from_millis(200),
+                retry: Duration::from_secs(1),
+                handshake: Duration::from_secs(60),
+            },
+            ..AgentOptions::default()
+        },
+    })
+    .await
+    .unwrap()
+}
+
+async fn status(handle: &AgentHandle, name: &str) -> Option<ServerStatus> {
+    let r = pinned(handle)
+        .get(format!("{}/v1/servers/{name}", handle.base_url()))
+        .bearer_auth(CREDENTIAL)
+        .send()
+        .await
+        .ok()?;
+    if r.status() == 200 {
+        r.json().await.ok()
+    } else {
+        None
+    }
+}
+
+async fn wait_running(handle: &AgentHandle, name: &str) -> ServerStatus {
+    eventually(Duration::from_secs(120), "server running in Docker", || async {
+        let s = status(handle, name).await?;
+        assert_ne!(s.phase, Phase::Failed, "server failed: {:?}", s.reason);
+        (s.phase == Phase::Running).then_some(s)
+    })
+    .await
+}
+
+/// Removes the test's containers even when an assertion failed half-way.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let droplet = self.0.clone();
+        let _ = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=io.agentopia.mcp-droplet-agent.droplet={droplet}"),
+            ])
+            .output()
+            .map(|out| {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = std::process::Command::new("docker")
+                        .args(["rm", "-f", id])
+                        .output();
+                }
+            });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_server_time_runs_in_docker_through_the_agent_and_survives_an_agent_restart() {
+    if !docker_available().await {
+        return;
+    }
+    let droplet = format!("test-{}", &mcp_droplet_agent::secret::Secret::random().expose()[..10]);
+    let _cleanup = Cleanup(droplet.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let handle = start(dir.path(), &droplet).await;
+    enroll(&handle, CREDENTIAL).await;
+
+    let mut spec = stdio_spec(IMAGE);
+    spec.network_policy = NetworkPolicy::None;
+    spec.resources.memory_bytes = 256 * 1024 * 1024;
+    spec.resources.cpu_millis = 500;
+    spec.args = vec!["--local-timezone".into(), "UTC".into()];
+    let put = pinned(&handle)
+        .put(format!("{}/v1/servers/time", handle.base_url()))
+        .bearer_auth(CREDENTIAL)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let running = wait_running(&handle, "time").await;
+    let container = running.container_id.clone().unwrap();
+
+    // The container is hardened as promised.
+    let docker = Docker::connect_with_unix_defaults().unwrap();
+    let inspect = docker.inspect_container(&container, None).await.unwrap();
+    let host = inspect.host_config.unwrap();
+    assert_eq!(host.memory, Some(256 * 1024 * 1024));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+    assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+    assert_eq!(host.readonly_rootfs, Some(true));
+    assert_eq!(host.network_mode.as_deref(), Some("none"));
+    assert!(
+        host.security_opt
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.starts_with("no-new-privileges"))
+    );
+    assert!(host.binds.unwrap_or_default().is_empty(), "no host path, so no engine socket");
+
+    // A real MCP client lists the real server's tools through the agent's HTTPS endpoint.
+    let tools = eventually(Duration::from_secs(60), "tools via the agent", || async {
+        list_tools_via_agent(&handle, "time", ENDPOINT_TOKEN).await.ok()
+    })
+    .await;
+    assert!(tools.contains(&"get_current_time".to_string()), "{tools:?}");
+    assert!(tools.contains(&"convert_time".to_string()), "{tools:?}");
+
+    let logs: LogsResponse = pinned(&handle)
+        .get(format!("{}/v1/servers/time/logs?tail=20", handle.base_url()))
+        .bearer_auth(CREDENTIAL)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(logs.lines.len() <= 20);
+
+    // Restart the agent: it still reports the server, adopts the same container, and the
+    // bridge works again.
+    handle.shutdown().await;
+    let handle = start(dir.path(), &droplet).await;
+    let after = wait_running(&handle, "time").await;
+    assert_eq!(after.container_id.as_deref(), Some(container.as_str()));
+    let tools = eventually(Duration::from_secs(60), "tools after restart", || async {
+        list_tools_via_agent(&handle, "time", ENDPOINT_TOKEN).await.ok()
+    })
+    .await;
+    assert!(tools.contains(&"get_current_time".to_string()));
+
+    // DELETE removes the container.
+    let delete = pinned(&handle)
+        .delete(format!("{}/v1/servers/time", handle.base_url()))
+        .bearer_auth(CREDENTIAL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    let gone = docker.inspect_container(&container, None).await;
+    assert!(gone.is_err(), "container still exists after DELETE");
+    assert!(status(&handle, "time").await.is_none());
+    handle.shutdown().await;
+}
