@@ -4,6 +4,7 @@
 //! (`src/main.rs`) is the CLI. See `docs/architecture.md` for the map.
 
 // kube-derive's repeated `printcolumn(type_ = ...)` attributes trip this lint by design.
+pub mod agent_client;
 #[allow(clippy::duplicated_attributes)]
 pub mod api;
 pub mod catalog;

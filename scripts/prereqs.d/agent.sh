@@ -46,18 +46,21 @@ debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
 # Install the server into a venv inside the root filesystem, from PyPI, through the chroot's
 # own python (same interpreter the container will run).
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
-# Trust the same CAs as the host (its network may re-sign TLS with a local CA).
-cp /etc/ssl/certs/ca-certificates.crt "$rootfs/tmp/host-ca.pem"
+# Trust the same CAs as the host during the install (its network may re-sign TLS with a local
+# CA, and pip also honours SSL_CERT_FILE / REQUESTS_CA_BUNDLE pointing at this path).
+bundle="$rootfs/etc/ssl/certs/ca-certificates.crt"
+cp "$bundle" "$work/debian-ca.pem"
+cp /etc/ssl/certs/ca-certificates.crt "$bundle"
 mount --bind /dev "$rootfs/dev"
 mount -t proc proc "$rootfs/proc"
 cleanup_mounts() { umount "$rootfs/proc" 2>/dev/null || true; umount "$rootfs/dev" 2>/dev/null || true; }
 trap 'cleanup_mounts; rm -rf "$work"' EXIT
 chroot "$rootfs" /usr/bin/python3 -m venv /opt/mcp
-chroot "$rootfs" /usr/bin/env PIP_CERT=/tmp/host-ca.pem PIP_CONFIG_FILE=/dev/null \
+chroot "$rootfs" /usr/bin/env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null \
   /opt/mcp/bin/pip install --quiet --no-cache-dir --disable-pip-version-check \
   --no-compile mcp-server-time
 cleanup_mounts
-rm -f "$rootfs/tmp/host-ca.pem"
+cp "$work/debian-ca.pem" "$bundle"
 : >"$rootfs/etc/resolv.conf"
 
 # Slim the image: documentation, caches and apt lists are not needed at run time.

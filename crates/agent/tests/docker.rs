@@ -77,11 +77,15 @@ async fn status(handle: &AgentHandle, name: &str) -> Option<ServerStatus> {
 }
 
 async fn wait_running(handle: &AgentHandle, name: &str) -> ServerStatus {
-    eventually(Duration::from_secs(120), "server running in Docker", || async {
-        let s = status(handle, name).await?;
-        assert_ne!(s.phase, Phase::Failed, "server failed: {:?}", s.reason);
-        (s.phase == Phase::Running).then_some(s)
-    })
+    eventually(
+        Duration::from_secs(120),
+        "server running in Docker",
+        || async {
+            let s = status(handle, name).await?;
+            assert_ne!(s.phase, Phase::Failed, "server failed: {:?}", s.reason);
+            (s.phase == Phase::Running).then_some(s)
+        },
+    )
     .await
 }
 
@@ -114,7 +118,10 @@ async fn mcp_server_time_runs_in_docker_through_the_agent_and_survives_an_agent_
     if !docker_available().await {
         return;
     }
-    let droplet = format!("test-{}", &mcp_droplet_agent::secret::Secret::random().expose()[..10]);
+    let droplet = format!(
+        "test-{}",
+        &mcp_droplet_agent::secret::Secret::random().expose()[..10]
+    );
     let _cleanup = Cleanup(droplet.clone());
     let dir = tempfile::tempdir().unwrap();
     let handle = start(dir.path(), &droplet).await;
@@ -151,18 +158,26 @@ async fn mcp_server_time_runs_in_docker_through_the_agent_and_survives_an_agent_
             .iter()
             .any(|o| o.starts_with("no-new-privileges"))
     );
-    assert!(host.binds.unwrap_or_default().is_empty(), "no host path, so no engine socket");
+    assert!(
+        host.binds.unwrap_or_default().is_empty(),
+        "no host path, so no engine socket"
+    );
 
     // A real MCP client lists the real server's tools through the agent's HTTPS endpoint.
     let tools = eventually(Duration::from_secs(60), "tools via the agent", || async {
-        list_tools_via_agent(&handle, "time", ENDPOINT_TOKEN).await.ok()
+        list_tools_via_agent(&handle, "time", ENDPOINT_TOKEN)
+            .await
+            .ok()
     })
     .await;
     assert!(tools.contains(&"get_current_time".to_string()), "{tools:?}");
     assert!(tools.contains(&"convert_time".to_string()), "{tools:?}");
 
     let logs: LogsResponse = pinned(&handle)
-        .get(format!("{}/v1/servers/time/logs?tail=20", handle.base_url()))
+        .get(format!(
+            "{}/v1/servers/time/logs?tail=20",
+            handle.base_url()
+        ))
         .bearer_auth(CREDENTIAL)
         .send()
         .await
@@ -179,7 +194,9 @@ async fn mcp_server_time_runs_in_docker_through_the_agent_and_survives_an_agent_
     let after = wait_running(&handle, "time").await;
     assert_eq!(after.container_id.as_deref(), Some(container.as_str()));
     let tools = eventually(Duration::from_secs(60), "tools after restart", || async {
-        list_tools_via_agent(&handle, "time", ENDPOINT_TOKEN).await.ok()
+        list_tools_via_agent(&handle, "time", ENDPOINT_TOKEN)
+            .await
+            .ok()
     })
     .await;
     assert!(tools.contains(&"get_current_time".to_string()));

@@ -8,8 +8,8 @@
 //! bootstrap installs (see docs/agent.md).
 
 use super::{
-    ContainerInfo, ContainerRuntime, ContainerUsage, LABEL_DROPLET, LABEL_MANAGED, LABEL_SERVER, LABEL_SPEC_HASH,
-    McpConnection, ProgressSink, RuntimeError,
+    ContainerInfo, ContainerRuntime, ContainerUsage, LABEL_DROPLET, LABEL_MANAGED, LABEL_SERVER,
+    LABEL_SPEC_HASH, McpConnection, ProgressSink, RuntimeError,
 };
 use crate::api::{NetworkPolicy, PullCredentials, PullProgress, ServerSpec, Transport};
 use bollard::Docker;
@@ -36,7 +36,13 @@ pub struct DockerRuntime {
 /// The droplet name restricted to the characters Docker allows in object names.
 fn docker_safe(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
