@@ -51,6 +51,22 @@ pub struct ProxyHandler {
     upstream: Arc<UpstreamSlot>,
 }
 
+/// Longest wait for an upstream answer, so a call to a server that died mid-request fails
+/// instead of hanging.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, rmcp::ServiceError>>,
+) -> Result<T, ErrorData> {
+    match tokio::time::timeout(UPSTREAM_TIMEOUT, call).await {
+        Ok(result) => result.map_err(upstream_error),
+        Err(_) => Err(ErrorData::internal_error(
+            "the MCP server did not answer in time",
+            None,
+        )),
+    }
+}
+
 fn unavailable() -> ErrorData {
     ErrorData::internal_error("the MCP server is not running (yet); retry shortly", None)
 }
@@ -82,7 +98,7 @@ impl ServerHandler for ProxyHandler {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let peer = self.upstream.get().ok_or_else(unavailable)?;
-        peer.list_tools(request).await.map_err(upstream_error)
+        bounded(peer.list_tools(request)).await
     }
 
     async fn call_tool(
@@ -91,7 +107,7 @@ impl ServerHandler for ProxyHandler {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let peer = self.upstream.get().ok_or_else(unavailable)?;
-        peer.call_tool_once(request).await.map_err(upstream_error)
+        bounded(peer.call_tool_once(request)).await
     }
 }
 

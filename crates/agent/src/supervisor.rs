@@ -190,7 +190,7 @@ impl Supervisor {
     async fn monitor(&self, id: &str) -> MonitorExit {
         update(&self.observed, |o| o.container_id = Some(id.to_string()));
         let mut client: Option<UpstreamClient> = None;
-        let mut bridged_restart_count = None;
+        let mut bridged_incarnation: Option<String> = None;
         loop {
             let info = match self.runtime.inspect(id).await {
                 Ok(info) => info,
@@ -208,7 +208,7 @@ impl Supervisor {
             } else {
                 // The bridge restarts with the container: a new incarnation or a closed
                 // connection means reconnecting.
-                let stale = bridged_restart_count != Some(info.restart_count)
+                let stale = bridged_incarnation.as_deref() != Some(info.incarnation.as_str())
                     || client.as_ref().is_none_or(|c| c.is_closed());
                 if stale {
                     self.upstream.set(None);
@@ -224,7 +224,7 @@ impl Supervisor {
                         Ok(c) => {
                             self.upstream.set(Some(c.peer().clone()));
                             client = Some(c);
-                            bridged_restart_count = Some(info.restart_count);
+                            bridged_incarnation = Some(info.incarnation.clone());
                             update(&self.observed, |o| {
                                 o.phase = Phase::Running;
                                 o.reason = None;

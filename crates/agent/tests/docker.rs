@@ -172,6 +172,16 @@ async fn mcp_server_time_runs_in_docker_through_the_agent_and_survives_an_agent_
     .await;
     assert!(tools.contains(&"get_current_time".to_string()), "{tools:?}");
     assert!(tools.contains(&"convert_time".to_string()), "{tools:?}");
+    let now = call_tool_via_agent(
+        &handle,
+        "time",
+        ENDPOINT_TOKEN,
+        "get_current_time",
+        serde_json::json!({"timezone": "Europe/Paris"}),
+    )
+    .await
+    .unwrap();
+    assert!(now.contains("Europe/Paris"), "{now}");
 
     let logs: LogsResponse = pinned(&handle)
         .get(format!(
@@ -186,6 +196,26 @@ async fn mcp_server_time_runs_in_docker_through_the_agent_and_survives_an_agent_
         .await
         .unwrap();
     assert!(logs.lines.len() <= 20);
+
+    // The container restarts underneath the agent: the stdio bridge follows it.
+    docker.restart_container(&container, None).await.unwrap();
+    let now = eventually(
+        Duration::from_secs(60),
+        "bridge after container restart",
+        || async {
+            call_tool_via_agent(
+                &handle,
+                "time",
+                ENDPOINT_TOKEN,
+                "get_current_time",
+                serde_json::json!({"timezone": "UTC"}),
+            )
+            .await
+            .ok()
+        },
+    )
+    .await;
+    assert!(now.contains("UTC"), "{now}");
 
     // Restart the agent: it still reports the server, adopts the same container, and the
     // bridge works again.

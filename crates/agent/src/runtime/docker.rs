@@ -176,6 +176,7 @@ impl DockerRuntime {
             .and_then(|c| c.labels.clone())
             .unwrap_or_default();
         let state = inspect.state.unwrap_or_default();
+        let incarnation = state.started_at.clone().unwrap_or_default();
         let running = state.running.unwrap_or(false);
         let exit_reason = (!running).then(|| {
             let mut reason = format!("exited with code {}", state.exit_code.unwrap_or(-1));
@@ -195,6 +196,7 @@ impl DockerRuntime {
             running,
             restart_count: u32::try_from(inspect.restart_count.unwrap_or(0)).unwrap_or(0),
             exit_reason,
+            incarnation,
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct ContainerInfo {
     pub restart_count: u32,
     /// Why it is not running, when it is not.
     pub exit_reason: Option<String>,
+    /// Identifies the current run of the container (its start time): a new value means the
+    /// process was restarted, and the stdio bridge must reconnect.
+    pub incarnation: String,
 }
 
 /// Resource usage of one container.

@@ -129,6 +129,7 @@ impl SimulatedRuntime {
             running: c.running,
             restart_count: c.restart_count,
             exit_reason: None,
+            incarnation: c.restart_count.to_string(),
         }
     }
 }

@@ -111,3 +111,29 @@ pub async fn list_tools_via_agent(
     names.sort();
     Ok(names)
 }
+
+/// Calls a tool through the agent's HTTPS MCP endpoint and returns its text content.
+pub async fn call_tool_via_agent(
+    handle: &AgentHandle,
+    server: &str,
+    token: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> Result<String, String> {
+    let client = pinned(handle);
+    let config = StreamableHttpClientTransportConfig::with_uri(format!(
+        "{}/servers/{server}/mcp",
+        handle.base_url()
+    ))
+    .auth_header(token.to_string());
+    let transport = StreamableHttpClientTransport::with_client(client, config);
+    let running = ().serve(transport).await.map_err(|e| e.to_string())?;
+    let mut params = rmcp::model::CallToolRequestParams::new(tool.to_string());
+    if let serde_json::Value::Object(map) = arguments {
+        params = params.with_arguments(map);
+    }
+    let result = running.call_tool(params).await.map_err(|e| e.to_string())?;
+    let _ = running.cancel().await;
+    let text = serde_json::to_string(&result.content).map_err(|e| e.to_string())?;
+    Ok(text)
+}
