@@ -725,3 +725,27 @@ async fn pull_progress_and_failure_injection() {
     assert!(failed.reason.unwrap().contains("exit code 1"));
     world.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn containers_of_undesired_servers_are_removed_at_start() {
+    use mcp_droplet_agent::runtime::ContainerRuntime;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = SimulatedRuntime::default();
+    // Left behind by a crash between a DELETE and the container's removal.
+    let spec = stdio_spec("sim/ghost:1");
+    runtime
+        .pull(&spec.image, None, Box::new(|_| {}))
+        .await
+        .unwrap();
+    runtime
+        .create_and_start("ghost", &spec, &spec.hash())
+        .await
+        .unwrap();
+    assert_eq!(runtime.container_count(), 1);
+    let handle = start(dir.path(), &runtime, "d1").await;
+    eventually(WAIT, "orphan removed", || async {
+        (runtime.container_count() == 0).then_some(())
+    })
+    .await;
+    handle.shutdown().await;
+}
