@@ -35,6 +35,7 @@ async fn start(dir: &std::path::Path, runtime: &SimulatedRuntime) -> AgentHandle
                     poll: Duration::from_millis(50),
                     retry: Duration::from_millis(200),
                     handshake: Duration::from_secs(10),
+                    startup_grace: Duration::from_secs(30),
                 },
                 ..AgentOptions::default()
             },

@@ -8,14 +8,51 @@
 set -euo pipefail
 
 IMAGE="mcp-test/time:1"
+HTTP_IMAGE="mcp-test/http:1"
 SUITE="bookworm"
 
 if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
   echo "agent prereqs: no Docker Engine reachable; skipping test image build"
   exit 0
 fi
+# mcp-test/http:1: the same root filesystem plus a tiny streamable-HTTP MCP server on port 8080
+# written with the `mcp` package that mcp-server-time already brings (for the HTTP proxy path).
+build_http_image() {
+  if docker image inspect "$HTTP_IMAGE" >/dev/null 2>&1; then
+    echo "agent prereqs: $HTTP_IMAGE present"
+    return
+  fi
+  local dir cid
+  dir=$(mktemp -d)
+  cat >"$dir/http_server.py" <<'PY'
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("http-echo")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Echo the given text back."""
+    return text
+
+
+# Listens on all interfaces: the agent reaches it on the container's bridge address.
+server.run(transport="streamable-http", host="0.0.0.0", port=8080)
+PY
+  cid=$(docker create "$IMAGE")
+  docker cp "$dir/http_server.py" "$cid:/opt/http_server.py"
+  docker commit \
+    --change 'ENTRYPOINT ["/opt/mcp/bin/python3", "/opt/http_server.py"]' \
+    --change 'EXPOSE 8080' \
+    "$cid" "$HTTP_IMAGE" >/dev/null
+  docker rm "$cid" >/dev/null
+  rm -rf "$dir"
+  echo "agent prereqs: built $HTTP_IMAGE"
+}
+
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "agent prereqs: $IMAGE present"
+  build_http_image
   exit 0
 fi
 
@@ -73,3 +110,4 @@ tar -C "$rootfs" -c . | docker import \
   --change 'USER 65534:65534' \
   - "$IMAGE" >/dev/null
 echo "agent prereqs: built $IMAGE in $(( $(date +%s) - start ))s ($(docker image inspect -f '{{.Size}}' "$IMAGE") bytes)"
+build_http_image

@@ -50,6 +50,9 @@ pub struct SupervisorTiming {
     pub retry: Duration,
     /// MCP handshake timeout.
     pub handshake: Duration,
+    /// How long a running container may refuse the MCP handshake (still booting) before the
+    /// server counts as failed.
+    pub startup_grace: Duration,
 }
 
 impl Default for SupervisorTiming {
@@ -58,6 +61,7 @@ impl Default for SupervisorTiming {
             poll: Duration::from_millis(500),
             retry: Duration::from_secs(2),
             handshake: Duration::from_secs(60),
+            startup_grace: Duration::from_secs(30),
         }
     }
 }
@@ -191,6 +195,7 @@ impl Supervisor {
         update(&self.observed, |o| o.container_id = Some(id.to_string()));
         let mut client: Option<UpstreamClient> = None;
         let mut bridged_incarnation: Option<String> = None;
+        let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
             let info = match self.runtime.inspect(id).await {
                 Ok(info) => info,
@@ -225,15 +230,25 @@ impl Supervisor {
                             self.upstream.set(Some(c.peer().clone()));
                             client = Some(c);
                             bridged_incarnation = Some(info.incarnation.clone());
+                            failing_since = None;
                             update(&self.observed, |o| {
                                 o.phase = Phase::Running;
                                 o.reason = None;
                             });
                         }
                         Err(reason) => {
+                            let since =
+                                *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                            let booting = since.elapsed() < self.timing.startup_grace;
                             update(&self.observed, |o| {
-                                o.phase = Phase::Failed;
-                                o.reason = Some(reason);
+                                if booting {
+                                    o.phase = Phase::Starting;
+                                    o.reason =
+                                        Some(format!("waiting for the MCP server: {reason}"));
+                                } else {
+                                    o.phase = Phase::Failed;
+                                    o.reason = Some(reason);
+                                }
                             });
                             tokio::time::sleep(self.timing.retry).await;
                             continue;

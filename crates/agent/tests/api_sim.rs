@@ -26,6 +26,7 @@ fn fast_options() -> AgentOptions {
             poll: Duration::from_millis(50),
             retry: Duration::from_millis(200),
             handshake: Duration::from_secs(10),
+            startup_grace: Duration::from_secs(30),
         },
         ..AgentOptions::default()
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const IMAGE: &str = "mcp-test/time:1";
+const HTTP_IMAGE: &str = "mcp-test/http:1";
 
 /// Whether Docker tests can run; panics when they must but cannot.
 async fn docker_available() -> bool {
@@ -24,12 +25,17 @@ async fn docker_available() -> bool {
         Err(e) => Some(format!("cannot connect to the Docker Engine: {e}")),
         Ok(docker) => match docker.ping().await {
             Err(e) => Some(format!("the Docker Engine does not answer: {e}")),
-            Ok(_) => match docker.inspect_image(IMAGE).await {
-                Err(_) => Some(format!(
-                    "test image {IMAGE} is missing; build it with scripts/prereqs.d/agent.sh"
-                )),
-                Ok(_) => None,
-            },
+            Ok(_) => {
+                let mut missing = None;
+                for image in [IMAGE, HTTP_IMAGE] {
+                    if docker.inspect_image(image).await.is_err() {
+                        missing = Some(format!(
+                            "test image {image} is missing; build it with scripts/prereqs.d/agent.sh"
+                        ));
+                    }
+                }
+                missing
+            }
         },
     };
     match problem {
@@ -54,6 +60,7 @@ async fn start(dir: &Path, droplet: &str) -> AgentHandle {
                 poll: Duration::from_millis(200),
                 retry: Duration::from_secs(1),
                 handshake: Duration::from_secs(60),
+                startup_grace: Duration::from_secs(30),
             },
             ..AgentOptions::default()
         },
@@ -242,5 +249,58 @@ async fn mcp_server_time_runs_in_docker_through_the_agent_and_survives_an_agent_
     let gone = docker.inspect_container(&container, None).await;
     assert!(gone.is_err(), "container still exists after DELETE");
     assert!(status(&handle, "time").await.is_none());
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamable_http_server_in_docker_is_proxied_through_the_agent() {
+    if !docker_available().await {
+        return;
+    }
+    let droplet = format!(
+        "test-{}",
+        &mcp_droplet_agent::secret::Secret::random().expose()[..10]
+    );
+    let _cleanup = Cleanup(droplet.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let handle = start(dir.path(), &droplet).await;
+    enroll(&handle, CREDENTIAL).await;
+
+    let mut spec = stdio_spec(HTTP_IMAGE);
+    spec.transport = mcp_droplet_agent::api::Transport::StreamableHttp;
+    spec.port = Some(8080);
+    spec.mcp_path = Some("/mcp".into());
+    spec.network_policy = NetworkPolicy::Egress;
+    spec.resources.memory_bytes = 256 * 1024 * 1024;
+    let put = pinned(&handle)
+        .put(format!("{}/v1/servers/echo", handle.base_url()))
+        .bearer_auth(CREDENTIAL)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    wait_running(&handle, "echo").await;
+    let tools = list_tools_via_agent(&handle, "echo", ENDPOINT_TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(tools, ["echo"]);
+    let echoed = call_tool_via_agent(
+        &handle,
+        "echo",
+        ENDPOINT_TOKEN,
+        "echo",
+        serde_json::json!({"text": "through the agent"}),
+    )
+    .await
+    .unwrap();
+    assert!(echoed.contains("through the agent"), "{echoed}");
+    let delete = pinned(&handle)
+        .delete(format!("{}/v1/servers/echo", handle.base_url()))
+        .bearer_auth(CREDENTIAL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
     handle.shutdown().await;
 }
