@@ -8,15 +8,16 @@
 set -euo pipefail
 
 IMAGE="mcp-test/time:1"
-HTTP_IMAGE="mcp-test/http:1"
+HTTP_IMAGE="mcp-test/http:2"
 SUITE="bookworm"
 
 if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
   echo "agent prereqs: no Docker Engine reachable; skipping test image build"
   exit 0
 fi
-# mcp-test/http:1: the same root filesystem plus a tiny streamable-HTTP MCP server on port 8080
-# written with the `mcp` package that mcp-server-time already brings (for the HTTP proxy path).
+# mcp-test/http:2: the same root filesystem plus a tiny MCP server on port 8080 written with the
+# `mcp` package that mcp-server-time already brings, speaking streamable HTTP (at /mcp), or the
+# legacy SSE transport (at /sse) when its first argument is `sse`.
 build_http_image() {
   if docker image inspect "$HTTP_IMAGE" >/dev/null 2>&1; then
     echo "agent prereqs: $HTTP_IMAGE present"
@@ -25,6 +26,8 @@ build_http_image() {
   local dir cid
   dir=$(mktemp -d)
   cat >"$dir/http_server.py" <<'PY'
+import sys
+
 from mcp.server.mcpserver import MCPServer
 
 server = MCPServer("http-echo")
@@ -37,7 +40,8 @@ def echo(text: str) -> str:
 
 
 # Listens on all interfaces: the agent reaches it on the container's bridge address.
-server.run(transport="streamable-http", host="0.0.0.0", port=8080)
+transport = sys.argv[1] if len(sys.argv) > 1 else "streamable-http"
+server.run(transport=transport, host="0.0.0.0", port=8080)
 PY
   cid=$(docker create "$IMAGE")
   docker cp "$dir/http_server.py" "$cid:/opt/http_server.py"

@@ -145,11 +145,17 @@ pub async fn connect(
                 );
                 ().serve(transport).await
             }
+            McpConnection::Sse { url } => {
+                let transport = crate::sse_client::connect(&url, timeout)
+                    .await
+                    .map_err(|e| BridgeError::Handshake(e.to_string()))?;
+                ().serve(transport).await
+            }
         }
+        .map_err(|e| BridgeError::Handshake(e.to_string()))
     };
     match tokio::time::timeout(timeout, handshake).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(BridgeError::Handshake(e.to_string())),
+        Ok(result) => result,
         Err(_) => Err(BridgeError::Timeout),
     }
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod runtime;
 pub mod secret;
 pub mod sim_mcp;
+pub mod sse_client;
 pub mod store;
 pub mod supervisor;
 pub mod tls;

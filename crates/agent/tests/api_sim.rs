@@ -595,7 +595,7 @@ async fn a_restarted_agent_adopts_its_containers() {
 }
 
 #[tokio::test]
-async fn the_mcp_endpoint_bridges_stdio_and_proxies_http_behind_its_token() {
+async fn the_mcp_endpoint_bridges_stdio_and_sse_and_proxies_http_behind_its_token() {
     let world = World::enrolled().await;
     world.put("stdio", &stdio_spec("sim/time:1")).await;
     let mut http_spec = stdio_spec("sim/http:1");
@@ -603,8 +603,29 @@ async fn the_mcp_endpoint_bridges_stdio_and_proxies_http_behind_its_token() {
     http_spec.port = Some(8080);
     http_spec.endpoint_token = Secret::new("another-endpoint-token-42");
     world.put("http", &http_spec).await;
+    let mut sse_spec = http_spec.clone();
+    sse_spec.transport = Transport::Sse;
+    sse_spec.image = "sim/sse:1".into();
+    world.put("sse", &sse_spec).await;
     world.wait_running("stdio").await;
     world.wait_running("http").await;
+    world.wait_running("sse").await;
+    assert_eq!(
+        list_tools_via_agent(&world.handle, "sse", "another-endpoint-token-42")
+            .await
+            .unwrap(),
+        ["echo", "time"]
+    );
+    let echoed = call_tool_via_agent(
+        &world.handle,
+        "sse",
+        "another-endpoint-token-42",
+        "echo",
+        serde_json::json!({"text": "over sse"}),
+    )
+    .await
+    .unwrap();
+    assert!(echoed.contains("over sse"), "{echoed}");
 
     assert_eq!(
         list_tools_via_agent(&world.handle, "stdio", ENDPOINT_TOKEN)

@@ -38,6 +38,7 @@ async fn the_binary_serves_healthz_from_a_bootstrap_file() {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--runtime", "simulated"])
+            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap(),
     );

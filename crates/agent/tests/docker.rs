@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const IMAGE: &str = "mcp-test/time:1";
-const HTTP_IMAGE: &str = "mcp-test/http:1";
+const HTTP_IMAGE: &str = "mcp-test/http:2";
 
 /// Whether Docker tests can run; panics when they must but cannot.
 async fn docker_available() -> bool {
@@ -254,6 +254,15 @@ async fn mcp_server_time_runs_in_docker_through_the_agent_and_survives_an_agent_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamable_http_server_in_docker_is_proxied_through_the_agent() {
+    http_server_in_docker_is_proxied(mcp_droplet_agent::api::Transport::StreamableHttp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_server_in_docker_is_bridged_through_the_agent() {
+    http_server_in_docker_is_proxied(mcp_droplet_agent::api::Transport::Sse).await;
+}
+
+async fn http_server_in_docker_is_proxied(transport: mcp_droplet_agent::api::Transport) {
     if !docker_available().await {
         return;
     }
@@ -267,9 +276,11 @@ async fn a_streamable_http_server_in_docker_is_proxied_through_the_agent() {
     enroll(&handle, CREDENTIAL).await;
 
     let mut spec = stdio_spec(HTTP_IMAGE);
-    spec.transport = mcp_droplet_agent::api::Transport::StreamableHttp;
+    spec.transport = transport;
     spec.port = Some(8080);
-    spec.mcp_path = Some("/mcp".into());
+    if transport == mcp_droplet_agent::api::Transport::Sse {
+        spec.args = vec!["sse".into()];
+    }
     spec.network_policy = NetworkPolicy::Egress;
     spec.resources.memory_bytes = 256 * 1024 * 1024;
     let put = pinned(&handle)

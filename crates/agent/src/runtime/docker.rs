@@ -436,7 +436,7 @@ impl ContainerRuntime for DockerRuntime {
                         writer: attached.input,
                     })
                 }
-                Transport::StreamableHttp => {
+                Transport::StreamableHttp | Transport::Sse => {
                     let inspect = self
                         .docker
                         .inspect_container(id, None)
@@ -451,14 +451,18 @@ impl ContainerRuntime for DockerRuntime {
                             RuntimeError::Engine("container has no bridge address".into())
                         })?;
                     let port = spec.port.unwrap_or(80);
-                    let path = spec.mcp_path.clone().unwrap_or_else(|| "/mcp".into());
-                    Ok(McpConnection::Http {
-                        url: format!("http://{ip}:{port}{path}"),
+                    let sse = spec.transport == Transport::Sse;
+                    let path = spec
+                        .mcp_path
+                        .clone()
+                        .unwrap_or_else(|| if sse { "/sse" } else { "/mcp" }.into());
+                    let url = format!("http://{ip}:{port}{path}");
+                    Ok(if sse {
+                        McpConnection::Sse { url }
+                    } else {
+                        McpConnection::Http { url }
                     })
                 }
-                Transport::Sse => Err(RuntimeError::Unsupported(
-                    "the sse transport is not bridged by this agent version".into(),
-                )),
             }
         })
     }

@@ -87,6 +87,11 @@ pub enum McpConnection {
         /// Full URL of the MCP endpoint.
         url: String,
     },
+    /// A legacy HTTP+SSE URL (the event stream) reachable from the agent.
+    Sse {
+        /// Full URL of the event stream.
+        url: String,
+    },
 }
 
 /// Receives pull progress.

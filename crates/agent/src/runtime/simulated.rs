@@ -157,6 +157,97 @@ async fn serve_http(
     Ok(format!("http://{addr}{path}"))
 }
 
+/// Serves the simulated server over the legacy HTTP+SSE transport: `GET {path}` opens a session
+/// whose first event names the POST URL for that session.
+async fn serve_sse(
+    server: SimMcpServer,
+    path: String,
+    life: CancellationToken,
+) -> Result<String, RuntimeError> {
+    use axum::extract::{Query, State};
+    use axum::response::sse::{Event, Sse};
+    use futures::StreamExt;
+    use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+    use std::collections::HashMap;
+
+    type Sessions = Arc<Mutex<HashMap<String, tokio::sync::mpsc::Sender<ClientJsonRpcMessage>>>>;
+
+    #[derive(serde::Deserialize)]
+    struct SessionQuery {
+        session_id: String,
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| RuntimeError::Start(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| RuntimeError::Start(e.to_string()))?;
+    let sessions: Sessions = Arc::default();
+    let open = {
+        let life = life.clone();
+        move |State(sessions): State<Sessions>| {
+            let server = server.clone();
+            let life = life.clone();
+            async move {
+                let id = crate::secret::Secret::random().expose()[..16].to_string();
+                let (in_tx, in_rx) = tokio::sync::mpsc::channel::<ClientJsonRpcMessage>(64);
+                let (out_tx, out_rx) = futures::channel::mpsc::channel::<ServerJsonRpcMessage>(64);
+                sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), in_tx);
+                tokio::spawn(async move {
+                    let transport = (out_tx, tokio_stream::wrappers::ReceiverStream::new(in_rx));
+                    if let Ok(running) = server.serve(transport).await {
+                        let ct = running.cancellation_token();
+                        tokio::select! {
+                            _ = life.cancelled() => ct.cancel(),
+                            _ = running.waiting() => {}
+                        }
+                    }
+                });
+                let endpoint = futures::stream::once(async move {
+                    Ok::<_, std::convert::Infallible>(
+                        Event::default()
+                            .event("endpoint")
+                            .data(format!("/messages?session_id={id}")),
+                    )
+                });
+                let messages = out_rx.map(|m| {
+                    Ok(Event::default()
+                        .event("message")
+                        .data(serde_json::to_string(&m).unwrap_or_default()))
+                });
+                Sse::new(endpoint.chain(messages))
+            }
+        }
+    };
+    let post = |State(sessions): State<Sessions>,
+                Query(q): Query<SessionQuery>,
+                axum::Json(message): axum::Json<ClientJsonRpcMessage>| async move {
+        let tx = sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&q.session_id)
+            .cloned();
+        match tx {
+            Some(tx) if tx.send(message).await.is_ok() => axum::http::StatusCode::ACCEPTED,
+            _ => axum::http::StatusCode::NOT_FOUND,
+        }
+    };
+    let router = axum::Router::new()
+        .route(&path, axum::routing::get(open))
+        .route("/messages", axum::routing::post(post))
+        .with_state(sessions);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { life.cancelled_owned().await })
+            .await;
+    });
+    Ok(format!("http://{addr}{path}"))
+}
+
 impl ContainerRuntime for SimulatedRuntime {
     fn kind(&self) -> &'static str {
         "simulated"
@@ -227,7 +318,13 @@ impl ContainerRuntime for SimulatedRuntime {
                 ));
             }
             let life = CancellationToken::new();
-            let mcp_path = spec.mcp_path.clone().unwrap_or_else(|| "/mcp".into());
+            let mcp_path = spec.mcp_path.clone().unwrap_or_else(|| {
+                if spec.transport == Transport::Sse {
+                    "/sse".into()
+                } else {
+                    "/mcp".into()
+                }
+            });
             let http_url = match spec.transport {
                 Transport::StreamableHttp => Some(
                     serve_http(
@@ -237,7 +334,15 @@ impl ContainerRuntime for SimulatedRuntime {
                     )
                     .await?,
                 ),
-                Transport::Stdio | Transport::Sse => None,
+                Transport::Sse => Some(
+                    serve_sse(
+                        SimMcpServer::new(&spec.image),
+                        mcp_path.clone(),
+                        life.clone(),
+                    )
+                    .await?,
+                ),
+                Transport::Stdio => None,
             };
             let mut s = self.lock();
             s.next_id += 1;
@@ -348,23 +453,30 @@ impl ContainerRuntime for SimulatedRuntime {
                         writer: Box::pin(writer),
                     })
                 }
-                Transport::StreamableHttp => {
+                Transport::StreamableHttp | Transport::Sse => {
+                    let sse = transport == Transport::Sse;
                     // After a simulated crash the old listener is gone; start a fresh one.
                     let url = match url {
                         Some(url) if !life.is_cancelled() => url,
                         _ => {
-                            let url = serve_http(SimMcpServer::new(image), path, life).await?;
+                            let server = SimMcpServer::new(image);
+                            let url = if sse {
+                                serve_sse(server, path, life).await?
+                            } else {
+                                serve_http(server, path, life).await?
+                            };
                             if let Some(c) = self.lock().containers.get_mut(id) {
                                 c.http_url = Some(url.clone());
                             }
                             url
                         }
                     };
-                    Ok(McpConnection::Http { url })
+                    Ok(if sse {
+                        McpConnection::Sse { url }
+                    } else {
+                        McpConnection::Http { url }
+                    })
                 }
-                Transport::Sse => Err(RuntimeError::Unsupported(
-                    "the sse transport is not bridged by this agent version".into(),
-                )),
             }
         })
     }
