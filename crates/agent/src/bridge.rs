@@ -3,8 +3,10 @@
 
 use crate::runtime::McpConnection;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -80,8 +82,19 @@ fn upstream_error(e: rmcp::ServiceError) -> ErrorData {
 
 impl ServerHandler for ProxyHandler {
     fn get_info(&self) -> ServerConfig {
-        let mut config = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
-        if let Some(info) = self.upstream.get().and_then(|p| p.peer_info()) {
+        let info = self.upstream.get().and_then(|p| p.peer_info());
+        // Mirror what the upstream offers (tools always: that is what deployments are for).
+        // Subscriptions and list-changed notifications are not forwarded, so not advertised.
+        let upstream_caps = info.as_ref().map(|i| &i.capabilities);
+        let mut capabilities = ServerCapabilities::builder().enable_tools().build();
+        if upstream_caps.is_some_and(|c| c.resources.is_some()) {
+            capabilities.resources = Some(Default::default());
+        }
+        if upstream_caps.is_some_and(|c| c.prompts.is_some()) {
+            capabilities.prompts = Some(Default::default());
+        }
+        let mut config = ServerConfig::new(capabilities);
+        if let Some(info) = info {
             if let Some(server_info) = info.server_info.clone() {
                 config = config.with_server_info(server_info);
             }
@@ -108,6 +121,51 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let peer = self.upstream.get().ok_or_else(unavailable)?;
         bounded(peer.call_tool_once(request)).await
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let peer = self.upstream.get().ok_or_else(unavailable)?;
+        bounded(peer.list_resources(request)).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let peer = self.upstream.get().ok_or_else(unavailable)?;
+        bounded(peer.list_resource_templates(request)).await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let peer = self.upstream.get().ok_or_else(unavailable)?;
+        bounded(peer.read_resource_once(request)).await
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let peer = self.upstream.get().ok_or_else(unavailable)?;
+        bounded(peer.list_prompts(request)).await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let peer = self.upstream.get().ok_or_else(unavailable)?;
+        bounded(peer.get_prompt_once(request)).await
     }
 }
 

@@ -1,10 +1,15 @@
 //! The MCP server every simulated container runs: a real rmcp server with `echo` and `time`.
 
 use rmcp::{
-    ServerHandler,
+    ErrorData, RoleServer, ServerHandler,
     handler::server::{router::tool::ToolRouter, wrapper::Parameters},
-    model::{ServerCapabilities, ServerConfig},
-    schemars, tool, tool_handler, tool_router,
+    model::{
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, ListPromptsResult,
+        PaginatedRequestParams, Prompt, PromptMessage, Role, ServerCapabilities, ServerConfig,
+    },
+    schemars,
+    service::RequestContext,
+    tool, tool_handler, tool_router,
 };
 
 /// Arguments of the `echo` tool.
@@ -53,7 +58,39 @@ impl SimMcpServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for SimMcpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions(format!("simulated MCP server for image {}", self.image))
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_instructions(format!("simulated MCP server for image {}", self.image))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
+            "greeting",
+            Some("A greeting from the simulated server"),
+            None,
+        )]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name != "greeting" {
+            return Err(ErrorData::invalid_params("unknown prompt", None));
+        }
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            format!("hello from {}", self.image),
+        )])
+        .into())
     }
 }

@@ -626,6 +626,12 @@ async fn the_mcp_endpoint_bridges_stdio_and_sse_and_proxies_http_behind_its_toke
     .await
     .unwrap();
     assert!(echoed.contains("over sse"), "{echoed}");
+    assert_eq!(
+        prompts_via_agent(&world.handle, "stdio", ENDPOINT_TOKEN)
+            .await
+            .unwrap(),
+        ["greeting"]
+    );
 
     assert_eq!(
         list_tools_via_agent(&world.handle, "stdio", ENDPOINT_TOKEN)

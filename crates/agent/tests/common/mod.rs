@@ -137,3 +137,24 @@ pub async fn call_tool_via_agent(
     let text = serde_json::to_string(&result.content).map_err(|e| e.to_string())?;
     Ok(text)
 }
+
+/// Lists the prompts of a server through the agent's endpoint.
+pub async fn prompts_via_agent(
+    handle: &AgentHandle,
+    server: &str,
+    token: &str,
+) -> Result<Vec<String>, String> {
+    let config = StreamableHttpClientTransportConfig::with_uri(format!(
+        "{}/servers/{server}/mcp",
+        handle.base_url()
+    ))
+    .auth_header(token.to_string());
+    let transport = StreamableHttpClientTransport::with_client(pinned(handle), config);
+    let running = ().serve(transport).await.map_err(|e| e.to_string())?;
+    let prompts = running
+        .list_all_prompts()
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = running.cancel().await;
+    Ok(prompts.into_iter().map(|p| p.name.to_string()).collect())
+}
