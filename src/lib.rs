@@ -3,9 +3,13 @@
 //! The library holds the API types, the pure decision logic and the I/O edges; the binary
 //! (`src/main.rs`) is the CLI. See `docs/architecture.md` for the map.
 
-// kube-derive's repeated `printcolumn(type_ = ...)` attributes trip this lint by design.
 pub mod agent_client;
+// kube-derive's repeated `printcolumn(type_ = ...)` attributes trip this lint by design.
 #[allow(clippy::duplicated_attributes)]
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod cloud;
+pub mod dtma;
+pub mod probe;
+pub mod sim;

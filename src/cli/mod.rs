@@ -1,3 +1,5 @@
 //! The subcommands of the `mcp-droplet-operator` binary, one module each.
 
 pub mod crds;
+pub mod probe;
+pub mod sim_cloud;
