@@ -244,3 +244,40 @@ async fn a_client_pinned_to_another_certificate_is_refused_and_timeouts_apply() 
     assert_eq!(err.metric_label(), "timeout", "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn the_agent_boots_from_the_user_data_the_operator_renders() {
+    use mcp_droplet_operator::cloud::bootstrap::{
+        BootstrapConfig, EnrolmentToken, render_user_data,
+    };
+    let mut rng = rand::rng();
+    let token = EnrolmentToken::generate(&mut rng);
+    let user_data = render_user_data(
+        "droplet-7",
+        &token,
+        &BootstrapConfig::from_release_url("https://example.invalid/mcp-droplet-agent"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let handle = spawn_simulated_agent(
+        "127.0.0.1:0".parse().unwrap(),
+        &user_data,
+        SimulatedAgentOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let enrolment = enroll(
+        &handle.base_url(),
+        &Secret::new(token.expose()),
+        &Secret::random(),
+        settings(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(enrolment.droplet_name, "droplet-7");
+    assert_eq!(enrolment.certificate_sha256, handle.fingerprint());
+    handle.shutdown().await;
+}

@@ -19,7 +19,11 @@ enum RuntimeKind {
 #[command(version)]
 struct Args {
     /// Bootstrap config written by cloud-init.
-    #[arg(long, default_value = mcp_droplet_agent::bootstrap::BOOTSTRAP_PATH)]
+    #[arg(
+        long,
+        env = "MCP_DROPLET_AGENT_BOOTSTRAP",
+        default_value = mcp_droplet_agent::bootstrap::BOOTSTRAP_PATH
+    )]
     bootstrap: PathBuf,
     /// Directory for state and the TLS identity.
     #[arg(long, default_value = "/var/lib/mcp-droplet-agent")]
