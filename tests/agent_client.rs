@@ -281,3 +281,81 @@ async fn the_agent_boots_from_the_user_data_the_operator_renders() {
     assert_eq!(enrolment.certificate_sha256, handle.fingerprint());
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_simulated_fleet_runs_an_agent_per_active_droplet() {
+    use mcp_droplet_operator::agent_client::sim_fleet::{FleetAgentState, SimulatedAgentFleet};
+    use mcp_droplet_operator::cloud::bootstrap::{
+        BootstrapConfig, EnrolmentToken, render_user_data,
+    };
+    use mcp_droplet_operator::sim::digitalocean::{ActiveDroplet, DropletLifecycleHook};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = EnrolmentToken::generate(&mut rand::rng());
+    let mut config = BootstrapConfig::from_release_url("https://example.invalid/agent");
+    config.listen = format!("0.0.0.0:{port}");
+    let user_data = render_user_data("fleet-1", &token, &config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = SimulatedAgentFleet::new(dir.path(), Default::default());
+    let droplet = ActiveDroplet {
+        id: 41,
+        name: "fleet-1".into(),
+        ipv4: "127.77.0.41".parse().unwrap(),
+        private_ipv4: "10.0.0.41".parse().unwrap(),
+        user_data: Some(user_data),
+        tags: vec![],
+        region: "nyc3".into(),
+        size: "s-2vcpu-4gb".into(),
+    };
+    fleet.droplet_active(&droplet);
+    let mut without_user_data = droplet.clone();
+    without_user_data.id = 42;
+    without_user_data.user_data = None;
+    fleet.droplet_active(&without_user_data);
+
+    let state = fleet.wait_started(41, Duration::from_secs(10)).await;
+    let expected: std::net::SocketAddr = format!("127.77.0.41:{port}").parse().unwrap();
+    assert_eq!(state, Some(FleetAgentState::Running(expected)));
+    assert!(matches!(
+        fleet.wait_started(42, Duration::from_secs(10)).await,
+        Some(FleetAgentState::Failed(_))
+    ));
+
+    let base = format!("https://{expected}");
+    let credential = Secret::random();
+    let enrolment = enroll(&base, &Secret::new(token.expose()), &credential, settings())
+        .await
+        .unwrap();
+    assert_eq!(enrolment.droplet_name, "fleet-1");
+    let client =
+        AgentClient::new(&base, &enrolment.certificate_sha256, credential, settings()).unwrap();
+    let info = client.info().await.unwrap();
+    assert_eq!(info.capacity.cpu_millis, 2000);
+    assert_eq!(info.capacity.memory_bytes, 4096 * 1024 * 1024);
+    assert!(fleet.runtime(41).is_some());
+
+    fleet.droplet_deleted(41);
+    assert_eq!(fleet.state(41), None);
+    let mut quick = settings();
+    quick.retry = RetryPolicy::none();
+    let gone = AgentClient::new(
+        &base,
+        &enrolment.certificate_sha256,
+        Secret::random(),
+        quick,
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gone.healthz().await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "agent still answers after delete"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fleet.shutdown().await;
+}
