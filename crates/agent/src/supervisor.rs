@@ -91,6 +91,30 @@ fn update(cell: &ObservedCell, f: impl FnOnce(&mut Observed)) {
     f(&mut guard);
 }
 
+/// What to do with the existing containers of a server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerPlan {
+    /// The container to keep (same spec hash; a running one preferred).
+    pub adopt: Option<String>,
+    /// Containers to remove (other hashes, or duplicates).
+    pub remove: Vec<String>,
+}
+
+/// Decides which of a server's containers to adopt and which to remove; pure.
+pub fn plan_containers(mine: &[ContainerInfo], spec_hash: &str) -> ContainerPlan {
+    let adopt = mine
+        .iter()
+        .filter(|c| c.spec_hash == spec_hash)
+        .max_by_key(|c| c.running)
+        .map(|c| c.id.clone());
+    let remove = mine
+        .iter()
+        .filter(|c| Some(&c.id) != adopt.as_ref())
+        .map(|c| c.id.clone())
+        .collect();
+    ContainerPlan { adopt, remove }
+}
+
 enum MonitorExit {
     /// The container vanished: create a new one.
     Vanished,
@@ -150,15 +174,11 @@ impl Supervisor {
             .into_iter()
             .filter(|c| c.server == self.name)
             .collect();
-        let mut adopted = None;
-        for container in mine {
-            if container.spec_hash == self.spec_hash && adopted.is_none() {
-                adopted = Some(container.id);
-            } else {
-                self.runtime.remove(&container.id).await?;
-            }
+        let plan = plan_containers(&mine, &self.spec_hash);
+        for id in &plan.remove {
+            self.runtime.remove(id).await?;
         }
-        if let Some(id) = adopted {
+        if let Some(id) = plan.adopt {
             tracing::info!(server = %self.name, container = %id, "adopted existing container");
             return Ok(id);
         }
@@ -269,5 +289,47 @@ impl Supervisor {
         bridge::connect(connection, self.timing.handshake)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(id: &str, hash: &str, running: bool) -> ContainerInfo {
+        ContainerInfo {
+            id: id.into(),
+            server: "time".into(),
+            spec_hash: hash.into(),
+            running,
+            restart_count: 0,
+            exit_reason: None,
+            incarnation: String::new(),
+        }
+    }
+
+    #[test]
+    fn nothing_to_adopt_creates_fresh() {
+        assert_eq!(plan_containers(&[], "h1"), ContainerPlan::default());
+    }
+
+    #[test]
+    fn same_hash_is_adopted_and_others_removed() {
+        let plan = plan_containers(
+            &[container("a", "old", true), container("b", "h1", true)],
+            "h1",
+        );
+        assert_eq!(plan.adopt.as_deref(), Some("b"));
+        assert_eq!(plan.remove, ["a"]);
+    }
+
+    #[test]
+    fn of_duplicates_the_running_one_is_kept() {
+        let plan = plan_containers(
+            &[container("a", "h1", false), container("b", "h1", true)],
+            "h1",
+        );
+        assert_eq!(plan.adopt.as_deref(), Some("b"));
+        assert_eq!(plan.remove, ["a"]);
     }
 }
