@@ -62,7 +62,12 @@ async fn main() -> anyhow::Result<()> {
         options: AgentOptions::default(),
     })
     .await?;
-    tokio::signal::ctrl_c().await?;
+    // systemd stops services with SIGTERM; an operator at a terminal uses Ctrl-C.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
     tracing::info!("shutting down; containers keep running");
     handle.shutdown().await;
     Ok(())

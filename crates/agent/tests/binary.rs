@@ -31,7 +31,7 @@ async fn the_binary_serves_healthz_from_a_bootstrap_file() {
         ),
     )
     .unwrap();
-    let _child = Child(
+    let mut child = Child(
         std::process::Command::new(env!("CARGO_BIN_EXE_mcp-droplet-agent"))
             .arg("--bootstrap")
             .arg(&bootstrap)
@@ -61,4 +61,18 @@ async fn the_binary_serves_healthz_from_a_bootstrap_file() {
         verifier.observed().unwrap(),
         mcp_droplet_agent::secret::sha256_hex(&stored)
     );
+
+    // SIGTERM (what systemd sends) stops it cleanly.
+    let pid = child.0.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = eventually(Duration::from_secs(20), "agent exit on SIGTERM", || {
+        let exited = child.0.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "{status:?}");
 }
