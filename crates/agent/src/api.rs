@@ -4,8 +4,10 @@ use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Liveness path (the only route without authentication besides enrolment).
+/// Liveness path (no authentication).
 pub const HEALTHZ_PATH: &str = "/healthz";
+/// Readiness path: 200 when the container engine answers, 503 otherwise (no authentication).
+pub const READYZ_PATH: &str = "/readyz";
 
 /// `POST /v1/enroll`: the operator proves it holds the single-use token and hands over the
 /// per-droplet credential it will use from now on.

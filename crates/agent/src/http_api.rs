@@ -156,6 +156,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         ));
     Router::new()
         .route(crate::api::HEALTHZ_PATH, get(healthz))
+        .route(crate::api::READYZ_PATH, get(readyz))
         .route("/v1/enroll", post(enroll))
         .route("/servers/{name}/mcp", any(mcp_endpoint))
         .merge(authenticated)
@@ -167,6 +168,18 @@ pub fn router(agent: Arc<Agent>) -> Router {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Ready when the container engine answers (unlike DTMA's constant OK).
+async fn readyz(State(agent): State<Arc<Agent>>) -> Result<&'static str, ApiError> {
+    match agent.runtime().list_managed().await {
+        Ok(_) => Ok("ok"),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime_unavailable",
+            "the container engine does not answer",
+        )),
+    }
 }
 
 async fn not_found() -> ApiError {

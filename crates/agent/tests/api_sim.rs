@@ -123,12 +123,18 @@ async fn error_body(response: reqwest::Response) -> ErrorBody {
 }
 
 #[tokio::test]
-async fn healthz_needs_no_auth() {
+async fn healthz_and_readyz_need_no_auth() {
     let dir = tempfile::tempdir().unwrap();
     let handle = start(dir.path(), &SimulatedRuntime::default(), "d1").await;
     let (client, _) = tofu_client();
     let r = client
         .get(format!("{}/healthz", handle.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{}/readyz", handle.base_url()))
         .send()
         .await
         .unwrap();

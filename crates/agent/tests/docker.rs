@@ -315,3 +315,36 @@ async fn http_server_in_docker_is_proxied(transport: mcp_droplet_agent::api::Tra
     assert_eq!(delete.status(), 204);
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn readyz_reports_an_unreachable_engine() {
+    // Needs no engine: the socket does not exist on purpose.
+    let dir = tempfile::tempdir().unwrap();
+    // A plain file where the socket should be: it exists, but nothing answers.
+    let socket = dir.path().join("no-docker.sock");
+    std::fs::write(&socket, b"").unwrap();
+    let bootstrap = BootstrapConfig::from_user_data(&user_data("d1", TOKEN)).unwrap();
+    let handle = spawn_agent(AgentConfig {
+        bootstrap,
+        data_dir: dir.path().join("data"),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        runtime: Arc::new(DockerRuntime::connect_to(socket.to_str().unwrap(), "d1").unwrap()),
+        options: AgentOptions::default(),
+    })
+    .await
+    .unwrap();
+    let (client, _) = tofu_client();
+    let ready = client
+        .get(format!("{}/readyz", handle.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let live = client
+        .get(format!("{}/healthz", handle.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    handle.shutdown().await;
+}

@@ -71,6 +71,16 @@ impl DockerRuntime {
         })
     }
 
+    /// Connects to the engine at an explicit unix socket path.
+    pub fn connect_to(socket: &str, droplet: &str) -> Result<Self, RuntimeError> {
+        let docker =
+            Docker::connect_with_unix(socket, 120, bollard::API_DEFAULT_VERSION).map_err(engine)?;
+        Ok(Self {
+            docker,
+            droplet: droplet.to_string(),
+        })
+    }
+
     /// Checks that the engine answers.
     pub async fn ping(&self) -> Result<(), RuntimeError> {
         self.docker.ping().await.map(|_| ()).map_err(engine)
