@@ -127,7 +127,7 @@ impl Agent {
         {
             let mut inner = agent.inner.lock().await;
             for (name, spec) in state.servers {
-                let entry = agent.spawn_entry(&name, spec, None, None);
+                let entry = agent.spawn_entry(&name, spec, None);
                 inner.servers.insert(name, entry);
             }
         }
@@ -207,7 +207,6 @@ impl Agent {
         name: &str,
         spec: ServerSpec,
         previous: Option<ServerEntry>,
-        _reason: Option<&str>,
     ) -> ServerEntry {
         let spec_hash = spec.hash();
         let (upstream, endpoint, endpoint_shutdown, observed, previous_task) = match previous {
@@ -320,7 +319,7 @@ impl Agent {
             PutOutcome::Created
         };
         tracing::info!(server = %name, ?outcome, "desired state applied");
-        let entry = self.spawn_entry(name, spec, previous, None);
+        let entry = self.spawn_entry(name, spec, previous);
         let status = Self::status_of(name, &entry);
         inner.servers.insert(name.to_string(), entry);
         Ok(PutResponse { outcome, status })
