@@ -15,6 +15,8 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --out-dir).
     Crds(cli::crds::CrdsArgs),
+    /// Plan placements offline from manifests: droplets, new droplets, cost and packing.
+    Plan(cli::plan::PlanArgs),
     /// Check an MCP endpoint with a real client: initialize, then tools/list.
     Probe(cli::probe::ProbeArgs),
     /// Serve only the simulated DigitalOcean (temporary; to be folded into `sim`).
@@ -25,6 +27,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds(args) => cli::crds::run(args)?,
+        Command::Plan(args) => cli::plan::run(args)?,
         Command::Probe(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             // The outcome is already printed; a failed check only sets the exit code.
