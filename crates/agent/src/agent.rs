@@ -33,6 +33,9 @@ pub enum AgentError {
     /// Missing or wrong credentials (401).
     #[error("unauthorized")]
     Unauthorized,
+    /// Too many wrong enrolment tokens in a short time (429).
+    #[error("too many failed enrolment attempts; retry later")]
+    TooManyAttempts,
     /// Enrolment token already spent (409).
     #[error("the enrolment token has already been spent")]
     AlreadyEnrolled,
@@ -72,6 +75,22 @@ struct ServerEntry {
 struct Inner {
     state: AgentState,
     servers: BTreeMap<String, ServerEntry>,
+    /// When recent wrong enrolment tokens arrived (sliding window).
+    failed_enrolments: Vec<tokio::time::Instant>,
+}
+
+/// Wrong enrolment tokens tolerated per [`ENROLMENT_WINDOW`].
+pub const MAX_FAILED_ENROLMENTS: usize = 10;
+/// The window of [`MAX_FAILED_ENROLMENTS`].
+pub const ENROLMENT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Whether another enrolment attempt is allowed, given recent failures and `now`; pure.
+pub fn enrolment_allowed(
+    failures: &mut Vec<tokio::time::Instant>,
+    now: tokio::time::Instant,
+) -> bool {
+    failures.retain(|t| now.saturating_duration_since(*t) < ENROLMENT_WINDOW);
+    failures.len() < MAX_FAILED_ENROLMENTS
 }
 
 /// The agent: one per droplet.
@@ -121,6 +140,7 @@ impl Agent {
             inner: Mutex::new(Inner {
                 state: state.clone(),
                 servers: BTreeMap::new(),
+                failed_enrolments: Vec::new(),
             }),
             shutdown,
         });
@@ -173,10 +193,15 @@ impl Agent {
             .into());
         }
         let mut inner = self.inner.lock().await;
+        let now = tokio::time::Instant::now();
+        if !enrolment_allowed(&mut inner.failed_enrolments, now) {
+            return Err(AgentError::TooManyAttempts);
+        }
         if !secret::secrets_equal(
             request.enrolment_token.expose(),
             self.bootstrap.enrolment_token.expose(),
         ) {
+            inner.failed_enrolments.push(now);
             return Err(AgentError::Unauthorized);
         }
         let token_digest = self.bootstrap.enrolment_token.sha256_hex();
@@ -535,5 +560,24 @@ impl Agent {
         for task in tasks {
             let _ = task.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enrolment_attempts_are_limited_per_window() {
+        let start = tokio::time::Instant::now();
+        let mut failures = vec![start; MAX_FAILED_ENROLMENTS - 1];
+        assert!(enrolment_allowed(&mut failures, start));
+        failures.push(start);
+        assert!(!enrolment_allowed(
+            &mut failures,
+            start + Duration::from_secs(59)
+        ));
+        assert!(enrolment_allowed(&mut failures, start + ENROLMENT_WINDOW));
+        assert!(failures.is_empty());
     }
 }

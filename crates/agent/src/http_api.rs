@@ -75,6 +75,9 @@ impl From<AgentError> for ApiError {
             AgentError::Unauthorized => {
                 Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
             }
+            AgentError::TooManyAttempts => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+            }
             AgentError::AlreadyEnrolled => {
                 Self::new(StatusCode::CONFLICT, "already_enrolled", message)
             }

@@ -783,3 +783,29 @@ async fn containers_of_undesired_servers_are_removed_at_start() {
     .await;
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn guessing_the_enrolment_token_is_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = start(dir.path(), &SimulatedRuntime::default(), "d1").await;
+    let (client, _) = tofu_client();
+    let url = format!("{}/v1/enroll", handle.base_url());
+    for i in 0..mcp_droplet_agent::agent::MAX_FAILED_ENROLMENTS {
+        let r = client
+            .post(&url)
+            .json(&serde_json::json!({"enrolmentToken": format!("guess-{i}"), "credential": CREDENTIAL}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = client
+        .post(&url)
+        .json(&serde_json::json!({"enrolmentToken": TOKEN, "credential": CREDENTIAL}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(error_body(r).await.error, "too_many_attempts");
+    handle.shutdown().await;
+}
