@@ -213,7 +213,7 @@ impl Agent {
         state.enrolment = Some(Enrolment {
             credential_sha256: request.credential.sha256_hex(),
         });
-        self.data.save_state(&state)?;
+        self.persist(&state).await?;
         *self
             .credential_sha256
             .write()
@@ -225,6 +225,22 @@ impl Agent {
             certificate_sha256: self.fingerprint.clone(),
             agent_version: AGENT_VERSION.to_string(),
         })
+    }
+
+    /// Writes the state off the async workers (the write syncs to disk).
+    async fn persist(&self, state: &AgentState) -> Result<(), AgentError> {
+        let data = self.data.clone();
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || data.save_state(&state))
+            .await
+            .map_err(|e| {
+                AgentError::Store(StoreError::Io {
+                    op: "write",
+                    path: "state.json".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })??;
+        Ok(())
     }
 
     fn spawn_entry(
@@ -335,7 +351,7 @@ impl Agent {
         }
         let mut state = inner.state.clone();
         state.servers.insert(name.to_string(), spec.clone());
-        self.data.save_state(&state)?;
+        self.persist(&state).await?;
         inner.state = state;
         let previous = inner.servers.remove(name);
         let outcome = if previous.is_some() {
@@ -380,7 +396,7 @@ impl Agent {
             if existed {
                 let mut state = inner.state.clone();
                 state.servers.remove(name);
-                self.data.save_state(&state)?;
+                self.persist(&state).await?;
                 inner.state = state;
             }
             inner.servers.remove(name)
