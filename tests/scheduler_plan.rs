@@ -106,6 +106,27 @@ fn a_burst_creates_the_fewest_cheapest_droplets_in_the_first_region() {
 }
 
 #[test]
+fn lowest_cost_packing_is_never_dearer_and_places_everything() {
+    let inputs = read_inputs(&[burst_dir(40, 100).path().to_path_buf()]).unwrap();
+    let fewest = plan_inputs(&inputs, now()).unwrap();
+    let cheapest = mcp_droplet_operator::cli::plan::plan_inputs_with(
+        &inputs,
+        now(),
+        mcp_droplet_operator::scheduler::PackingObjective::LowestCost,
+    )
+    .unwrap();
+    assert!(cheapest.unschedulable.is_empty());
+    assert_eq!(cheapest.placements.len(), fewest.placements.len());
+    assert!(
+        cheapest.monthly_cost_usd <= fewest.monthly_cost_usd + 1e-9,
+        "lowest-cost {} > fewest-droplets {}",
+        cheapest.monthly_cost_usd,
+        fewest.monthly_cost_usd
+    );
+    assert!(cheapest.new_droplets.len() >= fewest.new_droplets.len());
+}
+
+#[test]
 fn a_pool_limit_leaves_deployments_unschedulable_with_the_reason() {
     let dir = burst_dir(20, 1);
     let report = plan_inputs(&read_inputs(&[dir.path().to_path_buf()]).unwrap(), now()).unwrap();

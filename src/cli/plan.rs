@@ -45,6 +45,27 @@ pub struct PlanArgs {
     /// reproducible plan from manifests with status.
     #[arg(long)]
     pub now: Option<jiff::Timestamp>,
+    /// What the packing of new droplets optimises first (docs/decisions/0507).
+    #[arg(long, value_enum, default_value_t = Packing::FewestDroplets)]
+    pub packing: Packing,
+}
+
+/// The `--packing` choices of `plan`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// Fewest new droplets, then the lowest cost (the default).
+    FewestDroplets,
+    /// Lowest monthly cost, then fewest droplets (may open many small droplets).
+    LowestCost,
+}
+
+impl From<Packing> for scheduler::PackingObjective {
+    fn from(p: Packing) -> Self {
+        match p {
+            Packing::FewestDroplets => scheduler::PackingObjective::FewestDroplets,
+            Packing::LowestCost => scheduler::PackingObjective::LowestCost,
+        }
+    }
 }
 
 /// How `plan` prints.
@@ -715,6 +736,15 @@ fn round4(x: f64) -> f64 {
 
 /// Builds the plan from inputs at `now` (used for heartbeat ages).
 pub fn plan_inputs(inputs: &Inputs, now: jiff::Timestamp) -> Result<PlanReport, PlanError> {
+    plan_inputs_with(inputs, now, scheduler::PackingObjective::default())
+}
+
+/// [`plan_inputs`] with an explicit packing objective for new droplets.
+pub fn plan_inputs_with(
+    inputs: &Inputs,
+    now: jiff::Timestamp,
+    objective: scheduler::PackingObjective,
+) -> Result<PlanReport, PlanError> {
     let mut pools = Vec::new();
     for (path, p) in &inputs.pools {
         pools.push(pool_from_api(path, p)?);
@@ -838,7 +868,7 @@ pub fn plan_inputs(inputs: &Inputs, now: jiff::Timestamp) -> Result<PlanReport, 
         }
     }
     let snapshot = Snapshot::new(droplets, pools, catalog_sizes(), catalog_regions())?;
-    let plan = scheduler::plan_batch(&snapshot, &[], &pending);
+    let plan = scheduler::plan_batch_for(&snapshot, &[], &pending, objective);
     Ok(report(&snapshot, &pending, &plan, unschedulable))
 }
 
@@ -1012,7 +1042,11 @@ pub fn render_table(r: &PlanReport) -> String {
 /// Runs `plan`: reads the inputs, plans, prints to stdout.
 pub fn run(args: PlanArgs) -> Result<(), PlanError> {
     let inputs = read_inputs(&args.files)?;
-    let report = plan_inputs(&inputs, args.now.unwrap_or_else(jiff::Timestamp::now))?;
+    let report = plan_inputs_with(
+        &inputs,
+        args.now.unwrap_or_else(jiff::Timestamp::now),
+        args.packing.into(),
+    )?;
     match args.output {
         OutputFormat::Table => print!("{}", render_table(&report)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
