@@ -298,9 +298,19 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             if accept.contains("protobuf") && !accept.contains("json") {
-                return error_response(&ApiError::NotAcceptable(
-                    "only application/json is supported for /openapi/v2".into(),
-                ));
+                // kubectl only accepts the protobuf form. A Document holding just
+                // `swagger: "2.0"` (field 1) is valid and lists no models, so kubectl relies on
+                // the v3 documents and server-side field validation.
+                let body: Vec<u8> = [&[0x0a, 0x03][..], b"2.0"].concat();
+                return (
+                    StatusCode::OK,
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    )],
+                    body,
+                )
+                    .into_response();
             }
             let st = shared.lock();
             return json_response(StatusCode::OK, &openapi::v2(&st.registry));
@@ -369,6 +379,16 @@ async fn resource_request(
     };
     let ns = t.namespace.clone().unwrap_or_default();
     let form = accept_form(&headers);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        // client-go falls back to JSON when the server answers 415 to protobuf/CBOR bodies.
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+        )));
+    }
     let body = axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
