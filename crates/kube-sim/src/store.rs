@@ -200,10 +200,16 @@ fn spec_part(v: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn without_managed_fields(v: &Value) -> Value {
+/// The object with managedFields timestamps blanked: a write that changes nothing else is a
+/// no-op, but a change of ownership is not.
+fn without_managed_times(v: &Value) -> Value {
     let mut c = v.clone();
-    if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("managedFields");
+    if let Some(Value::Array(entries)) = c.pointer_mut("/metadata/managedFields") {
+        for e in entries.iter_mut() {
+            if let Some(m) = e.as_object_mut() {
+                m.remove("time");
+            }
+        }
     }
     c
 }
@@ -820,7 +826,7 @@ impl State {
                 .cloned()
                 .unwrap_or(Value::Null),
         );
-        if without_managed_fields(&new) == without_managed_fields(old) {
+        if without_managed_times(&new) == without_managed_times(old) {
             // A no-op write is not persisted: no new resourceVersion, no watch event.
             return Ok(WriteOutcome {
                 object: (**old).clone(),
