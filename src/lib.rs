@@ -1,2 +1,10 @@
 //! mcp-droplet-operator: deploys MCP servers onto a fleet of DigitalOcean droplets.
+//!
+//! The library holds the API types, the pure decision logic and the I/O edges; the binary
+//! (`src/main.rs`) is the CLI. See `docs/architecture.md` for the map.
+
+// kube-derive's repeated `printcolumn(type_ = ...)` attributes trip this lint by design.
+#[allow(clippy::duplicated_attributes)]
 pub mod api;
+pub mod catalog;
+pub mod cli;

@@ -1,0 +1,3 @@
+//! The subcommands of the `mcp-droplet-operator` binary, one module each.
+
+pub mod crds;
