@@ -1,3 +1,4 @@
 //! The subcommands of the `mcp-droplet-operator` binary, one module each.
 
 pub mod crds;
+pub mod sim;

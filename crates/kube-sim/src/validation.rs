@@ -122,6 +122,15 @@ pub fn render_value(v: &Value) -> String {
     }
 }
 
+/// Numbers as Go's `%v` prints a float64 bound: `1` rather than `1.0`.
+fn go_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        x.to_string()
+    }
+}
+
 fn cause(reason: &str, field: &str, message: String) -> Cause {
     Cause {
         reason: reason.to_string(),
@@ -237,7 +246,7 @@ pub fn validate(v: &Value, schema: &Value, path: &str, out: &mut Vec<Cause>) {
                     path,
                     format!(
                         "Invalid value: {n}: {path} in body should be {rel} {}",
-                        schema["minimum"]
+                        go_number(min)
                     ),
                 ));
             }
@@ -254,7 +263,7 @@ pub fn validate(v: &Value, schema: &Value, path: &str, out: &mut Vec<Cause>) {
                     path,
                     format!(
                         "Invalid value: {n}: {path} in body should be {rel} {}",
-                        schema["maximum"]
+                        go_number(max)
                     ),
                 ));
             }
