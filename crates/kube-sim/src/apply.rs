@@ -556,12 +556,12 @@ pub fn server_side_apply(
 }
 
 fn scope_to_subresource(mut v: Value, subresource: &str) -> Value {
-    if let Some(m) = v.as_object_mut() {
-        if subresource == "status" {
-            m.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
-            if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.retain(|k, _| k == "name" || k == "namespace");
-            }
+    if subresource == "status"
+        && let Some(m) = v.as_object_mut()
+    {
+        m.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.retain(|k, _| k == "name" || k == "namespace");
         }
     }
     v

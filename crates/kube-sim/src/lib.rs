@@ -119,7 +119,13 @@ pub enum SimError {
     },
     /// An in-process apply was rejected.
     #[error("apply rejected: {0}")]
-    Api(#[from] status::ApiError),
+    Api(Box<status::ApiError>),
+}
+
+impl From<status::ApiError> for SimError {
+    fn from(e: status::ApiError) -> Self {
+        SimError::Api(Box::new(e))
+    }
 }
 
 /// Where and how clients reach a running simulator.

@@ -361,10 +361,10 @@ async fn resource_request(
         });
     }
     let sub = t.subresource.clone().unwrap_or_default();
-    if !sub.is_empty()
-        && !(sub == "status" && info.has_status(&t.version))
-        && !(sub == "finalize" && info.plural == "namespaces")
-    {
+    let sub_ok = sub.is_empty()
+        || (sub == "status" && info.has_status(&t.version))
+        || (sub == "finalize" && info.plural == "namespaces");
+    if !sub_ok {
         return Err(ApiError::NotFound {
             message: "the server could not find the requested resource".into(),
             name: t.name.clone().unwrap_or_default(),

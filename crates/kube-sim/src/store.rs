@@ -1300,12 +1300,12 @@ pub fn owner_uids(o: &Value) -> Vec<String> {
 
 /// Removes ownerReferences whose uid matches.
 pub fn remove_owner_refs(o: &mut Value, drop: impl Fn(&str) -> bool) {
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        if let Some(Value::Array(refs)) = m.get_mut("ownerReferences") {
-            refs.retain(|r| !r.get("uid").and_then(Value::as_str).is_some_and(&drop));
-            if refs.is_empty() {
-                m.remove("ownerReferences");
-            }
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(Value::Array(refs)) = m.get_mut("ownerReferences")
+    {
+        refs.retain(|r| !r.get("uid").and_then(Value::as_str).is_some_and(&drop));
+        if refs.is_empty() {
+            m.remove("ownerReferences");
         }
     }
 }

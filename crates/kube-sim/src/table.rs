@@ -115,7 +115,9 @@ pub fn eval_jsonpath<'a>(obj: &'a Value, path: &str) -> Vec<&'a Value> {
                     if let Some(a) = v.as_array() {
                         next.extend(a.iter().filter(|i| match i.get(f) {
                             Some(Value::String(s)) => s == want,
-                            Some(other) => other.to_string() == *want,
+                            Some(other) => {
+                                serde_json::from_str::<Value>(want).is_ok_and(|w| w == *other)
+                            }
                             None => false,
                         }))
                     }
