@@ -36,23 +36,41 @@ fn cm(i: usize) -> ConfigMap {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let before = rss_kib();
     let (sim, client, events) = rt.block_on(async {
-        let sim = kube_sim::KubeSim::start(kube_sim::Config::default()).await.expect("start");
+        let sim = kube_sim::KubeSim::start(kube_sim::Config::default())
+            .await
+            .expect("start");
         let cfg = kube::Config::new(sim.url().parse().expect("url"));
         let client = kube::Client::try_from(cfg).expect("client");
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         for i in 0..OBJECTS {
-            api.create(&PostParams::default(), &cm(i)).await.expect("seed");
+            api.create(&PostParams::default(), &cm(i))
+                .await
+                .expect("seed");
         }
         let events = Arc::new(AtomicU64::new(0));
         for _ in 0..WATCHERS {
             let api = api.clone();
             let events = events.clone();
-            let rv = api.list_metadata(&ListParams::default().limit(1)).await.expect("rv").metadata.resource_version.unwrap_or_default();
+            let rv = api
+                .list_metadata(&ListParams::default().limit(1))
+                .await
+                .expect("rv")
+                .metadata
+                .resource_version
+                .unwrap_or_default();
             tokio::spawn(async move {
-                let mut s = api.watch(&WatchParams::default().timeout(3600), &rv).await.expect("watch").boxed();
+                let mut s = api
+                    .watch(&WatchParams::default().timeout(3600), &rv)
+                    .await
+                    .expect("watch")
+                    .boxed();
                 while let Some(Ok(_)) = s.next().await {
                     events.fetch_add(1, Ordering::Relaxed);
                 }
@@ -70,19 +88,31 @@ fn bench(c: &mut Criterion) {
     );
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
-    c.bench_function("get one of 10k", |b| b.iter(|| rt.block_on(api.get("cm-05000")).expect("get")));
+    c.bench_function("get one of 10k", |b| {
+        b.iter(|| rt.block_on(api.get("cm-05000")).expect("get"))
+    });
     c.bench_function("list by label (10 of 10k)", |b| {
-        b.iter(|| rt.block_on(api.list(&ListParams::default().labels("group=g7"))).expect("list"))
+        b.iter(|| {
+            rt.block_on(api.list(&ListParams::default().labels("group=g7")))
+                .expect("list")
+        })
     });
     c.bench_function("list page of 500 (kubectl get)", |b| {
-        b.iter(|| rt.block_on(api.list(&ListParams::default().limit(500))).expect("list"))
+        b.iter(|| {
+            rt.block_on(api.list(&ListParams::default().limit(500)))
+                .expect("list")
+        })
     });
     let mut n = 0u64;
     c.bench_function("merge patch, fanned out to 100 watches", |b| {
         b.iter(|| {
             n += 1;
-            rt.block_on(api.patch("cm-00042", &PatchParams::default(), &Patch::Merge(json!({"data": {"n": n.to_string()}}))))
-                .expect("patch")
+            rt.block_on(api.patch(
+                "cm-00042",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"data": {"n": n.to_string()}})),
+            ))
+            .expect("patch")
         })
     });
     let mut k = 0u64;
@@ -93,12 +123,20 @@ fn bench(c: &mut Criterion) {
                 let name = format!("tmp-{k}");
                 let mut o = cm(0);
                 o.metadata.name = Some(name.clone());
-                api.create(&PostParams::default(), &o).await.expect("create");
-                api.delete(&name, &DeleteParams::default()).await.expect("delete");
+                api.create(&PostParams::default(), &o)
+                    .await
+                    .expect("create");
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .expect("delete");
             })
         })
     });
-    eprintln!("kube-sim: watch events delivered: {}; RSS at end {} MiB", events.load(Ordering::Relaxed), rss_kib() / 1024);
+    eprintln!(
+        "kube-sim: watch events delivered: {}; RSS at end {} MiB",
+        events.load(Ordering::Relaxed),
+        rss_kib() / 1024
+    );
     rt.block_on(sim.shutdown());
 }
 

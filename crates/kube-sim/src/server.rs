@@ -383,8 +383,9 @@ async fn resource_request(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
-        // client-go falls back to JSON when the server answers 415 to protobuf/CBOR bodies.
+    let protobuf = content_type.contains("protobuf");
+    if content_type.contains("cbor") {
+        // client-go falls back to JSON when the server answers 415 to a CBOR body.
         return Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
         )));
@@ -392,6 +393,17 @@ async fn resource_request(
     let body = axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
+    let body: Vec<u8> = if protobuf && !body.is_empty() {
+        let decoded = crate::protobuf::decode(&body).map_err(|e| match e {
+            crate::protobuf::ProtobufError::Unsupported(_) => {
+                ApiError::UnsupportedMediaType(e.to_string())
+            }
+            crate::protobuf::ProtobufError::Malformed => ApiError::BadRequest(e.to_string()),
+        })?;
+        serde_json::to_vec(&decoded).map_err(|e| ApiError::Internal(e.to_string()))?
+    } else {
+        body.to_vec()
+    };
     let now = Utc::now();
     match (method, &t.name) {
         (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {

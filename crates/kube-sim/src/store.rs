@@ -391,6 +391,16 @@ impl State {
                 bucket.insert((ns.clone(), name), obj.clone());
             }
         }
+        // Only changes that can make something collectable wake the collector.
+        let refs = |o: &Value| o.pointer("/metadata/ownerReferences").cloned();
+        let owners_changed =
+            refs(&obj).is_some() && old.as_ref().map(|o| refs(o)) != Some(refs(&obj));
+        if change == ChangeType::Deleted
+            || owners_changed
+            || obj.pointer("/metadata/deletionTimestamp").is_some()
+        {
+            self.gc_pending = true;
+        }
         let c = Arc::new(Change {
             rv: self.rv,
             key: info.key(),
@@ -405,9 +415,6 @@ impl State {
         }
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(c);
-        if change == ChangeType::Deleted || obj.pointer("/metadata/ownerReferences").is_some() {
-            self.gc_pending = true;
-        }
         obj
     }
 
@@ -623,6 +630,9 @@ impl State {
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             set_meta(&mut new, "generation", json!(g + 1));
+        }
+        if info.plural == "secrets" && info.group.is_empty() {
+            default_secret(&mut new);
         }
         if info.plural == "namespaces" {
             if old.is_none() {
@@ -943,6 +953,14 @@ impl State {
             return Err(ApiError::BadRequest(
                 "the name of the object does not match the name on the URL".into(),
             ));
+        }
+        // A resourceVersion in the applied configuration is an optimistic-concurrency precondition.
+        if let Some(rv) = meta_str(body, "resourceVersion").filter(|rv| !rv.is_empty())
+            && existing
+                .as_ref()
+                .is_none_or(|o| meta_str(o, "resourceVersion") != Some(rv))
+        {
+            return Err(ApiError::stale(&info.group, &info.plural, name));
         }
         let api_version = info.api_version(version);
         let schema = info.version(version).and_then(|v| v.schema.as_ref());
@@ -1270,6 +1288,28 @@ impl State {
     pub(crate) fn unregister(&mut self, key: &TypeKey) {
         self.registry.remove(key);
         self.objects.remove(key);
+    }
+}
+
+/// Secret defaulting as the real server does: `type` Opaque, `stringData` folded into `data`.
+fn default_secret(secret: &mut Value) {
+    use base64::Engine;
+    if secret
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        secret["type"] = json!("Opaque");
+    }
+    let string_data = secret.as_object_mut().and_then(|m| m.remove("stringData"));
+    if let Some(Value::Object(sd)) = string_data {
+        if !secret.get("data").is_some_and(Value::is_object) {
+            secret["data"] = json!({});
+        }
+        for (k, v) in sd {
+            let text = v.as_str().unwrap_or_default().to_string();
+            secret["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+        }
     }
 }
 

@@ -875,3 +875,73 @@ async fn bearer_token_is_required_when_configured() {
     assert_eq!(status(Some("t0ken")).await, 200);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_only_requests_and_bookmarks() {
+    let config = kube_sim::Config {
+        bookmark_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let mut env = TestEnv::start_with(config).await;
+    let ns = env.namespace("meta").await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    api.create(&PostParams::default(), &cm("m", json!({"app": "m"})))
+        .await
+        .unwrap();
+    let meta = api.get_metadata("m").await.unwrap();
+    assert_eq!(meta.metadata.labels.unwrap()["app"], "m");
+    let list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    if !env.is_sim() {
+        println!(
+            "bookmark timing is only checked on kube-sim (real servers send them about once a minute)"
+        );
+        env.cleanup().await;
+        return;
+    }
+    let rv = list.metadata.resource_version.unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let bookmark = tokio::time::timeout(WAIT, async {
+        loop {
+            if let WatchEvent::Bookmark(b) = stream.try_next().await.unwrap().expect("stream ended")
+            {
+                return b;
+            }
+        }
+    })
+    .await
+    .expect("a bookmark arrives");
+    assert!(!bookmark.metadata.resource_version.is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn apply_with_a_stale_resource_version_conflicts() {
+    let mut env = TestEnv::start().await;
+    let ns = env.namespace("ssarv").await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let first = api
+        .patch("x", &PatchParams::apply("m"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})))
+        .await
+        .unwrap();
+    api.patch(
+        "x",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"b": "2"}})),
+    )
+    .await
+    .unwrap();
+    let stale = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "x", "resourceVersion": first.metadata.resource_version}, "data": {"a": "3"}});
+    let err = api_err(
+        api.patch("x", &PatchParams::apply("m"), &Patch::Apply(stale))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    env.cleanup().await;
+}

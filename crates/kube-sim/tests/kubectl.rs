@@ -544,3 +544,74 @@ async fn built_in_kinds_apply_with_strategic_merge() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generator_commands_that_send_protobuf() {
+    let bin = require_kubectl!();
+    let mut env = TestEnv::start().await;
+    let ns = env.namespace("kgen").await;
+    ok(
+        &bin,
+        &env,
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "-n",
+            &ns,
+            "--from-literal=mode=fast",
+        ],
+    )
+    .await;
+    ok(
+        &bin,
+        &env,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "token",
+            "-n",
+            &ns,
+            "--from-literal=token=s3cret",
+        ],
+    )
+    .await;
+    ok(
+        &bin,
+        &env,
+        &["create", "serviceaccount", "robot", "-n", &ns],
+    )
+    .await;
+    let extra = common::unique("kgen-ns");
+    ok(&bin, &env, &["create", "namespace", &extra]).await;
+    let secret: Value = serde_json::from_str(
+        &ok(
+            &bin,
+            &env,
+            &["get", "secret", "token", "-n", &ns, "-o", "json"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(secret["data"]["token"], "czNjcmV0");
+    assert_eq!(secret["type"], "Opaque");
+    let mode = ok(
+        &bin,
+        &env,
+        &[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.data.mode}",
+        ],
+    )
+    .await;
+    assert_eq!(mode, "fast");
+    ok(&bin, &env, &["get", "sa", "robot", "-n", &ns]).await;
+    ok(&bin, &env, &["delete", "namespace", &extra]).await;
+    env.cleanup().await;
+}
