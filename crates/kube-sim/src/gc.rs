@@ -6,8 +6,7 @@
 
 use crate::resources::TypeKey;
 use crate::store::{
-    CRD_CLEANUP_FINALIZER, FOREGROUND_FINALIZER, State, crd_key, namespace_of, owner_uids,
-    remove_owner_refs,
+    CRD_CLEANUP_FINALIZER, FOREGROUND_FINALIZER, State, crd_key, owner_uids, remove_owner_refs,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -70,53 +69,42 @@ fn delete(state: &mut State, key: &TypeKey, o: &Arc<Value>, policy: &str, now: D
 
 /// Dependents whose owners are all gone are deleted; dangling references among live owners are removed.
 fn dangling_owners(state: &mut State, now: DateTime<Utc>) -> bool {
-    let all = state.all_objects();
-    let uids: HashSet<&str> = all.iter().map(|(_, o)| uid(o)).collect();
     let mut work = Vec::new();
-    for (key, o) in &all {
-        let owners = owner_uids(o);
-        if owners.is_empty() {
-            continue;
-        }
+    for (key, o) in state.objects_with_owners() {
+        let owners = owner_uids(&o);
         let missing: Vec<String> = owners
             .iter()
-            .filter(|u| !uids.contains(u.as_str()))
+            .filter(|u| !state.uid_exists(u))
             .cloned()
             .collect();
-        if missing.is_empty() {
-            continue;
+        if !missing.is_empty() {
+            work.push((key, o, missing.len() == owners.len(), missing));
         }
-        work.push((
-            key.clone(),
-            o.clone(),
-            missing.len() == owners.len(),
-            missing,
-        ));
     }
-    let mut changed_any = false;
+    let mut changed = false;
     for (key, o, all_gone, missing) in work {
         if all_gone {
             if !deleting(&o) {
                 delete(state, &key, &o, "Background", now);
-                changed_any = true;
+                changed = true;
             }
         } else {
             let mut n = (*o).clone();
             remove_owner_refs(&mut n, |u| missing.iter().any(|m| m == u));
             state.system_update(&key, &o, n);
-            changed_any = true;
+            changed = true;
         }
     }
-    changed_any
+    changed
 }
 
 /// Owners being deleted in the foreground: delete dependents, then drop the finalizer once no
 /// dependent with `blockOwnerDeletion` remains.
 fn foreground(state: &mut State, now: DateTime<Utc>) -> bool {
     let owners: Vec<(TypeKey, Arc<Value>)> = state
-        .all_objects()
+        .deleting_objects()
         .into_iter()
-        .filter(|(_, o)| deleting(o) && finalizers(o).iter().any(|f| f == FOREGROUND_FINALIZER))
+        .filter(|(_, o)| finalizers(o).iter().any(|f| f == FOREGROUND_FINALIZER))
         .collect();
     let mut changed = false;
     for (key, owner) in owners {
@@ -128,7 +116,8 @@ fn foreground(state: &mut State, now: DateTime<Utc>) -> bool {
             }
         }
         let blocking = state.dependents_of(&owner_uid).into_iter().any(|(_, d)| {
-            d.pointer("/metadata/ownerReferences")
+            d.get("metadata")
+                .and_then(|m| m.get("ownerReferences"))
                 .and_then(Value::as_array)
                 .is_some_and(|refs| {
                     refs.iter().any(|r| {
@@ -138,9 +127,16 @@ fn foreground(state: &mut State, now: DateTime<Utc>) -> bool {
                 })
         });
         if !blocking {
-            let n = without_finalizer(&owner, FOREGROUND_FINALIZER);
-            state.system_update(&key, &owner, n);
-            changed = true;
+            // Re-read: deleting dependents may have changed the owner (e.g. its resourceVersion).
+            let current = state
+                .deleting_objects()
+                .into_iter()
+                .find(|(_, o)| uid(o) == owner_uid);
+            if let Some((_, cur)) = current {
+                let n = without_finalizer(&cur, FOREGROUND_FINALIZER);
+                state.system_update(&key, &cur, n);
+                changed = true;
+            }
         }
     }
     changed
@@ -153,33 +149,29 @@ fn namespaces(state: &mut State, now: DateTime<Utc>) -> bool {
         plural: "namespaces".into(),
     };
     let terminating: Vec<Arc<Value>> = state
-        .all_objects()
+        .deleting_objects()
         .into_iter()
-        .filter(|(k, o)| *k == ns_key && deleting(o))
+        .filter(|(k, _)| *k == ns_key)
         .map(|(_, o)| o)
         .collect();
     let mut changed = false;
     for ns in terminating {
         let name = ns
-            .pointer("/metadata/name")
+            .get("metadata")
+            .and_then(|m| m.get("name"))
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let contents: Vec<(TypeKey, Arc<Value>)> = state
-            .all_objects()
-            .into_iter()
-            .filter(|(k, o)| *k != ns_key && namespace_of(o) == name)
-            .collect();
-        for (k, o) in &contents {
-            if !deleting(o) {
-                delete(state, k, o, "Background", now);
+        for (k, o) in state.objects_in_namespace(&name) {
+            if k != ns_key && !deleting(&o) {
+                delete(state, &k, &o, "Background", now);
                 changed = true;
             }
         }
         let left = state
-            .all_objects()
-            .into_iter()
-            .any(|(k, o)| k != ns_key && namespace_of(&o) == name);
+            .objects_in_namespace(&name)
+            .iter()
+            .any(|(k, _)| *k != ns_key);
         if !left && finalizers(&ns).is_empty() {
             state.system_remove(&ns_key, &ns);
             changed = true;
@@ -191,51 +183,52 @@ fn namespaces(state: &mut State, now: DateTime<Utc>) -> bool {
 /// CRDs being deleted: remove their objects, then the cleanup finalizer, then the type.
 fn crds(state: &mut State, now: DateTime<Utc>) -> bool {
     let key = crd_key();
-    let all = state.all_objects();
     let mut changed = false;
-    let live_crds: Vec<Arc<Value>> = all
-        .iter()
+    let deleting_crds: Vec<Arc<Value>> = state
+        .deleting_objects()
+        .into_iter()
         .filter(|(k, _)| *k == key)
-        .map(|(_, o)| o.clone())
+        .map(|(_, o)| o)
         .collect();
-    for crd in live_crds.iter().filter(|c| deleting(c)) {
-        let group = crd
-            .pointer("/spec/group")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let plural = crd
-            .pointer("/spec/names/plural")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let tkey = TypeKey {
-            group: group.to_string(),
-            plural: plural.to_string(),
+    for crd in deleting_crds {
+        let spec = crd.get("spec");
+        let field = |f: &str| {
+            spec.and_then(|s| s.get(f))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
         };
-        let objs: Vec<Arc<Value>> = all
-            .iter()
-            .filter(|(k, _)| *k == tkey)
-            .map(|(_, o)| o.clone())
-            .collect();
-        for o in &objs {
-            if !deleting(o) {
-                delete(state, &tkey, o, "Background", now);
+        let plural = spec
+            .and_then(|s| s.get("names"))
+            .and_then(|n| n.get("plural"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let tkey = TypeKey {
+            group: field("group"),
+            plural,
+        };
+        for o in state.objects_of(&tkey) {
+            if !deleting(&o) {
+                delete(state, &tkey, &o, "Background", now);
                 changed = true;
             }
         }
-        let left = state.all_objects().into_iter().any(|(k, _)| k == tkey);
-        if !left && finalizers(crd).iter().any(|f| f == CRD_CLEANUP_FINALIZER) {
-            let n = without_finalizer(crd, CRD_CLEANUP_FINALIZER);
-            state.system_update(&key, crd, n);
+        if state.objects_of(&tkey).is_empty()
+            && finalizers(&crd).iter().any(|f| f == CRD_CLEANUP_FINALIZER)
+        {
+            let n = without_finalizer(&crd, CRD_CLEANUP_FINALIZER);
+            state.system_update(&key, &crd, n);
             changed = true;
         }
     }
     // Types whose CRD is gone stop being served.
     let names: HashSet<String> = state
-        .all_objects()
-        .into_iter()
-        .filter(|(k, _)| *k == key)
-        .filter_map(|(_, o)| {
-            o.pointer("/metadata/name")
+        .objects_of(&key)
+        .iter()
+        .filter_map(|o| {
+            o.get("metadata")
+                .and_then(|m| m.get("name"))
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })

@@ -107,7 +107,8 @@ impl LabelSelector {
 
     /// Whether the object's labels satisfy every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
-        let labels = obj.pointer("/metadata/labels");
+        // Plain lookups, not `pointer`, which allocates per token: this runs per object per list.
+        let labels = obj.get("metadata").and_then(|m| m.get("labels"));
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.reqs.iter().all(|r| match r {
             Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
@@ -184,8 +185,8 @@ impl FieldSelector {
     /// Whether the object satisfies every term.
     pub fn matches(&self, obj: &Value) -> bool {
         self.terms.iter().all(|(k, neg, v)| {
-            let pointer = format!("/{}", k.replace('.', "/"));
-            let actual = match obj.pointer(&pointer) {
+            let found = k.split('.').try_fold(obj, |v, part| v.get(part));
+            let actual = match found {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),

@@ -9,7 +9,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Cause};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -141,7 +141,16 @@ pub struct State {
     history_limit: usize,
     tx: broadcast::Sender<Arc<Change>>,
     gc_pending: bool,
+    /// uid → object, for owner lookups.
+    uid_index: HashMap<String, ObjKey>,
+    /// Objects that have ownerReferences (the only candidates for collection).
+    with_owners: BTreeSet<ObjKey>,
+    /// Objects with a deletionTimestamp (foreground owners, terminating namespaces, CRDs).
+    deleting: BTreeSet<ObjKey>,
 }
+
+/// Identifies one stored object: type, namespace, name.
+pub type ObjKey = (TypeKey, String, String);
 
 fn ts(now: DateTime<Utc>) -> String {
     now.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -275,6 +284,9 @@ impl State {
             history_limit: history_limit.max(1),
             tx,
             gc_pending: false,
+            uid_index: HashMap::new(),
+            with_owners: BTreeSet::new(),
+            deleting: BTreeSet::new(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             if let Some(info) = s.registry.find("", "v1", "namespaces") {
@@ -383,12 +395,40 @@ impl State {
         let name = name_of(&obj).to_string();
         let obj = Arc::new(obj);
         let bucket = self.objects.entry(info.key()).or_default();
+        let okey: ObjKey = (info.key(), ns.clone(), name.clone());
         match change {
             ChangeType::Deleted => {
                 bucket.remove(&(ns.clone(), name));
+                if let Some(uid) = meta_str(&obj, "uid") {
+                    self.uid_index.remove(uid);
+                }
+                self.with_owners.remove(&okey);
+                self.deleting.remove(&okey);
             }
             _ => {
                 bucket.insert((ns.clone(), name), obj.clone());
+                if let Some(uid) = meta_str(&obj, "uid") {
+                    self.uid_index.insert(uid.to_string(), okey.clone());
+                }
+                let has_owners = obj
+                    .get("metadata")
+                    .and_then(|m| m.get("ownerReferences"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty());
+                if has_owners {
+                    self.with_owners.insert(okey.clone());
+                } else {
+                    self.with_owners.remove(&okey);
+                }
+                if obj
+                    .get("metadata")
+                    .and_then(|m| m.get("deletionTimestamp"))
+                    .is_some()
+                {
+                    self.deleting.insert(okey);
+                } else {
+                    self.deleting.remove(&okey);
+                }
             }
         }
         // Only changes that can make something collectable wake the collector.
@@ -1219,17 +1259,61 @@ impl State {
         Ok(out)
     }
 
-    /// All stored objects of all types, with their type (for GC scans).
-    pub(crate) fn all_objects(&self) -> Vec<(TypeKey, Arc<Value>)> {
+    /// Looks up a stored object by key.
+    pub(crate) fn by_key(&self, key: &ObjKey) -> Option<Arc<Value>> {
         self.objects
+            .get(&key.0)?
+            .get(&(key.1.clone(), key.2.clone()))
+            .cloned()
+    }
+
+    /// Whether an object with this uid exists.
+    pub(crate) fn uid_exists(&self, uid: &str) -> bool {
+        self.uid_index.contains_key(uid)
+    }
+
+    /// Objects that have ownerReferences.
+    pub(crate) fn objects_with_owners(&self) -> Vec<(TypeKey, Arc<Value>)> {
+        self.with_owners
             .iter()
-            .flat_map(|(k, b)| b.values().map(move |v| (k.clone(), v.clone())))
+            .filter_map(|k| self.by_key(k).map(|o| (k.0.clone(), o)))
             .collect()
+    }
+
+    /// Objects with a deletionTimestamp.
+    pub(crate) fn deleting_objects(&self) -> Vec<(TypeKey, Arc<Value>)> {
+        self.deleting
+            .iter()
+            .filter_map(|k| self.by_key(k).map(|o| (k.0.clone(), o)))
+            .collect()
+    }
+
+    /// All objects of one type.
+    pub(crate) fn objects_of(&self, key: &TypeKey) -> Vec<Arc<Value>> {
+        self.objects
+            .get(key)
+            .map(|b| b.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// All namespaced objects in a namespace, of every type.
+    pub(crate) fn objects_in_namespace(&self, ns: &str) -> Vec<(TypeKey, Arc<Value>)> {
+        let mut out = Vec::new();
+        for (k, bucket) in &self.objects {
+            let start = (ns.to_string(), String::new());
+            for ((ons, _), o) in bucket.range(start..) {
+                if ons != ns {
+                    break;
+                }
+                out.push((k.clone(), o.clone()));
+            }
+        }
+        out
     }
 
     /// Objects listing `uid` among their ownerReferences.
     pub(crate) fn dependents_of(&self, uid: &str) -> Vec<(TypeKey, Arc<Value>)> {
-        self.all_objects()
+        self.objects_with_owners()
             .into_iter()
             .filter(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
             .collect()
@@ -1288,6 +1372,9 @@ impl State {
     pub(crate) fn unregister(&mut self, key: &TypeKey) {
         self.registry.remove(key);
         self.objects.remove(key);
+        self.uid_index.retain(|_, k| k.0 != *key);
+        self.with_owners.retain(|k| k.0 != *key);
+        self.deleting.retain(|k| k.0 != *key);
     }
 }
 

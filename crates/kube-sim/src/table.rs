@@ -143,6 +143,41 @@ pub fn human_age(since: &str, now: DateTime<Utc>) -> String {
     }
 }
 
+/// Columns the real server shows for some built-in kinds (those expressible as JSONPath).
+fn builtin_columns(
+    group: &str,
+    plural: &str,
+) -> &'static [(&'static str, &'static str, &'static str)] {
+    match (group, plural) {
+        ("", "namespaces") => &[("Status", "string", ".status.phase")],
+        ("", "secrets") => &[("Type", "string", ".type")],
+        ("", "pods") => &[("Status", "string", ".status.phase")],
+        ("", "services") => &[
+            ("Type", "string", ".spec.type"),
+            ("Cluster-IP", "string", ".spec.clusterIP"),
+        ],
+        ("", "events") => &[
+            ("Last Seen", "date", ".lastTimestamp"),
+            ("Type", "string", ".type"),
+            ("Reason", "string", ".reason"),
+            ("Object", "string", ".involvedObject.name"),
+            ("Message", "string", ".message"),
+        ],
+        ("events.k8s.io", "events") => &[
+            ("Type", "string", ".type"),
+            ("Reason", "string", ".reason"),
+            ("Object", "string", ".regarding.name"),
+            ("Note", "string", ".note"),
+        ],
+        ("apps", "deployments") => &[
+            ("Up-to-date", "integer", ".status.updatedReplicas"),
+            ("Available", "integer", ".status.availableReplicas"),
+        ],
+        ("coordination.k8s.io", "leases") => &[("Holder", "string", ".spec.holderIdentity")],
+        _ => &[],
+    }
+}
+
 fn column_defs(info: &ResourceInfo, version: &str) -> Vec<Value> {
     let custom = info
         .version(version)
@@ -151,10 +186,10 @@ fn column_defs(info: &ResourceInfo, version: &str) -> Vec<Value> {
     if !custom.is_empty() {
         return custom;
     }
-    let mut cols = Vec::new();
-    if info.plural == "namespaces" && info.group.is_empty() {
-        cols.push(json!({"name": "Status", "type": "string", "jsonPath": ".status.phase", "description": "The phase of the namespace"}));
-    }
+    let mut cols: Vec<Value> = builtin_columns(&info.group, &info.plural)
+        .iter()
+        .map(|(name, ty, path)| json!({"name": name, "type": ty, "jsonPath": path}))
+        .collect();
     if info.kind == "CustomResourceDefinition" {
         cols.push(json!({"name": "Created At", "type": "date", "jsonPath": ".metadata.creationTimestamp"}));
         return cols;
