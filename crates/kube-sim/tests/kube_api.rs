@@ -944,3 +944,86 @@ async fn apply_with_a_stale_resource_version_conflicts() {
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn event_recorder_and_status_apply_like_a_controller() {
+    use kube::runtime::events::{Event, EventType, Recorder};
+    let mut env = TestEnv::start().await;
+    let ns = env.namespace("ctrl").await;
+    let ar = env.install_widget_crd().await;
+    let widgets: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &ns, &ar);
+    let w = widgets
+        .create(&PostParams::default(), &obj(json!({"apiVersion": "sim.example.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": "small"}})))
+        .await
+        .unwrap();
+
+    // Status written the way controllers do: server-side apply on /status with force.
+    let status = json!({"apiVersion": "sim.example.io/v1", "kind": "Widget", "metadata": {"name": "w"},
+        "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}});
+    let applied = widgets
+        .patch_status(
+            "w",
+            &PatchParams::apply("widget-controller").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.data["status"]["conditions"][0]["status"], "True");
+    let entry = applied
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some("widget-controller"))
+        .expect("status manager entry");
+    assert_eq!(entry.subresource.as_deref(), Some("status"));
+    assert_eq!(entry.operation.as_deref(), Some("Apply"));
+    // Applying the same status again is a no-op: no new resourceVersion.
+    let again = widgets
+        .patch_status(
+            "w",
+            &PatchParams::apply("widget-controller").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        applied.metadata.resource_version
+    );
+
+    let recorder = Recorder::new(env.client.clone(), "widget-controller".into());
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("sim.example.io/v1".into()),
+        kind: Some("Widget".into()),
+        name: Some("w".into()),
+        namespace: Some(ns.clone()),
+        uid: w.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Ready".into(),
+        note: Some("widget is ready".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        list.items.len(),
+        1,
+        "repeated events are aggregated into one series"
+    );
+    assert_eq!(list.items[0].series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(
+        list.items[0]
+            .regarding
+            .as_ref()
+            .and_then(|r| r.name.as_deref()),
+        Some("w")
+    );
+    env.cleanup().await;
+}
