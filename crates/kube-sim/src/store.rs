@@ -1132,6 +1132,18 @@ impl State {
         now: DateTime<Utc>,
     ) -> Result<Value, ApiError> {
         let old = self.get(info, ns, name)?;
+        if info.group.is_empty()
+            && info.plural == "namespaces"
+            && matches!(name, "default" | "kube-system" | "kube-public")
+        {
+            return Err(ApiError::Forbidden {
+                message: format!(
+                    "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                ),
+                name: name.to_string(),
+                kind: "namespaces".into(),
+            });
+        }
         if let Some(uid) = &opts.precondition_uid
             && Some(uid.as_str()) != meta_str(&old, "uid")
         {
