@@ -1027,3 +1027,51 @@ async fn event_recorder_and_status_apply_like_a_controller() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn metadata_is_validated_for_every_kind() {
+    let mut env = TestEnv::start().await;
+    let ns = env.namespace("metaval").await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let err = api_err(
+        api.create(&PostParams::default(), &cm("Bad_Name", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(err.details.unwrap().causes[0].field, "metadata.name");
+    let err = api_err(
+        api.create(
+            &PostParams::default(),
+            &cm("labels", json!({"app": "has space"})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .contains("metadata.labels: Invalid value: \"has space\""),
+        "{}",
+        err.message
+    );
+    let mut two = cm("owners", json!({}));
+    two.metadata.owner_references = Some(
+        ["a", "b"]
+            .iter()
+            .map(|n| {
+                serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": format!("uid-{n}"), "controller": true}))
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let err = api_err(api.create(&PostParams::default(), &two).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .contains("Only one reference can have Controller set to true"),
+        "{}",
+        err.message
+    );
+    env.cleanup().await;
+}
