@@ -8,3 +8,7 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod cloud;
+pub mod dtma;
+pub mod probe;
+pub mod sim;

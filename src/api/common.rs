@@ -112,35 +112,25 @@ pub struct LocalObjectReference {
     pub name: String,
 }
 
-/// A key of a Secret in the same namespace.
+/// A key of a Secret or ConfigMap in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SecretKeySelector {
-    /// The Secret's name.
+pub struct KeySelector {
+    /// The Secret's or ConfigMap's name.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// The key within the Secret.
+    /// The key within it.
     #[schemars(length(min = 1, max = 253))]
     pub key: String,
-    /// When true, a missing Secret or key is not an error and the variable is left unset.
+    /// When true, a missing object or key is not an error and the variable is left unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,
 }
 
-/// A key of a ConfigMap in the same namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConfigMapKeySelector {
-    /// The ConfigMap's name.
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-    /// The key within the ConfigMap.
-    #[schemars(length(min = 1, max = 253))]
-    pub key: String,
-    /// When true, a missing ConfigMap or key is not an error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub optional: Option<bool>,
-}
+/// A key of a Secret; its value never appears in status, events or logs.
+pub type SecretKeySelector = KeySelector;
+/// A key of a ConfigMap.
+pub type ConfigMapKeySelector = KeySelector;
 
 /// Where an environment variable's value comes from.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]

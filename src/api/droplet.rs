@@ -4,8 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{REGION_PATTERN, ResourceList, SLUG_PATTERN};
-use super::quantity::{CPU_PATTERN, QUANTITY_PATTERN};
+use super::common::{REGION_PATTERN, ResourceList, ResourceRequests, SLUG_PATTERN};
 
 /// A droplet: where it runs, what size, which agent, and whether it may be scheduled onto.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -87,7 +86,7 @@ pub struct DropletSpec {
     pub unschedulable: bool,
     /// Resources kept back for the OS, the container engine and the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reserved: Option<Reserved>,
+    pub reserved: Option<ResourceRequests>,
 }
 
 /// The agent on a droplet.
@@ -139,23 +138,8 @@ pub enum DeletionPolicy {
     Retain,
 }
 
-/// Resources kept back for the system.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Reserved {
-    /// Memory, e.g. `512Mi`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = QUANTITY_PATTERN))]
-    pub memory: Option<String>,
-    /// CPU, e.g. `250m`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = CPU_PATTERN))]
-    pub cpu: Option<String>,
-    /// Disk, e.g. `10Gi`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = QUANTITY_PATTERN))]
-    pub disk: Option<String>,
-}
+/// Resources kept back for the system: the same shape as a server's requests.
+pub type Reserved = ResourceRequests;
 
 /// Lifecycle phase of a droplet.
 #[derive(

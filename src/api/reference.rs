@@ -14,14 +14,7 @@ pub fn markdown(crds: &[CustomResourceDefinition]) -> String {
     );
     for crd in crds {
         let names = &crd.spec.names;
-        let Some(schema) = crd
-            .spec
-            .versions
-            .first()
-            .and_then(|v| v.schema.as_ref())
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .and_then(|s| serde_json::to_value(s).ok())
-        else {
+        let Some(schema) = super::openapi_schema(crd) else {
             continue;
         };
         let _ = write!(

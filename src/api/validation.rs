@@ -41,14 +41,7 @@ fn schemas() -> &'static HashMap<String, KindSchema> {
     SCHEMAS.get_or_init(|| {
         let mut map = HashMap::new();
         for crd in all_crds() {
-            let Some(openapi) = crd
-                .spec
-                .versions
-                .first()
-                .and_then(|v| v.schema.as_ref())
-                .and_then(|s| s.open_api_v3_schema.as_ref())
-                .and_then(|s| serde_json::to_value(s).ok())
-            else {
+            let Some(openapi) = super::openapi_schema(&crd) else {
                 continue;
             };
             let mut converted = to_json_schema(&openapi);

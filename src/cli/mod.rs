@@ -1,4 +1,6 @@
 //! The subcommands of the `mcp-droplet-operator` binary, one module each.
 
 pub mod crds;
+pub mod probe;
 pub mod sim;
+pub mod sim_cloud;
