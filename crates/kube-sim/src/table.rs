@@ -191,7 +191,8 @@ fn column_defs(info: &ResourceInfo, version: &str) -> Vec<Value> {
         .map(|(name, ty, path)| json!({"name": name, "type": ty, "jsonPath": path}))
         .collect();
     if info.kind == "CustomResourceDefinition" {
-        cols.push(json!({"name": "Created At", "type": "date", "jsonPath": ".metadata.creationTimestamp"}));
+        // The real server prints the timestamp itself here, not an age.
+        cols.push(json!({"name": "Created At", "type": "string", "format": "date", "jsonPath": ".metadata.creationTimestamp"}));
         return cols;
     }
     cols.push(json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "CreationTimestamp is a timestamp representing the server time when this object was created."}));
