@@ -48,11 +48,34 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
-/// Applies an RFC 6902 JSON patch.
+/// Applies an RFC 6902 JSON patch, all or nothing.
+///
+/// Like the real server (evanphx/json-patch), a `test` of a missing path against `null` passes;
+/// kube's finalizer helper relies on that when it adds the first finalizer.
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
     let ops: json_patch::Patch =
         serde_json::from_value(patch.clone()).map_err(|e| PatchError::Malformed(e.to_string()))?;
-    json_patch::patch(target, &ops).map_err(|e| PatchError::JsonPatch(e.to_string()))
+    let mut work = target.clone();
+    for (i, op) in ops.0.iter().enumerate() {
+        if let json_patch::PatchOperation::Test(t) = op
+            && t.value.is_null()
+        {
+            let path = t.path.to_string();
+            match work.pointer(&path) {
+                None | Some(Value::Null) => continue,
+                Some(_) => {
+                    return Err(PatchError::JsonPatch(format!(
+                        "operation '/{i}' failed at path '{path}': value doesn't match"
+                    )));
+                }
+            }
+        }
+        json_patch::patch(&mut work, std::slice::from_ref(op)).map_err(|e| {
+            PatchError::JsonPatch(e.to_string().replacen("'/0'", &format!("'/{i}'"), 1))
+        })?;
+    }
+    *target = work;
+    Ok(())
 }
 
 /// Key field used to merge a list of objects in strategic merge patches, if any.
@@ -212,5 +235,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d, json!({"a": 3}));
+    }
+}
+
+#[cfg(test)]
+mod finalizer_helper_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kube_finalizer_helper_patch_applies_to_an_object_without_finalizers() {
+        let mut d = json!({"metadata": {"name": "x"}});
+        json_patch(
+            &mut d,
+            &json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["a/b"]}]),
+        )
+        .unwrap();
+        assert_eq!(d["metadata"]["finalizers"], json!(["a/b"]));
     }
 }

@@ -1075,3 +1075,57 @@ async fn metadata_is_validated_for_every_kind() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn kube_runtime_finalizer_helper_adds_and_removes_its_finalizer() {
+    use kube::runtime::controller::Action;
+    use kube::runtime::finalizer::{Event as Fin, finalizer};
+    use std::sync::Arc;
+    let mut env = TestEnv::start().await;
+    let ns = env.namespace("finhelp").await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    api.create(&PostParams::default(), &cm("guarded", json!({})))
+        .await
+        .unwrap();
+    let run = |api: Api<ConfigMap>| async move {
+        let obj = Arc::new(api.get("guarded").await.unwrap());
+        finalizer(&api, "sim.example.io/cleanup", obj, |ev| async move {
+            Ok::<_, std::convert::Infallible>(match ev {
+                Fin::Apply(_) => Action::requeue(Duration::from_secs(1)),
+                Fin::Cleanup(_) => Action::requeue(Duration::from_secs(2)),
+            })
+        })
+        .await
+    };
+    // First pass adds the finalizer (JSON patch with a `test` of the missing list against null).
+    run(api.clone()).await.unwrap();
+    assert_eq!(
+        api.get("guarded").await.unwrap().finalizers(),
+        ["sim.example.io/cleanup"]
+    );
+    assert_eq!(
+        run(api.clone()).await.unwrap(),
+        Action::requeue(Duration::from_secs(1))
+    );
+    api.delete("guarded", &DeleteParams::default())
+        .await
+        .unwrap();
+    // Cleanup runs, then the helper removes its finalizer and the object goes away.
+    assert_eq!(
+        run(api.clone()).await.unwrap(),
+        Action::requeue(Duration::from_secs(2))
+    );
+    eventually("object gone after cleanup", WAIT, || {
+        let api = api.clone();
+        async move {
+            api.get_opt("guarded")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    env.cleanup().await;
+}
