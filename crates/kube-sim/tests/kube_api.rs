@@ -1129,3 +1129,122 @@ async fn kube_runtime_finalizer_helper_adds_and_removes_its_finalizer() {
     .await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_controller_reconciles_owns_children_and_writes_status() {
+    use kube::runtime::Controller;
+    use kube::runtime::controller::Action;
+    use std::sync::Arc;
+    let mut env = TestEnv::start().await;
+    let ns = env.namespace("ctl").await;
+    let ar = env.install_widget_crd().await;
+    let widgets: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &ns, &ar);
+    let children: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct ReconcileError(#[from] kube::Error);
+
+    struct Ctx {
+        widgets: Api<DynamicObject>,
+        children: Api<ConfigMap>,
+    }
+    async fn reconcile(w: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+        let name = w.metadata.name.clone().unwrap_or_default();
+        if w.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::await_change());
+        }
+        let child = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("{name}-child"), "ownerReferences": [{
+                "apiVersion": "sim.example.io/v1", "kind": "Widget", "name": name,
+                "uid": w.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
+            "data": {"size": w.data["spec"]["size"]}});
+        ctx.children
+            .patch(
+                &format!("{name}-child"),
+                &PatchParams::apply("widget-controller").force(),
+                &Patch::Apply(&child),
+            )
+            .await?;
+        let status = json!({"apiVersion": "sim.example.io/v1", "kind": "Widget", "metadata": {"name": name},
+            "status": {"observedGeneration": w.metadata.generation, "conditions": [{"type": "Ready", "status": "True"}]}});
+        ctx.widgets
+            .patch_status(
+                &name,
+                &PatchParams::apply("widget-controller").force(),
+                &Patch::Apply(&status),
+            )
+            .await?;
+        Ok(Action::await_change())
+    }
+    fn error_policy(_: Arc<DynamicObject>, _: &ReconcileError, _: Arc<Ctx>) -> Action {
+        Action::requeue(Duration::from_millis(200))
+    }
+    let ctx = Arc::new(Ctx {
+        widgets: widgets.clone(),
+        children: children.clone(),
+    });
+    let controller = Controller::new_with(widgets.clone(), watcher::Config::default(), ar.clone())
+        .owns(children.clone(), watcher::Config::default())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {});
+    let task = tokio::spawn(controller);
+
+    widgets
+        .create(&PostParams::default(), &obj(json!({"apiVersion": "sim.example.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": "small"}})))
+        .await
+        .unwrap();
+    eventually("child created and status written", WAIT, || {
+        let (widgets, children) = (widgets.clone(), children.clone());
+        async move {
+            let c = children.get_opt("w-child").await.ok().flatten()?;
+            let w = widgets.get("w").await.ok()?;
+            (c.data?.get("size")? == "small" && w.data["status"]["observedGeneration"] == 1)
+                .then_some(())
+        }
+    })
+    .await;
+    // A spec change is reconciled into the child; a child edit is reverted via `owns`.
+    widgets
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": "medium"}})),
+        )
+        .await
+        .unwrap();
+    eventually("spec change reconciled", WAIT, || {
+        let children = children.clone();
+        async move { (children.get("w-child").await.ok()?.data?.get("size")? == "medium").then_some(()) }
+    })
+    .await;
+    children
+        .patch(
+            "w-child",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"size": "tampered"}})),
+        )
+        .await
+        .unwrap();
+    eventually("child edit reverted", WAIT, || {
+        let children = children.clone();
+        async move { (children.get("w-child").await.ok()?.data?.get("size")? == "medium").then_some(()) }
+    })
+    .await;
+    widgets.delete("w", &DeleteParams::default()).await.unwrap();
+    eventually("child collected with its owner", WAIT, || {
+        let children = children.clone();
+        async move {
+            children
+                .get_opt("w-child")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    task.abort();
+    env.cleanup().await;
+}
