@@ -627,7 +627,9 @@ fn start_watch(
         timeout,
         rendering,
     };
+    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let requested: Option<u64> = match q.get("resourceVersion").map(String::as_str) {
+        _ if send_initial => None,
         None | Some("") | Some("0") => None,
         Some(rv) => Some(rv.parse().map_err(|_| {
             ApiError::BadRequest(format!(
@@ -671,7 +673,16 @@ fn start_watch(
     };
     drop(st);
     let shutdown = shared.shutdown.clone();
-    tokio::spawn(watch::pump(spec, initial, past, rx, start_rv, shutdown, tx));
+    tokio::spawn(watch::pump(
+        spec,
+        initial,
+        send_initial,
+        past,
+        rx,
+        start_rv,
+        shutdown,
+        tx,
+    ));
     let body = Body::from_stream(rx_body);
     Ok((
         StatusCode::OK,

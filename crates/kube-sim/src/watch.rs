@@ -124,9 +124,11 @@ fn line(v: &Value) -> Vec<u8> {
 }
 
 /// Pumps events to `out` until timeout, shutdown, lag, or the client goes away.
+#[allow(clippy::too_many_arguments)]
 pub async fn pump(
     spec: WatchSpec,
     initial: Vec<(&'static str, Arc<Value>)>,
+    initial_events_end: bool,
     past: Vec<Arc<Change>>,
     mut rx: broadcast::Receiver<Arc<Change>>,
     start_rv: u64,
@@ -141,6 +143,15 @@ pub async fn pump(
         let ev = json!({"type": ty, "object": spec.render(&obj, first)});
         first = false;
         if out.send(Ok(line(&ev))).await.is_err() {
+            return;
+        }
+    }
+    if initial_events_end {
+        // Streaming lists (`sendInitialEvents=true`): this bookmark tells the client the
+        // initial state is complete.
+        let mut b = spec.bookmark(start_rv);
+        b["object"]["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        if out.send(Ok(line(&b))).await.is_err() {
             return;
         }
     }

@@ -353,6 +353,15 @@ async fn watch_resumes_from_a_version_and_reports_410() {
 
 #[tokio::test]
 async fn watcher_and_reflector_follow_changes() {
+    reflector_scenario(watcher::Config::default()).await;
+}
+
+#[tokio::test]
+async fn watcher_with_streaming_lists() {
+    reflector_scenario(watcher::Config::default().streaming_lists()).await;
+}
+
+async fn reflector_scenario(config: watcher::Config) {
     let mut env = TestEnv::start().await;
     let ns = env.namespace("refl").await;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
@@ -360,7 +369,7 @@ async fn watcher_and_reflector_follow_changes() {
         .await
         .unwrap();
     let (reader, writer) = reflector::store::<ConfigMap>();
-    let stream = watcher(api.clone(), watcher::Config::default().labels("app=r"))
+    let stream = watcher(api.clone(), config.labels("app=r"))
         .default_backoff()
         .reflect(writer)
         .applied_objects();
