@@ -68,8 +68,17 @@ impl TestEnv {
     pub async fn start_with(config: kube_sim::Config) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let (sim, kubeconfig) = match real_cluster() {
-            Some(path) => (None, path),
+            Some(path) => {
+                println!(
+                    "running against the real cluster in MCP_E2E_KUBECONFIG={}",
+                    path.display()
+                );
+                (None, path)
+            }
             None => {
+                println!(
+                    "MCP_E2E_KUBECONFIG not set: running against kube-sim (the real-cluster run is skipped)"
+                );
                 let sim = kube_sim::KubeSim::start(config)
                     .await
                     .expect("start kube-sim");
