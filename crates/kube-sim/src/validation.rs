@@ -213,6 +213,7 @@ pub fn validate(v: &Value, schema: &Value, path: &str, out: &mut Vec<Cause>) {
         ));
         return;
     }
+    validate_combinators(v, schema, path, out);
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(v)
     {
@@ -309,6 +310,60 @@ pub fn validate(v: &Value, schema: &Value, path: &str, out: &mut Vec<Cause>) {
         }
         Value::Object(m) => validate_object(m, schema, path, out),
         _ => {}
+    }
+}
+
+/// `allOf`, `anyOf`, `oneOf` and `not` (value validations in structural schemas, often used
+/// with `required` for "exactly one of these fields").
+fn validate_combinators(v: &Value, schema: &Value, path: &str, out: &mut Vec<Cause>) {
+    let shown = format!("Invalid value: \"{}\": {path} in body", type_name(v));
+    let branch_causes = |b: &Value| {
+        let mut c = Vec::new();
+        validate(v, b, path, &mut c);
+        c
+    };
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        for b in all {
+            out.extend(branch_causes(b));
+        }
+    }
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
+        let results: Vec<Vec<Cause>> = any.iter().map(branch_causes).collect();
+        if !results.is_empty() && results.iter().all(|r| !r.is_empty()) {
+            out.push(cause(
+                "FieldValueInvalid",
+                path,
+                format!("{shown} must validate at least one schema (anyOf)"),
+            ));
+            out.extend(results.into_iter().flatten());
+        }
+    }
+    if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+        let results: Vec<Vec<Cause>> = one.iter().map(branch_causes).collect();
+        let valid = results.iter().filter(|r| r.is_empty()).count();
+        if valid == 0 && !results.is_empty() {
+            out.push(cause(
+                "FieldValueInvalid",
+                path,
+                format!("{shown} must validate one and only one schema (oneOf). Found none valid"),
+            ));
+            out.extend(results.into_iter().flatten());
+        } else if valid > 1 {
+            out.push(cause(
+                "FieldValueInvalid",
+                path,
+                format!("{shown} must validate one and only one schema (oneOf). Found {valid} valid alternatives"),
+            ));
+        }
+    }
+    if let Some(not) = schema.get("not")
+        && branch_causes(not).is_empty()
+    {
+        out.push(cause(
+            "FieldValueInvalid",
+            path,
+            format!("{shown} must not validate the schema (not)"),
+        ));
     }
 }
 
@@ -486,6 +541,29 @@ mod tests {
         assert!(msgs.contains(&"Too many: 3: must have at most 2 items"));
         assert!(msgs.iter().any(|m| m.contains("must be of type date-time")));
         assert!(causes(json!({"image": "i"})).is_empty());
+    }
+
+    #[test]
+    fn one_of_required_means_exactly_one_field() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+            "oneOf": [{"required": ["a"]}, {"required": ["b"]}]});
+        let run = |v: Value| {
+            let mut out = Vec::new();
+            validate(&v, &schema, "spec", &mut out);
+            out
+        };
+        assert!(run(json!({"a": "x"})).is_empty());
+        let both = run(json!({"a": "x", "b": "y"}));
+        assert!(
+            both[0].message.ends_with("Found 2 valid alternatives"),
+            "{both:?}"
+        );
+        let none = run(json!({}));
+        assert!(none[0].message.ends_with("Found none valid"));
+        assert!(
+            none.iter()
+                .any(|c| c.field == "spec.a" && c.message == "Required value")
+        );
     }
 
     #[test]
