@@ -89,6 +89,22 @@ fn item_key(item: &Value, keys: &[String]) -> Option<String> {
     Some(format!("k:{}", Value::Object(m)))
 }
 
+fn is_set(schema: Option<&Value>) -> bool {
+    schema
+        .and_then(|s| s.get("x-kubernetes-list-type"))
+        .and_then(Value::as_str)
+        == Some("set")
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !(v.is_object() || v.is_array())
+}
+
+/// `metadata.finalizers` is a set in the real server's schema.
+fn finalizers_schema() -> Value {
+    json!({"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"})
+}
+
 fn collect(
     value: &Value,
     schema: Option<&Value>,
@@ -101,6 +117,16 @@ fn collect(
             for (k, v) in m {
                 path.push(format!("f:{k}"));
                 collect(v, child_schema(schema, k), rules, path, out);
+                path.pop();
+            }
+        }
+        Value::Array(items)
+            if is_set(schema) && !items.is_empty() && items.iter().all(is_scalar) =>
+        {
+            // Sets are owned per element, so managers can share a list (e.g. finalizers).
+            for item in items {
+                path.push(format!("v:{item}"));
+                out.insert(path.clone());
                 path.pop();
             }
         }
@@ -150,6 +176,9 @@ pub fn field_set(obj: &Value, rules: ListRules<'_>) -> FieldSet {
                         };
                         if mk == "ownerReferences" {
                             collect_owner_refs(mv, &mut path, &mut out);
+                        } else if mk == "finalizers" {
+                            let set = finalizers_schema();
+                            collect(mv, Some(&set), meta_rules, &mut path, &mut out);
                         } else {
                             collect(mv, None, meta_rules, &mut path, &mut out);
                         }
@@ -188,6 +217,9 @@ fn step<'a>(v: &'a Value, elem: &str) -> Option<&'a Value> {
         v.as_array()?
             .iter()
             .find(|i| key.iter().all(|(kk, kv)| i.get(kk) == Some(kv)))
+    } else if let Some(item) = elem.strip_prefix("v:") {
+        let want: Value = serde_json::from_str(item).ok()?;
+        v.as_array()?.iter().find(|i| **i == want)
     } else {
         None
     }
@@ -232,6 +264,11 @@ pub fn remove_at(obj: &mut Value, path: &[String]) {
         && let Some(a) = cur.as_array_mut()
     {
         a.retain(|i| !key.iter().all(|(kk, kv)| i.get(kk) == Some(kv)));
+    } else if let Some(item) = last.strip_prefix("v:")
+        && let Ok(want) = serde_json::from_str::<Value>(item)
+        && let Some(a) = cur.as_array_mut()
+    {
+        a.retain(|i| *i != want);
     }
 }
 
@@ -246,6 +283,8 @@ pub fn display_path(path: &[String]) -> String {
             let key: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
             let parts: Vec<String> = key.iter().map(|(a, b)| format!("{a}={b}")).collect();
             s.push_str(&format!("[{}]", parts.join(",")));
+        } else if let Some(v) = e.strip_prefix("v:") {
+            s.push_str(&format!("[={v}]"));
         }
     }
     s
@@ -412,8 +451,14 @@ pub fn merge_applied(
 ) {
     match (live, applied) {
         (Value::Object(l), Value::Object(a)) => {
+            let fin = finalizers_schema();
+            let is_metadata = l.contains_key("name") || l.contains_key("generateName");
             for (k, av) in a {
-                let cs = child_schema(schema, k);
+                let cs = if is_metadata && k == "finalizers" {
+                    Some(&fin)
+                } else {
+                    child_schema(schema, k)
+                };
                 match l.get_mut(k) {
                     Some(lv) if lv.is_object() && av.is_object() => {
                         merge_applied(lv, av, cs, rules)
@@ -422,6 +467,13 @@ pub fn merge_applied(
                     _ => {
                         l.insert(k.clone(), av.clone());
                     }
+                }
+            }
+        }
+        (Value::Array(l), Value::Array(a)) if is_set(schema) => {
+            for item in a {
+                if !l.contains(item) {
+                    l.push(item.clone());
                 }
             }
         }
@@ -677,6 +729,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b["metadata"]["labels"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn finalizers_are_shared_between_managers() {
+        let live = json!({"metadata": {"name": "d"}});
+        let a = server_side_apply(
+            &live,
+            &json!({"metadata": {"name": "d", "finalizers": ["a/x"]}}),
+            &ApplyRequest {
+                write: ctx("alice"),
+                force: false,
+            },
+        )
+        .unwrap();
+        let b = server_side_apply(
+            &a,
+            &json!({"metadata": {"name": "d", "finalizers": ["b/y"]}}),
+            &ApplyRequest {
+                write: ctx("bob"),
+                force: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(b["metadata"]["finalizers"], json!(["a/x", "b/y"]));
+        // Alice dropping hers removes only hers.
+        let c = server_side_apply(
+            &b,
+            &json!({"metadata": {"name": "d"}}),
+            &ApplyRequest {
+                write: ctx("alice"),
+                force: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(c["metadata"]["finalizers"], json!(["b/y"]));
     }
 
     #[test]
