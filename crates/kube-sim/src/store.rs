@@ -602,6 +602,21 @@ impl State {
             });
         }
         causes.extend(validate_metadata(&new));
+        if let Some(o) = old
+            && info.group.is_empty()
+            && matches!(info.plural.as_str(), "configmaps" | "secrets")
+            && o.get("immutable").and_then(Value::as_bool) == Some(true)
+        {
+            for f in ["data", "binaryData", "immutable"] {
+                if o.get(f) != new.get(f) {
+                    causes.push(Cause {
+                        reason: "FieldValueForbidden".into(),
+                        message: "Forbidden: field is immutable when `immutable` is set".into(),
+                        field: f.into(),
+                    });
+                }
+            }
+        }
         if info.custom
             && let Some(schema) = info.version(version).and_then(|v| v.schema.clone())
         {
@@ -1446,6 +1461,17 @@ fn validate_metadata(obj: &Value) -> Vec<Cause> {
         .and_then(|m| m.get("annotations"))
         .and_then(Value::as_object)
     {
+        let size: usize = ann
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if size > 262_144 {
+            out.push(Cause {
+                reason: "FieldValueTooLong".into(),
+                message: "Too long: must have at most 262144 bytes".into(),
+                field: "metadata.annotations".into(),
+            });
+        }
         for k in ann.keys().filter(|k| !is_qualified_name(&k.to_lowercase())) {
             out.push(invalid(
                 "metadata.annotations".into(),

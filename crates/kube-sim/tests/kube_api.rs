@@ -1082,6 +1082,25 @@ async fn metadata_is_validated_for_every_kind() {
         "{}",
         err.message
     );
+    let mut frozen = cm("frozen", json!({}));
+    frozen.immutable = Some(true);
+    api.create(&PostParams::default(), &frozen).await.unwrap();
+    let err = api_err(
+        api.patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k": "changed"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .contains("field is immutable when `immutable` is set"),
+        "{}",
+        err.message
+    );
     env.cleanup().await;
 }
 
