@@ -16,6 +16,8 @@ pub struct VersionInfo {
     pub printer_columns: Vec<Value>,
     /// Whether the `/status` subresource is enabled.
     pub status_subresource: bool,
+    /// `selectableFields` JSON paths usable in field selectors (e.g. `.spec.region`).
+    pub selectable_fields: Vec<String>,
 }
 
 /// Everything the server needs to serve one resource type.
@@ -506,6 +508,16 @@ pub fn resource_from_crd(crd: &Value) -> Result<ResourceInfo, CrdError> {
                 .cloned()
                 .unwrap_or_default(),
             status_subresource: v.pointer("/subresources/status").is_some(),
+            selectable_fields: v
+                .get("selectableFields")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         if v.get("storage").and_then(Value::as_bool) == Some(true) {
             versions.insert(0, info);
@@ -551,6 +563,7 @@ impl Registry {
                     schema: None,
                     printer_columns: Vec::new(),
                     status_subresource: bi.status,
+                    selectable_fields: Vec::new(),
                 }],
                 kind: bi.kind.to_string(),
                 plural: bi.plural.to_string(),

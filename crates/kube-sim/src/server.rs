@@ -191,8 +191,14 @@ fn list_query(
     let is_event = info.kind == "Event";
     let fields = match q.get("fieldSelector").filter(|s| !s.is_empty()) {
         Some(s) => Some(
-            FieldSelector::parse(s, is_event, &[])
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            FieldSelector::parse(
+                s,
+                is_event,
+                info.version(&t.version)
+                    .map(|v| v.selectable_fields.as_slice())
+                    .unwrap_or_default(),
+            )
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
         ),
         None => None,
     };

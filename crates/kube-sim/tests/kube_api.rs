@@ -223,6 +223,26 @@ async fn generate_name_generation_and_status_subresource() {
     assert_eq!(created.data["spec"]["replicas"], 1);
     assert!(created.data.get("status").is_none());
 
+    // selectableFields from the CRD work in field selectors.
+    let small = api
+        .list(&ListParams::default().fields("spec.size=small"))
+        .await
+        .unwrap();
+    assert_eq!(small.items.len(), 1);
+    assert!(
+        api.list(&ListParams::default().fields("spec.size=large"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let err = api_err(
+        api.list(&ListParams::default().fields("spec.replicas=1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+
     let pp = PatchParams::default();
     let labelled = api
         .patch(
