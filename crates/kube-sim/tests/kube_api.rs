@@ -1296,3 +1296,76 @@ async fn a_controller_reconciles_owns_children_and_writes_status() {
     task.abort();
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_watchers_see_every_change_in_order() {
+    const WRITERS: usize = 4;
+    const WRITES: usize = 50;
+    const WATCHERS: usize = 10;
+    let mut env = TestEnv::start().await;
+    let ns = env.namespace("conc").await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    for w in 0..WRITERS {
+        api.create(&PostParams::default(), &cm(&format!("w{w}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut watchers = Vec::new();
+    for _ in 0..WATCHERS {
+        let stream = api
+            .watch(&WatchParams::default().timeout(60), &rv)
+            .await
+            .unwrap();
+        watchers.push(tokio::spawn(async move {
+            let mut s = stream.boxed();
+            let mut seen: Vec<u64> = Vec::new();
+            while seen.len() < WRITERS * WRITES {
+                match s.try_next().await {
+                    Ok(Some(WatchEvent::Modified(o))) => {
+                        seen.push(o.metadata.resource_version.unwrap().parse().unwrap());
+                    }
+                    Ok(Some(WatchEvent::Bookmark(_))) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            seen
+        }));
+    }
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let api = api.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..WRITES {
+                api.patch(
+                    &format!("w{w}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {"i": i.to_string()}})),
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for w in watchers {
+        let seen = tokio::time::timeout(WAIT, w)
+            .await
+            .expect("watcher finished")
+            .unwrap();
+        assert_eq!(seen.len(), WRITERS * WRITES);
+        assert!(
+            seen.windows(2).all(|p| p[0] < p[1]),
+            "events arrive in resourceVersion order without duplicates"
+        );
+    }
+    env.cleanup().await;
+}
