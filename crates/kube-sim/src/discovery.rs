@@ -153,6 +153,65 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     )
 }
 
+/// Content type of the aggregated discovery answer.
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+fn resource_discovery(t: &ResourceInfo, version: &str) -> Value {
+    let kind = json!({"group": t.group, "version": version, "kind": t.kind});
+    let mut r = json!({
+        "resource": t.plural,
+        "responseKind": kind,
+        "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": t.singular,
+        "verbs": verbs(t),
+    });
+    if !t.short_names.is_empty() {
+        r["shortNames"] = json!(t.short_names);
+    }
+    if !t.categories.is_empty() {
+        r["categories"] = json!(t.categories);
+    }
+    if t.has_status(version) {
+        r["subresources"] = json!([{"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}]);
+    }
+    r
+}
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`) for `/api` (core) or `/apis` (groups): every
+/// group, version and resource in one document, so kubectl needs two requests.
+pub fn aggregated(reg: &Registry, core: bool) -> Value {
+    let items: Vec<Value> = if core {
+        let resources: Vec<Value> = reg
+            .all()
+            .filter(|t| t.group.is_empty() && t.version("v1").is_some())
+            .map(|t| resource_discovery(t, "v1"))
+            .collect();
+        vec![
+            json!({"metadata": {}, "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}]}),
+        ]
+    } else {
+        group_versions(reg)
+            .into_iter()
+            .map(|(g, versions)| {
+                let vs: Vec<Value> = versions
+                    .iter()
+                    .map(|v| {
+                        let resources: Vec<Value> = reg
+                            .all()
+                            .filter(|t| t.group == g && t.version(v).is_some())
+                            .map(|t| resource_discovery(t, v))
+                            .collect();
+                        json!({"version": v, "resources": resources, "freshness": "Current"})
+                    })
+                    .collect();
+                json!({"metadata": {"name": g}, "versions": vs})
+            })
+            .collect()
+    };
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,6 +136,26 @@ fn accept_form(headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
+/// Whether the client asks for aggregated discovery (`apidiscovery.k8s.io/v2`) before plain JSON.
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    for alt in accept.split(',') {
+        let params: Vec<&str> = alt.split(';').map(str::trim).collect();
+        if params.contains(&"as=APIGroupDiscoveryList") {
+            if params.contains(&"v=v2") && params.contains(&"g=apidiscovery.k8s.io") {
+                return true;
+            }
+            // Only v2 is served; try the client's next alternative.
+            continue;
+        }
+        return false;
+    }
+    false
+}
+
 fn include_object(q: &HashMap<String, String>) -> IncludeObject {
     match q.get("includeObject").map(String::as_str) {
         Some("None") => IncludeObject::None,
@@ -248,6 +268,17 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         (Method::GET, ["healthz" | "readyz" | "livez"]) => {
             return (StatusCode::OK, "ok").into_response();
         }
+        (Method::GET, ["api" | "apis"]) if wants_aggregated(req.headers()) => {
+            let st = shared.lock();
+            let doc = discovery::aggregated(&st.registry, segs[0] == "api");
+            let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, discovery::AGGREGATED_CONTENT_TYPE)],
+                bytes,
+            )
+                .into_response();
+        }
         (Method::GET, ["api"]) => {
             return json_response(
                 StatusCode::OK,
@@ -332,10 +363,12 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         });
     };
     let result = resource_request(shared, req, target).await;
-    match result {
+    let response = match result {
         Ok(r) => r,
         Err(e) => error_response(&e),
-    }
+    };
+    tracing::debug!(%method, path, status = response.status().as_u16(), "kube-sim request");
+    response
 }
 
 async fn resource_request(
@@ -696,4 +729,62 @@ fn start_watch(
         body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn aggregated_discovery_only_when_asked_for_v2_first() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(wants_aggregated(&accept(kubectl)));
+        let beta_first = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(!wants_aggregated(&accept(beta_first)));
+        assert!(!wants_aggregated(&accept("application/json")));
+    }
+
+    #[test]
+    fn resource_paths_parse() {
+        let t = parse_resource_path(&[
+            "apis",
+            "g.io",
+            "v1",
+            "namespaces",
+            "ns",
+            "widgets",
+            "w",
+            "status",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                t.namespace.as_deref(),
+                t.plural.as_str(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            (Some("ns"), "widgets", Some("w"), Some("status"))
+        );
+        let t = parse_resource_path(&["api", "v1", "namespaces", "ns", "status"]).unwrap();
+        assert_eq!(
+            (
+                t.plural.as_str(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            ("namespaces", Some("ns"), Some("status"))
+        );
+        let t = parse_resource_path(&["api", "v1", "namespaces", "ns", "configmaps"]).unwrap();
+        assert_eq!(
+            (t.namespace.as_deref(), t.plural.as_str(), t.name),
+            (Some("ns"), "configmaps", None)
+        );
+    }
 }
