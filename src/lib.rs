@@ -11,4 +11,5 @@ pub mod cli;
 pub mod cloud;
 pub mod dtma;
 pub mod probe;
+pub mod scheduler;
 pub mod sim;

@@ -17,6 +17,8 @@ enum Command {
     Crds(cli::crds::CrdsArgs),
     /// Run the simulated world (kube-sim with the CRDs installed) until Ctrl-C.
     Sim(cli::sim::SimArgs),
+    /// Plan placements offline from manifests: droplets, new droplets, cost and packing.
+    Plan(cli::plan::PlanArgs),
     /// Check an MCP endpoint with a real client: initialize, then tools/list.
     Probe(cli::probe::ProbeArgs),
     /// Serve only the simulated DigitalOcean (temporary; to be folded into `sim`).
@@ -28,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crds(args) => cli::crds::run(args)?,
         Command::Sim(args) => tokio::runtime::Runtime::new()?.block_on(cli::sim::run(args))?,
+        Command::Plan(args) => cli::plan::run(args)?,
         Command::Probe(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             // The outcome is already printed; a failed check only sets the exit code.

@@ -1,6 +1,7 @@
 //! The subcommands of the `mcp-droplet-operator` binary, one module each.
 
 pub mod crds;
+pub mod plan;
 pub mod probe;
 pub mod sim;
 pub mod sim_cloud;
