@@ -44,6 +44,12 @@ pub enum SimError {
     /// Waiting for Ctrl-C failed.
     #[error("waiting for Ctrl-C: {0}")]
     Signal(std::io::Error),
+    /// A kube client for kube-sim could not be built.
+    #[error("building a client for kube-sim: {0}")]
+    Client(#[from] kube::Error),
+    /// kube-sim's URL did not parse.
+    #[error("kube-sim URL {0} is invalid")]
+    Url(String),
 }
 
 /// Field manager used for the CRDs applied at start-up.
@@ -67,6 +73,17 @@ pub async fn start(args: &SimArgs) -> Result<kube_sim::Handle, SimError> {
     Ok(sim)
 }
 
+/// A kube client talking to a running kube-sim (for the in-process simulated world and tests).
+pub fn client_for(sim: &kube_sim::Handle) -> Result<kube::Client, SimError> {
+    let cc = sim.client_config();
+    let url = cc.url.parse().map_err(|_| SimError::Url(cc.url.clone()))?;
+    let mut config = kube::Config::new(url);
+    if let Some(token) = cc.token {
+        config.auth_info.token = Some(token.expose().to_string().into());
+    }
+    Ok(kube::Client::try_from(config)?)
+}
+
 /// The how-to printed once the world is up.
 pub fn usage(url: &str, kubeconfig: &Path) -> String {
     let kc = kubeconfig.display();
@@ -88,4 +105,42 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
     tokio::signal::ctrl_c().await.map_err(SimError::Signal)?;
     sim.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, ListParams};
+
+    #[tokio::test]
+    async fn start_installs_the_crds_and_writes_a_kubeconfig() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = SimArgs {
+            kubeconfig: dir.path().join("kubeconfig"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            kube_token: Some("t0ken".into()),
+        };
+        let sim = start(&args).await.unwrap();
+        let text = std::fs::read_to_string(&args.kubeconfig).unwrap();
+        assert!(text.contains(&sim.url()) && text.contains("t0ken"));
+        let crds: Api<CustomResourceDefinition> = Api::all(client_for(&sim).unwrap());
+        let mut names: Vec<String> = crds
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        names.sort();
+        let mut expected: Vec<String> = api::all_crds()
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        expected.sort();
+        assert_eq!(names, expected);
+        assert!(usage(&sim.url(), &args.kubeconfig).contains("get mcp -A"));
+        sim.shutdown().await;
+    }
 }
