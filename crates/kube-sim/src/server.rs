@@ -450,6 +450,7 @@ async fn resource_request(
         }
         (Method::GET, None) => {
             let lq = list_query(&info, &t, &q)?;
+            let lq_has_no_selectors = lq.labels.is_none() && lq.fields.is_none();
             let st = shared.lock();
             let page = st.list(&info, &lq)?;
             drop(st);
@@ -457,7 +458,8 @@ async fn resource_request(
             if let Some(c) = &page.continue_token {
                 meta["continue"] = json!(c);
             }
-            if let Some(r) = page.remaining {
+            // Like the real server, no remainingItemCount when selectors filter the list.
+            if let Some(r) = page.remaining.filter(|_| lq_has_no_selectors) {
                 meta["remainingItemCount"] = json!(r);
             }
             let body = match form {
