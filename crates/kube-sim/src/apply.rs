@@ -796,3 +796,58 @@ mod tests {
         }));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z]{0,6}".prop_map(Value::from),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::btree_map("[a-z]{1,4}", inner.clone(), 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::vec(inner, 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,4}", leaf(), 1..3).prop_map(|m| {
+                    // Named items exercise keyed lists.
+                    Value::Array(
+                        m.into_iter()
+                            .map(|(k, v)| json!({"name": k, "value": v}))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn fields_v1_round_trips(spec in tree()) {
+            let obj = json!({"metadata": {"name": "x", "labels": {"a": "b"}}, "spec": spec});
+            let rules = ListRules { schema: None, builtin: true };
+            let set = field_set(&obj, rules);
+            prop_assert_eq!(from_fields_v1(&to_fields_v1(&set)), set);
+        }
+
+        #[test]
+        fn applying_own_object_twice_is_stable(spec in tree()) {
+            let obj = json!({"metadata": {"name": "x"}, "spec": spec});
+            let req = ApplyRequest {
+                write: WriteContext { manager: "m", api_version: "v1", subresource: "", now: "t", rules: ListRules { schema: None, builtin: true } },
+                force: false,
+            };
+            let once = server_side_apply(&json!({"metadata": {"name": "x"}}), &obj, &req).unwrap();
+            let twice = server_side_apply(&once, &obj, &req).unwrap();
+            prop_assert_eq!(&once, &twice);
+            prop_assert_eq!(&once["spec"], &obj["spec"]);
+        }
+    }
+}

@@ -57,7 +57,8 @@ fn parse_path(path: &str) -> Vec<Step> {
                     }
                     i += 1;
                 }
-                let inner: String = chars[start..i.saturating_sub(1)].iter().collect();
+                let end = if depth == 0 { i - 1 } else { i };
+                let inner: String = chars[start..end.max(start)].iter().collect();
                 let inner = inner.trim();
                 if inner == "*" {
                     steps.push(Step::All);
@@ -315,6 +316,10 @@ mod tests {
         assert_eq!(eval_jsonpath(&o, ".spec.ports[1].port"), vec![&json!(443)]);
         assert_eq!(eval_jsonpath(&o, "{.spec.ports[*].port}").len(), 2);
         assert!(eval_jsonpath(&o, ".missing.x").is_empty());
+        // Malformed paths from a CRD must not panic.
+        for bad in ["[", ".a[", "[?(", "..", "[]", "{"] {
+            let _ = eval_jsonpath(&o, bad);
+        }
     }
 
     #[test]
