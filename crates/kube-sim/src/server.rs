@@ -399,6 +399,9 @@ async fn resource_request(
             kind: t.plural.clone(),
         });
     }
+    if info.group == "authorization.k8s.io" {
+        return access_review(&method, &headers, req).await;
+    }
     let sub = t.subresource.clone().unwrap_or_default();
     let sub_ok = sub.is_empty()
         || (sub == "status" && info.has_status(&t.version))
@@ -625,6 +628,35 @@ async fn resource_request(
             "{m} is not supported on this path"
         ))),
     }
+}
+
+/// Access reviews: kube-sim has no authorization, so every review is allowed. The request body
+/// (JSON or kubectl's protobuf) is not needed for that answer.
+async fn access_review(
+    method: &Method,
+    headers: &HeaderMap,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if *method != Method::POST {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not supported for access reviews"
+        )));
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    let body = axum::body::to_bytes(req.into_body(), 1024 * 1024)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
+    let mut review = if is_json {
+        parse_body(&body)?
+    } else {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {}})
+    };
+    review["metadata"] = json!({});
+    review["status"] = json!({"allowed": true, "reason": "kube-sim does not authorize requests"});
+    Ok(json_response(StatusCode::CREATED, &review))
 }
 
 fn outcome(info: &ResourceInfo, version: &str, out: WriteOutcome) -> Response {

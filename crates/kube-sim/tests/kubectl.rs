@@ -613,5 +613,13 @@ async fn generator_commands_that_send_protobuf() {
     assert_eq!(mode, "fast");
     ok(&bin, &env, &["get", "sa", "robot", "-n", &ns]).await;
     ok(&bin, &env, &["delete", "namespace", &extra]).await;
+    // `auth can-i` posts a SelfSubjectAccessReview in protobuf.
+    let can = ok(
+        &bin,
+        &env,
+        &["auth", "can-i", "create", "configmaps", "-n", &ns],
+    )
+    .await;
+    assert_eq!(can.trim(), "yes");
     env.cleanup().await;
 }
