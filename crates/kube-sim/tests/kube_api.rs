@@ -1369,3 +1369,27 @@ async fn concurrent_writers_and_watchers_see_every_change_in_order() {
     }
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_watches() {
+    if common::real_cluster().is_some() {
+        println!("skipped on a real cluster: shutting down is kube-sim behaviour");
+        return;
+    }
+    let env = TestEnv::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(290), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let sim = env.sim.expect("kube-sim");
+    tokio::time::timeout(WAIT, sim.shutdown())
+        .await
+        .expect("shutdown finishes with a watch open");
+    let rest = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the watch stream ended");
+}
