@@ -749,6 +749,7 @@ impl State {
         }
         if let Some(ns) = ns {
             if let Some(body_ns) = meta_str(&obj, "namespace")
+                && !body_ns.is_empty()
                 && body_ns != ns
             {
                 return Err(ApiError::BadRequest(

@@ -151,7 +151,11 @@ fn builtin_columns(
 ) -> &'static [(&'static str, &'static str, &'static str)] {
     match (group, plural) {
         ("", "namespaces") => &[("Status", "string", ".status.phase")],
-        ("", "secrets") => &[("Type", "string", ".type")],
+        ("", "secrets") => &[
+            ("Type", "string", ".type"),
+            ("Data", "integer", "#count:data"),
+        ],
+        ("", "configmaps") => &[("Data", "integer", "#count:data,binaryData")],
         ("", "pods") => &[("Status", "string", ".status.phase")],
         ("", "services") => &[
             ("Type", "string", ".spec.type"),
@@ -205,6 +209,14 @@ fn cell(obj: &Value, col: &Value, now: DateTime<Utc>) -> Value {
         .get("jsonPath")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    // Built-in "number of entries" columns (ConfigMap/Secret DATA) are not expressible as JSONPath.
+    if let Some(fields) = path.strip_prefix("#count:") {
+        let n: usize = fields
+            .split(',')
+            .filter_map(|f| obj.get(f).and_then(Value::as_object).map(|m| m.len()))
+            .sum();
+        return json!(n);
+    }
     let ty = col.get("type").and_then(Value::as_str).unwrap_or("string");
     let found = eval_jsonpath(obj, path);
     if found.is_empty() {

@@ -613,6 +613,24 @@ async fn generator_commands_that_send_protobuf() {
     assert_eq!(mode, "fast");
     ok(&bin, &env, &["get", "sa", "robot", "-n", &ns]).await;
     ok(&bin, &env, &["delete", "namespace", &extra]).await;
+    if env.is_sim() {
+        // Without -n kubectl sends an empty namespace in the body; the URL's namespace wins.
+        ok(
+            &bin,
+            &env,
+            &["create", "configmap", "in-default", "--from-literal=a=b"],
+        )
+        .await;
+        let table = ok(&bin, &env, &["get", "configmap", "in-default"]).await;
+        let header: Vec<&str> = table
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(header, ["NAME", "DATA", "AGE"], "{table}");
+        ok(&bin, &env, &["delete", "configmap", "in-default"]).await;
+    }
     // `auth can-i` posts a SelfSubjectAccessReview in protobuf.
     let can = ok(
         &bin,
