@@ -3,6 +3,7 @@
 //! The library holds the API types, the pure decision logic and the I/O edges; the binary
 //! (`src/main.rs`) is the CLI. See `docs/architecture.md` for the map.
 
+pub mod agent_client;
 // kube-derive's repeated `printcolumn(type_ = ...)` attributes trip this lint by design.
 #[allow(clippy::duplicated_attributes)]
 pub mod api;

@@ -373,44 +373,53 @@ impl DoClient {
 
     /// Sizes, cached for `catalog_ttl`; on failure a stale copy, else the embedded catalogue.
     pub async fn sizes(&self) -> Vec<Size> {
-        let now = self.inner.clock.now();
-        if let Some(fresh) = self.cached(|c| c.sizes.clone(), now) {
-            return fresh;
-        }
-        match self.list_sizes().await {
-            Ok(sizes) => {
-                self.lock_cache().sizes = Some((now, sizes.clone()));
-                sizes
-            }
-            Err(error) => {
-                tracing::warn!(%error, "listing sizes failed; using the cached or embedded catalogue");
-                self.lock_cache()
-                    .sizes
-                    .clone()
-                    .map(|(_, s)| s)
-                    .unwrap_or_else(crate::cloud::offline_catalog::sizes)
-            }
-        }
+        self.catalog_list(
+            "sizes",
+            |c| &mut c.sizes,
+            self.list_sizes(),
+            crate::cloud::offline_catalog::sizes,
+        )
+        .await
     }
 
     /// Regions, cached for `catalog_ttl`; on failure a stale copy, else the embedded catalogue.
     pub async fn regions(&self) -> Vec<Region> {
+        self.catalog_list(
+            "regions",
+            |c| &mut c.regions,
+            self.list_regions(),
+            crate::cloud::offline_catalog::regions,
+        )
+        .await
+    }
+
+    /// One catalogue list through the cache: fresh copy, else the live list, else the stale copy,
+    /// else the embedded catalogue. Reading the catalogue never fails.
+    async fn catalog_list<T: Clone>(
+        &self,
+        what: &'static str,
+        slot: impl Fn(&mut CatalogCache) -> &mut Option<(SystemTime, Vec<T>)>,
+        live: impl std::future::Future<Output = Result<Vec<T>, CloudError>>,
+        offline: fn() -> Vec<T>,
+    ) -> Vec<T> {
         let now = self.inner.clock.now();
-        if let Some(fresh) = self.cached(|c| c.regions.clone(), now) {
-            return fresh;
+        let ttl = self.inner.config.catalog_ttl;
+        if let Some((at, items)) = slot(&mut self.lock_cache()).clone()
+            && now.duration_since(at).unwrap_or_default() < ttl
+        {
+            return items;
         }
-        match self.list_regions().await {
-            Ok(regions) => {
-                self.lock_cache().regions = Some((now, regions.clone()));
-                regions
+        match live.await {
+            Ok(items) => {
+                *slot(&mut self.lock_cache()) = Some((now, items.clone()));
+                items
             }
             Err(error) => {
-                tracing::warn!(%error, "listing regions failed; using the cached or embedded catalogue");
-                self.lock_cache()
-                    .regions
+                tracing::warn!(%error, what, "listing the catalogue failed; using the cached or embedded one");
+                slot(&mut self.lock_cache())
                     .clone()
-                    .map(|(_, r)| r)
-                    .unwrap_or_else(crate::cloud::offline_catalog::regions)
+                    .map(|(_, items)| items)
+                    .unwrap_or_else(offline)
             }
         }
     }
@@ -420,16 +429,6 @@ impl DoClient {
             .cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn cached<T>(
-        &self,
-        pick: impl FnOnce(&CatalogCache) -> Option<(SystemTime, Vec<T>)>,
-        now: SystemTime,
-    ) -> Option<Vec<T>> {
-        let (at, items) = pick(&self.lock_cache())?;
-        let age = now.duration_since(at).unwrap_or_default();
-        (age < self.inner.config.catalog_ttl).then_some(items)
     }
 
     /// One monitoring series set for a droplet over `[start, end]`.

@@ -1,0 +1,599 @@
+//! The agent itself: state, the server table, and startup (adoption and the orphan sweep).
+
+use crate::api::{
+    Capacity, EnrollRequest, EnrollResponse, InfoResponse, Phase, PutOutcome, PutResponse,
+    ServerSpec, ServerStatus,
+};
+use crate::bootstrap::BootstrapConfig;
+use crate::bridge::{self, EndpointService, UpstreamSlot};
+use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::secret::{self, Secret};
+use crate::store::{AgentState, DataDir, Enrolment, StoreError};
+use crate::supervisor::{ObservedCell, Supervisor, SupervisorTiming};
+use crate::validation::{self, ValidationError};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The agent's version.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Minimum length of the per-droplet credential.
+pub const MIN_CREDENTIAL_LEN: usize = 32;
+
+/// Why an agent operation failed; the HTTP layer maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Bad name or spec (400).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Missing or wrong credentials (401).
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Too many wrong enrolment tokens in a short time (429).
+    #[error("too many failed enrolment attempts; retry later")]
+    TooManyAttempts,
+    /// Enrolment token already spent (409).
+    #[error("the enrolment token has already been spent")]
+    AlreadyEnrolled,
+    /// Unknown server (404).
+    #[error("server {0} not found")]
+    NotFound(String),
+    /// Disk failure (500: not caused by the request).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Runtime failure (502: the engine, not the request).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Tunables of an agent instance.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    /// Supervisor timing.
+    pub timing: SupervisorTiming,
+    /// Capacity to report instead of the host's (the simulated world reports the droplet size).
+    pub capacity: Option<Capacity>,
+    /// System reserve subtracted from capacity (default 250m CPU and 512 MiB).
+    pub reserve: Option<Capacity>,
+}
+
+struct ServerEntry {
+    spec: ServerSpec,
+    spec_hash: String,
+    observed: ObservedCell,
+    upstream: Arc<UpstreamSlot>,
+    endpoint: EndpointService,
+    endpoint_shutdown: CancellationToken,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    state: AgentState,
+    servers: BTreeMap<String, ServerEntry>,
+    /// When recent wrong enrolment tokens arrived (sliding window).
+    failed_enrolments: Vec<tokio::time::Instant>,
+}
+
+/// Wrong enrolment tokens tolerated per [`ENROLMENT_WINDOW`].
+pub const MAX_FAILED_ENROLMENTS: usize = 10;
+/// The window of [`MAX_FAILED_ENROLMENTS`].
+pub const ENROLMENT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Whether another enrolment attempt is allowed, given recent failures and `now`; pure.
+pub fn enrolment_allowed(
+    failures: &mut Vec<tokio::time::Instant>,
+    now: tokio::time::Instant,
+) -> bool {
+    failures.retain(|t| now.saturating_duration_since(*t) < ENROLMENT_WINDOW);
+    failures.len() < MAX_FAILED_ENROLMENTS
+}
+
+/// The agent: one per droplet.
+pub struct Agent {
+    bootstrap: BootstrapConfig,
+    data: DataDir,
+    runtime: Arc<dyn ContainerRuntime>,
+    options: AgentOptions,
+    fingerprint: String,
+    /// Copy of the credential digest for the hot auth path.
+    credential_sha256: RwLock<Option<String>>,
+    inner: Mutex<Inner>,
+    shutdown: CancellationToken,
+}
+
+/// What the MCP endpoint handler needs for one server.
+pub struct EndpointTarget {
+    /// The per-deployment token.
+    pub token: Secret,
+    /// The endpoint's service.
+    pub service: EndpointService,
+}
+
+impl Agent {
+    /// Loads the state, starts a supervisor per desired server (each adopts its container) and
+    /// sweeps orphans.
+    pub async fn start(
+        bootstrap: BootstrapConfig,
+        data: DataDir,
+        runtime: Arc<dyn ContainerRuntime>,
+        fingerprint: String,
+        options: AgentOptions,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, AgentError> {
+        let state = data.load_state()?;
+        let credential = state
+            .enrolment
+            .as_ref()
+            .map(|e| e.credential_sha256.clone());
+        let agent = Arc::new(Self {
+            bootstrap,
+            data,
+            runtime,
+            options,
+            fingerprint,
+            credential_sha256: RwLock::new(credential),
+            inner: Mutex::new(Inner {
+                state: state.clone(),
+                servers: BTreeMap::new(),
+                failed_enrolments: Vec::new(),
+            }),
+            shutdown,
+        });
+        {
+            let mut inner = agent.inner.lock().await;
+            for (name, spec) in state.servers {
+                let entry = agent.spawn_entry(&name, spec, None);
+                inner.servers.insert(name, entry);
+            }
+        }
+        let sweeper = agent.clone();
+        tokio::spawn(async move { sweeper.sweep_orphans_forever().await });
+        Ok(agent)
+    }
+
+    /// The droplet name.
+    pub fn droplet_name(&self) -> &str {
+        &self.bootstrap.droplet_name
+    }
+
+    /// Hex SHA-256 of the agent's certificate.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
+        &self.runtime
+    }
+
+    /// Whether a bearer credential is the enrolled one (constant time).
+    pub fn authorize(&self, presented: &str) -> bool {
+        let stored = self
+            .credential_sha256
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match stored {
+            Some(digest) => secret::matches_digest(presented, &digest),
+            None => false,
+        }
+    }
+
+    /// Enrols the operator: spends the token and stores the credential's digest.
+    pub async fn enroll(&self, request: EnrollRequest) -> Result<EnrollResponse, AgentError> {
+        if request.credential.expose().len() < MIN_CREDENTIAL_LEN {
+            return Err(ValidationError::InvalidSpec(format!(
+                "credential must be at least {MIN_CREDENTIAL_LEN} characters"
+            ))
+            .into());
+        }
+        let mut inner = self.inner.lock().await;
+        let now = tokio::time::Instant::now();
+        if !enrolment_allowed(&mut inner.failed_enrolments, now) {
+            return Err(AgentError::TooManyAttempts);
+        }
+        if !secret::secrets_equal(
+            request.enrolment_token.expose(),
+            self.bootstrap.enrolment_token.expose(),
+        ) {
+            inner.failed_enrolments.push(now);
+            return Err(AgentError::Unauthorized);
+        }
+        let token_digest = self.bootstrap.enrolment_token.sha256_hex();
+        if inner.state.spent_token_sha256.as_deref() == Some(token_digest.as_str()) {
+            return Err(AgentError::AlreadyEnrolled);
+        }
+        let mut state = inner.state.clone();
+        state.spent_token_sha256 = Some(token_digest);
+        state.enrolment = Some(Enrolment {
+            credential_sha256: request.credential.sha256_hex(),
+        });
+        self.persist(&state).await?;
+        *self
+            .credential_sha256
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(request.credential.sha256_hex());
+        inner.state = state;
+        tracing::info!(droplet = %self.bootstrap.droplet_name, "enrolled by the operator");
+        Ok(EnrollResponse {
+            droplet_name: self.bootstrap.droplet_name.clone(),
+            certificate_sha256: self.fingerprint.clone(),
+            agent_version: AGENT_VERSION.to_string(),
+        })
+    }
+
+    /// Writes the state off the async workers (the write syncs to disk).
+    async fn persist(&self, state: &AgentState) -> Result<(), AgentError> {
+        let data = self.data.clone();
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || data.save_state(&state))
+            .await
+            .map_err(|e| {
+                AgentError::Store(StoreError::Io {
+                    op: "write",
+                    path: "state.json".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })??;
+        Ok(())
+    }
+
+    fn spawn_entry(
+        &self,
+        name: &str,
+        spec: ServerSpec,
+        previous: Option<ServerEntry>,
+    ) -> ServerEntry {
+        let spec_hash = spec.hash();
+        let (upstream, endpoint, endpoint_shutdown, observed, previous_task) = match previous {
+            Some(prev) => {
+                prev.stop.cancel();
+                (
+                    prev.upstream,
+                    prev.endpoint,
+                    prev.endpoint_shutdown,
+                    prev.observed,
+                    Some(prev.task),
+                )
+            }
+            None => {
+                let upstream = Arc::new(UpstreamSlot::default());
+                let endpoint_shutdown = self.shutdown.child_token();
+                let endpoint =
+                    bridge::endpoint_service(upstream.clone(), endpoint_shutdown.clone());
+                (
+                    upstream,
+                    endpoint,
+                    endpoint_shutdown,
+                    ObservedCell::default(),
+                    None,
+                )
+            }
+        };
+        {
+            let mut o = observed.lock().unwrap_or_else(|e| e.into_inner());
+            o.phase = Phase::Pending;
+            o.reason = None;
+            o.pull_progress = None;
+        }
+        let stop = self.shutdown.child_token();
+        let supervisor = Supervisor {
+            name: name.to_string(),
+            spec: spec.clone(),
+            spec_hash: spec_hash.clone(),
+            runtime: self.runtime.clone(),
+            observed: observed.clone(),
+            upstream: upstream.clone(),
+            stop: stop.clone(),
+            timing: self.options.timing,
+        };
+        let task = tokio::spawn(async move {
+            // The old supervisor must be gone before the new one looks at containers, so the
+            // two never race on create and remove.
+            if let Some(prev) = previous_task {
+                let _ = prev.await;
+            }
+            supervisor.run().await;
+        });
+        ServerEntry {
+            spec,
+            spec_hash,
+            observed,
+            upstream,
+            endpoint,
+            endpoint_shutdown,
+            stop,
+            task,
+        }
+    }
+
+    fn status_of(name: &str, entry: &ServerEntry) -> ServerStatus {
+        let o = entry
+            .observed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        ServerStatus {
+            name: name.to_string(),
+            phase: o.phase,
+            reason: o.reason,
+            pull_progress: o.pull_progress,
+            container_id: o.container_id,
+            restarts: o.engine_restarts + o.replacements,
+            endpoint: format!("/servers/{name}/mcp"),
+            spec_hash: entry.spec_hash.clone(),
+            spec: entry.spec.redacted(),
+        }
+    }
+
+    /// Applies a desired spec; idempotent.
+    pub async fn put_server(
+        &self,
+        name: &str,
+        spec: ServerSpec,
+    ) -> Result<PutResponse, AgentError> {
+        validation::validate_name(name)?;
+        validation::validate_spec(&spec)?;
+        let mut inner = self.inner.lock().await;
+        let hash = spec.hash();
+        if let Some(entry) = inner.servers.get(name)
+            && entry.spec_hash == hash
+        {
+            return Ok(PutResponse {
+                outcome: PutOutcome::Unchanged,
+                status: Self::status_of(name, entry),
+            });
+        }
+        let mut state = inner.state.clone();
+        state.servers.insert(name.to_string(), spec.clone());
+        self.persist(&state).await?;
+        inner.state = state;
+        let previous = inner.servers.remove(name);
+        let outcome = if previous.is_some() {
+            PutOutcome::Replaced
+        } else {
+            PutOutcome::Created
+        };
+        tracing::info!(server = %name, ?outcome, "desired state applied");
+        let entry = self.spawn_entry(name, spec, previous);
+        let status = Self::status_of(name, &entry);
+        inner.servers.insert(name.to_string(), entry);
+        Ok(PutResponse { outcome, status })
+    }
+
+    /// The status of one server.
+    pub async fn get_server(&self, name: &str) -> Result<ServerStatus, AgentError> {
+        validation::validate_name(name)?;
+        let inner = self.inner.lock().await;
+        inner
+            .servers
+            .get(name)
+            .map(|e| Self::status_of(name, e))
+            .ok_or_else(|| AgentError::NotFound(name.to_string()))
+    }
+
+    /// All servers.
+    pub async fn list_servers(&self) -> Vec<ServerStatus> {
+        let inner = self.inner.lock().await;
+        inner
+            .servers
+            .iter()
+            .map(|(n, e)| Self::status_of(n, e))
+            .collect()
+    }
+
+    /// Removes a server and its containers; idempotent. Returns whether it existed.
+    pub async fn delete_server(&self, name: &str) -> Result<bool, AgentError> {
+        validation::validate_name(name)?;
+        let entry = {
+            let mut inner = self.inner.lock().await;
+            let existed = inner.state.servers.contains_key(name);
+            if existed {
+                let mut state = inner.state.clone();
+                state.servers.remove(name);
+                self.persist(&state).await?;
+                inner.state = state;
+            }
+            inner.servers.remove(name)
+        };
+        let existed = entry.is_some();
+        if let Some(entry) = entry {
+            entry.stop.cancel();
+            entry.endpoint_shutdown.cancel();
+            entry.upstream.set(None);
+            let _ = entry.task.await;
+        }
+        // Also catches a container whose creation was in flight when the server was deleted.
+        for container in self.runtime.list_managed().await? {
+            if container.server == name {
+                self.runtime.remove(&container.id).await?;
+            }
+        }
+        if existed {
+            tracing::info!(server = %name, "server deleted");
+        }
+        Ok(existed)
+    }
+
+    /// The last log lines of a server's container.
+    pub async fn logs(&self, name: &str, tail: usize) -> Result<Vec<String>, AgentError> {
+        validation::validate_name(name)?;
+        let (container, stdio) = {
+            let inner = self.inner.lock().await;
+            let entry = inner
+                .servers
+                .get(name)
+                .ok_or_else(|| AgentError::NotFound(name.to_string()))?;
+            let id = entry
+                .observed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .container_id
+                .clone();
+            (id, entry.spec.transport == crate::api::Transport::Stdio)
+        };
+        match container {
+            Some(id) => match self.runtime.logs(&id, tail, !stdio).await {
+                Ok(lines) => Ok(lines),
+                Err(RuntimeError::NotFound(_)) => Ok(Vec::new()),
+                Err(e) => Err(e.into()),
+            },
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The endpoint of a server, for the MCP route.
+    pub async fn endpoint(&self, name: &str) -> Option<EndpointTarget> {
+        let inner = self.inner.lock().await;
+        inner.servers.get(name).map(|e| EndpointTarget {
+            token: e.spec.endpoint_token.clone(),
+            service: e.endpoint.clone(),
+        })
+    }
+
+    /// Capacity, allocatable and allocated.
+    pub async fn info(&self) -> InfoResponse {
+        let capacity = self.options.capacity.unwrap_or_else(|| {
+            let host = crate::host::snapshot(self.data.path());
+            Capacity {
+                cpu_millis: host.cpus * 1000,
+                memory_bytes: host.memory_total_bytes,
+                disk_bytes: host.disk_total_bytes,
+            }
+        });
+        let reserve = self.options.reserve.unwrap_or(Capacity {
+            cpu_millis: 250,
+            memory_bytes: 512 * 1024 * 1024,
+            disk_bytes: 0,
+        });
+        let allocated = {
+            let inner = self.inner.lock().await;
+            inner
+                .state
+                .servers
+                .values()
+                .fold(Capacity::default(), |acc, spec| Capacity {
+                    cpu_millis: acc.cpu_millis + u64::from(spec.cpu_limit_millis()),
+                    memory_bytes: acc.memory_bytes + spec.memory_limit(),
+                    disk_bytes: 0,
+                })
+        };
+        InfoResponse {
+            version: AGENT_VERSION.to_string(),
+            api_version: "v1".into(),
+            droplet_name: self.bootstrap.droplet_name.clone(),
+            runtime: self.runtime.kind().to_string(),
+            capabilities: [
+                "transport:stdio",
+                "transport:streamable-http",
+                "logs",
+                "metrics",
+                "image-pull",
+                "adopt-on-restart",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            capacity,
+            allocatable: Capacity {
+                cpu_millis: capacity.cpu_millis.saturating_sub(reserve.cpu_millis),
+                memory_bytes: capacity.memory_bytes.saturating_sub(reserve.memory_bytes),
+                disk_bytes: capacity.disk_bytes.saturating_sub(reserve.disk_bytes),
+            },
+            allocated,
+        }
+    }
+
+    /// Container ids and observed status per server (for metrics).
+    pub async fn observed_snapshot(&self) -> Vec<(String, Option<String>, u32, Phase)> {
+        let inner = self.inner.lock().await;
+        inner
+            .servers
+            .iter()
+            .map(|(name, e)| {
+                let o = e.observed.lock().unwrap_or_else(|p| p.into_inner());
+                (
+                    name.clone(),
+                    o.container_id.clone(),
+                    o.engine_restarts + o.replacements,
+                    o.phase,
+                )
+            })
+            .collect()
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data
+    }
+
+    /// Removes managed containers of servers that are not desired (left by a crash between a
+    /// DELETE and the removal, or by an older agent).
+    pub async fn sweep_orphans(&self) -> Result<usize, AgentError> {
+        let containers = self.runtime.list_managed().await?;
+        let desired: Vec<String> = {
+            let inner = self.inner.lock().await;
+            inner.state.servers.keys().cloned().collect()
+        };
+        let mut removed = 0;
+        for c in containers {
+            if !desired.contains(&c.server) {
+                tracing::info!(server = %c.server, container = %c.id, "removing orphan container");
+                self.runtime.remove(&c.id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn sweep_orphans_forever(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.sweep_orphans().await {
+                tracing::warn!(error = %e, "orphan sweep failed");
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+    }
+
+    /// Stops all supervisors (containers keep running; the next agent adopts them).
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut inner = self.inner.lock().await;
+            std::mem::take(&mut inner.servers)
+                .into_values()
+                .map(|e| e.task)
+                .collect()
+        };
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enrolment_attempts_are_limited_per_window() {
+        let start = tokio::time::Instant::now();
+        let mut failures = vec![start; MAX_FAILED_ENROLMENTS - 1];
+        assert!(enrolment_allowed(&mut failures, start));
+        failures.push(start);
+        assert!(!enrolment_allowed(
+            &mut failures,
+            start + Duration::from_secs(59)
+        ));
+        assert!(enrolment_allowed(&mut failures, start + ENROLMENT_WINDOW));
+        assert!(failures.is_empty());
+    }
+}

@@ -1,0 +1,453 @@
+//! Typed client for `mcp-droplet-agent` API v1: enrolment, certificate pinning, timeouts on
+//! every call and retries on transient failures. Every mutating call of the API is idempotent,
+//! so every call may be retried.
+
+mod retry;
+pub mod sim_fleet;
+
+pub use retry::{RetryPolicy, is_transient_status};
+
+use mcp_droplet_agent::api::{
+    EnrollRequest, EnrollResponse, ErrorBody, InfoResponse, LogsResponse, PullAccepted,
+    PullRequest, PutResponse, ServerList, ServerSpec, ServerStatus,
+};
+use mcp_droplet_agent::client_tls::{PinMode, PinnedCertVerifier};
+use mcp_droplet_agent::secret::Secret;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Why a call to an agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentClientError {
+    /// The request did not get an answer (connect, TLS, timeout), after all retries.
+    #[error("{op}: no answer from the agent: {message}")]
+    Transport {
+        /// The call.
+        op: &'static str,
+        /// The cause (never contains secrets).
+        message: String,
+        /// Whether a timeout caused it.
+        timeout: bool,
+    },
+    /// The agent answered with an error status.
+    #[error("{op}: agent answered {status}: {code}: {message}")]
+    Status {
+        /// The call.
+        op: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// The agent's error code (`not_found`, `invalid_spec`, ...).
+        code: String,
+        /// The agent's message.
+        message: String,
+    },
+    /// The answer could not be decoded.
+    #[error("{op}: cannot decode the agent's answer: {message}")]
+    Decode {
+        /// The call.
+        op: &'static str,
+        /// Parser message.
+        message: String,
+    },
+    /// The certificate the agent reported at enrolment is not the one it presented.
+    #[error("enrolment: the agent presented certificate {observed} but reported {reported}")]
+    FingerprintMismatch {
+        /// Seen in the TLS handshake.
+        observed: String,
+        /// Reported in the enrolment answer.
+        reported: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+impl AgentClientError {
+    /// HTTP status of an error answer, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Transport { timeout: true, .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Status { status: 401, .. } => "unauthorized",
+            Self::Status { status: 404, .. } => "not_found",
+            Self::Status {
+                status: 400..=499, ..
+            } => "rejected",
+            Self::Status { .. } => "agent_error",
+            Self::Decode { .. } => "decode",
+            Self::FingerprintMismatch { .. } => "fingerprint_mismatch",
+            Self::Build(_) => "build",
+        }
+    }
+}
+
+/// Timeouts and retries of a client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSettings {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of one request (whole exchange).
+    pub request_timeout: Duration,
+    /// Retries on transient failures.
+    pub retry: RetryPolicy,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(15),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// The outcome of an enrolment: what the operator stores for the droplet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrolment {
+    /// Droplet name the agent reported.
+    pub droplet_name: String,
+    /// Hex SHA-256 of the agent's certificate, to pin from now on.
+    pub certificate_sha256: String,
+    /// Agent version.
+    pub agent_version: String,
+}
+
+fn build_http(
+    verifier: &std::sync::Arc<PinnedCertVerifier>,
+    settings: &ClientSettings,
+) -> Result<reqwest::Client, AgentClientError> {
+    let tls = verifier
+        .client_config()
+        .map_err(|e| AgentClientError::Build(e.to_string()))?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .build()
+        .map_err(|e| AgentClientError::Build(e.to_string()))
+}
+
+/// Enrols with an agent: sends the single-use token and the new per-droplet credential, and
+/// checks that the certificate the agent presented is the one it reports, which the caller
+/// then pins. If the answer to a first attempt was lost and the token is already spent, the
+/// credential is tried: if the agent accepts it, the enrolment had succeeded.
+pub async fn enroll(
+    base_url: &str,
+    enrolment_token: &Secret,
+    credential: &Secret,
+    settings: ClientSettings,
+) -> Result<Enrolment, AgentClientError> {
+    let verifier = PinnedCertVerifier::new(PinMode::TrustOnFirstUse);
+    let http = build_http(&verifier, &settings)?;
+    let base = base_url.trim_end_matches('/').to_string();
+    let body = EnrollRequest {
+        enrolment_token: enrolment_token.clone(),
+        credential: credential.clone(),
+    };
+    let mut attempt = 0;
+    let response: EnrollResponse = loop {
+        attempt += 1;
+        let result = send_once::<EnrollResponse, _>(
+            &http,
+            "enroll",
+            Method::POST,
+            &format!("{base}/v1/enroll"),
+            None,
+            Some(&body),
+        )
+        .await;
+        match result {
+            Ok(r) => break r,
+            Err(AgentClientError::Status { status: 409, .. }) if attempt > 1 => {
+                // Our earlier attempt may have gone through; prove it with the credential.
+                let observed = verifier.observed().unwrap_or_default();
+                let client = AgentClient::new(&base, &observed, credential.clone(), settings)?;
+                let info = client.info().await?;
+                return Ok(Enrolment {
+                    droplet_name: info.droplet_name,
+                    certificate_sha256: observed,
+                    agent_version: info.version,
+                });
+            }
+            Err(e) if settings.retry.should_retry(&e, attempt) => {
+                tokio::time::sleep(settings.retry.delay(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let observed = verifier.observed().unwrap_or_default();
+    if !observed.eq_ignore_ascii_case(&response.certificate_sha256) {
+        return Err(AgentClientError::FingerprintMismatch {
+            observed,
+            reported: response.certificate_sha256,
+        });
+    }
+    Ok(Enrolment {
+        droplet_name: response.droplet_name,
+        certificate_sha256: response.certificate_sha256,
+        agent_version: response.agent_version,
+    })
+}
+
+async fn send_once<T: DeserializeOwned, B: Serialize>(
+    http: &reqwest::Client,
+    op: &'static str,
+    method: Method,
+    url: &str,
+    credential: Option<&Secret>,
+    body: Option<&B>,
+) -> Result<T, AgentClientError> {
+    let response = send_raw(http, op, method, url, credential, body).await?;
+    let bytes = response.bytes().await.map_err(|e| transport(op, &e))?;
+    // 204 answers decode from `null`.
+    let bytes = if bytes.is_empty() {
+        "null".into()
+    } else {
+        bytes
+    };
+    serde_json::from_slice(&bytes).map_err(|e| AgentClientError::Decode {
+        op,
+        message: e.to_string(),
+    })
+}
+
+async fn send_raw<B: Serialize>(
+    http: &reqwest::Client,
+    op: &'static str,
+    method: Method,
+    url: &str,
+    credential: Option<&Secret>,
+    body: Option<&B>,
+) -> Result<reqwest::Response, AgentClientError> {
+    let mut request = http.request(method, url);
+    if let Some(credential) = credential {
+        request = request.bearer_auth(credential.expose());
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.map_err(|e| transport(op, &e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => (body.error, body.message),
+        Err(_) => (String::from("unknown"), text.chars().take(200).collect()),
+    };
+    Err(AgentClientError::Status {
+        op,
+        status: status.as_u16(),
+        code,
+        message,
+    })
+}
+
+fn transport(op: &'static str, e: &reqwest::Error) -> AgentClientError {
+    // reqwest's Display includes the URL but never headers, so the credential cannot leak.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    AgentClientError::Transport {
+        op,
+        message,
+        timeout: e.is_timeout(),
+    }
+}
+
+/// A client for one enrolled agent, pinned to its certificate.
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    base_url: String,
+    fingerprint: String,
+    http: reqwest::Client,
+    credential: Secret,
+    settings: ClientSettings,
+}
+
+impl AgentClient {
+    /// A client for the agent at `base_url` (`https://ip:port`) with certificate `fingerprint`.
+    pub fn new(
+        base_url: &str,
+        fingerprint: &str,
+        credential: Secret,
+        settings: ClientSettings,
+    ) -> Result<Self, AgentClientError> {
+        let verifier = PinnedCertVerifier::new(PinMode::Pinned(fingerprint.to_string()));
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            fingerprint: fingerprint.to_string(),
+            http: build_http(&verifier, &settings)?,
+            credential,
+            settings,
+        })
+    }
+
+    /// The pinned HTTP client, for MCP clients of the per-server endpoints.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The pinned fingerprint.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Full URL of a server's MCP endpoint.
+    pub fn mcp_endpoint_url(&self, server: &str) -> String {
+        format!("{}/servers/{server}/mcp", self.base_url)
+    }
+
+    async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, AgentClientError> {
+        let url = format!("{}{path}", self.base_url);
+        self.settings
+            .retry
+            .run(|| {
+                send_once(
+                    &self.http,
+                    op,
+                    method.clone(),
+                    &url,
+                    Some(&self.credential),
+                    body,
+                )
+            })
+            .await
+    }
+
+    /// `GET /healthz`: liveness (no credential needed).
+    pub async fn healthz(&self) -> Result<(), AgentClientError> {
+        let url = format!("{}{}", self.base_url, mcp_droplet_agent::api::HEALTHZ_PATH);
+        self.settings
+            .retry
+            .run(|| async {
+                send_raw::<()>(&self.http, "healthz", Method::GET, &url, None, None)
+                    .await
+                    .map(|_| ())
+            })
+            .await
+    }
+
+    /// `GET /v1/info`.
+    pub async fn info(&self) -> Result<InfoResponse, AgentClientError> {
+        self.call::<_, ()>("info", Method::GET, "/v1/info", None)
+            .await
+    }
+
+    /// `PUT /v1/servers/{name}`: applies a desired state (idempotent).
+    pub async fn put_server(
+        &self,
+        name: &str,
+        spec: &ServerSpec,
+    ) -> Result<PutResponse, AgentClientError> {
+        self.call(
+            "put_server",
+            Method::PUT,
+            &format!("/v1/servers/{name}"),
+            Some(spec),
+        )
+        .await
+    }
+
+    /// `GET /v1/servers/{name}`; `None` when the agent does not know the server.
+    pub async fn get_server(&self, name: &str) -> Result<Option<ServerStatus>, AgentClientError> {
+        match self
+            .call::<ServerStatus, ()>(
+                "get_server",
+                Method::GET,
+                &format!("/v1/servers/{name}"),
+                None,
+            )
+            .await
+        {
+            Ok(status) => Ok(Some(status)),
+            Err(AgentClientError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v1/servers`.
+    pub async fn list_servers(&self) -> Result<Vec<ServerStatus>, AgentClientError> {
+        let list: ServerList = self
+            .call::<_, ()>("list_servers", Method::GET, "/v1/servers", None)
+            .await?;
+        Ok(list.servers)
+    }
+
+    /// `DELETE /v1/servers/{name}` (idempotent).
+    pub async fn delete_server(&self, name: &str) -> Result<(), AgentClientError> {
+        let _: Option<serde_json::Value> = self
+            .call::<_, ()>(
+                "delete_server",
+                Method::DELETE,
+                &format!("/v1/servers/{name}"),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /v1/servers/{name}/logs?tail=N`.
+    pub async fn logs(&self, name: &str, tail: usize) -> Result<Vec<String>, AgentClientError> {
+        let logs: LogsResponse = self
+            .call::<_, ()>(
+                "logs",
+                Method::GET,
+                &format!("/v1/servers/{name}/logs?tail={tail}"),
+                None,
+            )
+            .await?;
+        Ok(logs.lines)
+    }
+
+    /// `POST /v1/images/pull`: starts a pre-pull.
+    pub async fn pull_image(
+        &self,
+        request: &PullRequest,
+    ) -> Result<PullAccepted, AgentClientError> {
+        self.call("pull_image", Method::POST, "/v1/images/pull", Some(request))
+            .await
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> Result<String, AgentClientError> {
+        let url = format!("{}/metrics", self.base_url);
+        self.settings
+            .retry
+            .run(|| async {
+                let response = send_raw::<()>(
+                    &self.http,
+                    "metrics",
+                    Method::GET,
+                    &url,
+                    Some(&self.credential),
+                    None,
+                )
+                .await?;
+                response.text().await.map_err(|e| transport("metrics", &e))
+            })
+            .await
+    }
+}
