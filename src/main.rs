@@ -15,6 +15,8 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --out-dir).
     Crds(cli::crds::CrdsArgs),
+    /// Run the simulated world (kube-sim with the CRDs installed) until Ctrl-C.
+    Sim(cli::sim::SimArgs),
     /// Plan placements offline from manifests: droplets, new droplets, cost and packing.
     Plan(cli::plan::PlanArgs),
     /// Check an MCP endpoint with a real client: initialize, then tools/list.
@@ -27,6 +29,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds(args) => cli::crds::run(args)?,
+        Command::Sim(args) => tokio::runtime::Runtime::new()?.block_on(cli::sim::run(args))?,
         Command::Plan(args) => cli::plan::run(args)?,
         Command::Probe(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

@@ -3,4 +3,5 @@
 pub mod crds;
 pub mod plan;
 pub mod probe;
+pub mod sim;
 pub mod sim_cloud;

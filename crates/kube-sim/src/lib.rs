@@ -1,1 +1,297 @@
 //! kube-sim: an in-process Kubernetes API server for the simulated world and the tests.
+//!
+//! Plain HTTP on loopback, generic over kinds: built-in kinds come from a static table and
+//! custom kinds appear when their CustomResourceDefinition is applied. See docs/kube-sim.md.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kube_sim::SimError> {
+//! let sim = kube_sim::KubeSim::start(kube_sim::Config::default()).await?;
+//! sim.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"))?;
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod cel;
+pub mod discovery;
+pub mod gc;
+pub mod kubeconfig;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod resources;
+pub mod selector;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod validation;
+pub mod watch;
+
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch as tokio_watch;
+
+/// A bearer token; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        BearerToken(token.into())
+    }
+
+    /// The token text, for writing a kubeconfig or an Authorization header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a presented token equals this one.
+    pub fn matches(&self, presented: &str) -> bool {
+        // Length first, then every byte, so the time does not depend on the common prefix.
+        self.0.len() == presented.len()
+            && self
+                .0
+                .bytes()
+                .zip(presented.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How to start the server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Require this bearer token on every request.
+    pub token: Option<BearerToken>,
+    /// Number of changes kept for watch resumption (older versions get 410 Gone).
+    pub history_limit: usize,
+    /// Period of BOOKMARK events on watches that allow them.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors starting or driving the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Binding the listen address failed.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// Address we tried.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Writing the kubeconfig failed.
+    #[error("writing kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// Target path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// An in-process apply was rejected.
+    #[error("apply rejected: {0}")]
+    Api(Box<status::ApiError>),
+}
+
+impl From<status::ApiError> for SimError {
+    fn from(e: status::ApiError) -> Self {
+        SimError::Api(Box::new(e))
+    }
+}
+
+/// Where and how clients reach a running simulator.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL, e.g. `http://127.0.0.1:34567`.
+    pub url: String,
+    /// Bearer token, if required.
+    pub token: Option<BearerToken>,
+}
+
+/// Entry point.
+pub struct KubeSim;
+
+impl KubeSim {
+    /// Binds, starts serving in the background and returns a handle.
+    pub async fn start(config: Config) -> Result<Handle, SimError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (stop_tx, stop_rx) = tokio_watch::channel(false);
+        let shared = Arc::new(server::Shared {
+            state: Mutex::new(store::State::new(config.history_limit, chrono::Utc::now())),
+            token: config.token.clone(),
+            addr,
+            bookmark_interval: config.bookmark_interval,
+            shutdown: stop_rx.clone(),
+        });
+        let s = shared.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let s = s.clone();
+            async move { server::handle(s, req).await }
+        });
+        let mut stop = stop_rx;
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // Either a shutdown signal or the sender being dropped ends serving.
+                    let _ = stop.wait_for(|v| *v).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "kube-sim server stopped with an error");
+            }
+        });
+        tracing::info!(%addr, "kube-sim listening");
+        Ok(Handle {
+            addr,
+            token: config.token,
+            shared,
+            stop: stop_tx,
+            task,
+        })
+    }
+}
+
+/// A running simulator.
+pub struct Handle {
+    addr: SocketAddr,
+    token: Option<BearerToken>,
+    shared: Arc<server::Shared>,
+    stop: tokio_watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// URL and token for building a client.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            url: self.url(),
+            token: self.token.clone(),
+        }
+    }
+
+    /// Writes a kubeconfig that points at this server (mode 0600).
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SimError> {
+        kubeconfig::write(path, &self.url(), self.token.as_ref()).map_err(|source| {
+            SimError::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            }
+        })
+    }
+
+    /// Server-side applies an object in-process (e.g. the operator's CRDs at start-up).
+    pub fn apply(&self, obj: &Value, manager: &str) -> Result<Value, SimError> {
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut st = self.shared.lock();
+        let info =
+            st.registry
+                .find_kind(api_version, kind)
+                .ok_or_else(|| status::ApiError::NotFound {
+                    message: format!("no matches for kind \"{kind}\" in version \"{api_version}\""),
+                    name: name.to_string(),
+                    group: String::new(),
+                    kind: kind.to_string(),
+                })?;
+        let (_, version) = resources::split_api_version(api_version);
+        let ns = if info.namespaced {
+            obj.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string()
+        } else {
+            String::new()
+        };
+        let opts = store::WriteOptions {
+            manager: manager.to_string(),
+            force: true,
+            ..Default::default()
+        };
+        let now = chrono::Utc::now();
+        let out = st.patch(
+            &info,
+            version,
+            &ns,
+            name,
+            patch::PatchKind::Apply,
+            obj,
+            "",
+            &opts,
+            now,
+        )?;
+        st.collect_garbage(now);
+        Ok(out.object)
+    }
+
+    /// Number of stored objects (for benchmarks and diagnostics).
+    pub fn object_count(&self) -> usize {
+        self.shared.lock().object_count()
+    }
+
+    /// Stops serving, ends open watches and waits for the server task.
+    pub async fn shutdown(self) {
+        // Receivers may already be gone if the server stopped on its own.
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "kube-sim task ended abnormally");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Shared test environment: a fresh kube-sim per test, or a real cluster when
+//! `MCP_E2E_KUBECONFIG` names a kubeconfig (then every test uses its own namespace and cleans up).
+
+#![allow(dead_code)]
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The widget CRD used throughout the scenarios (with printer columns and CEL rules).
+pub const WIDGET_CRD: &str = include_str!("../fixtures/widget-crd.yaml");
+
+/// One test's world.
+pub struct TestEnv {
+    /// Client for the API server.
+    pub client: Client,
+    /// kube-sim handle, when not running against a real cluster.
+    pub sim: Option<kube_sim::Handle>,
+    /// Kubeconfig path for kubectl.
+    pub kubeconfig: PathBuf,
+    /// Namespaces created by this test (deleted on cleanup).
+    namespaces: Vec<String>,
+    /// Temporary folder (kubeconfig, kubectl HOME).
+    pub dir: tempfile::TempDir,
+}
+
+/// Whether the suite targets a real cluster.
+pub fn real_cluster() -> Option<PathBuf> {
+    std::env::var_os("MCP_E2E_KUBECONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Polls `f` until it returns Some or the timeout passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A unique suffix for names on shared clusters.
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..8])
+}
+
+impl TestEnv {
+    /// Starts kube-sim (or connects to the real cluster).
+    pub async fn start() -> TestEnv {
+        Self::start_with(kube_sim::Config::default()).await
+    }
+
+    /// Starts kube-sim with a given config (ignored for real clusters).
+    pub async fn start_with(config: kube_sim::Config) -> TestEnv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (sim, kubeconfig) = match real_cluster() {
+            Some(path) => {
+                println!(
+                    "running against the real cluster in MCP_E2E_KUBECONFIG={}",
+                    path.display()
+                );
+                (None, path)
+            }
+            None => {
+                println!(
+                    "MCP_E2E_KUBECONFIG not set: running against kube-sim (the real-cluster run is skipped)"
+                );
+                let sim = kube_sim::KubeSim::start(config)
+                    .await
+                    .expect("start kube-sim");
+                let path = dir.path().join("kubeconfig");
+                sim.write_kubeconfig(&path).expect("write kubeconfig");
+                (Some(sim), path)
+            }
+        };
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig");
+        let cfg = Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kubeconfig");
+        let client = Client::try_from(cfg).expect("client");
+        TestEnv {
+            client,
+            sim,
+            kubeconfig,
+            namespaces: Vec::new(),
+            dir,
+        }
+    }
+
+    /// True when running against kube-sim.
+    pub fn is_sim(&self) -> bool {
+        self.sim.is_some()
+    }
+
+    /// Creates a fresh namespace for the test.
+    pub async fn namespace(&mut self, prefix: &str) -> String {
+        let name = unique(prefix);
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ns_resource());
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+        }))
+        .expect("namespace object");
+        api.create(&PostParams::default(), &obj)
+            .await
+            .expect("create namespace");
+        self.namespaces.push(name.clone());
+        name
+    }
+
+    /// Applies the widget CRD and waits until it is served.
+    pub async fn install_widget_crd(&self) -> ApiResource {
+        apply_crd(&self.client, WIDGET_CRD).await;
+        widget_resource()
+    }
+
+    /// Deletes the namespaces this test created and stops kube-sim.
+    pub async fn cleanup(self) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ns_resource());
+        for ns in &self.namespaces {
+            // Best effort: a namespace the test already deleted is fine.
+            let _ = api.delete(ns, &DeleteParams::default()).await;
+        }
+        if let Some(sim) = self.sim {
+            sim.shutdown().await;
+        }
+    }
+}
+
+/// Server-side applies a CRD given as YAML and waits for it to be Established and served.
+pub async fn apply_crd(client: &Client, yaml: &str) {
+    let crd: Value = serde_yaml_ng::from_str(yaml).expect("crd yaml");
+    let name = crd["metadata"]["name"]
+        .as_str()
+        .expect("crd name")
+        .to_string();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let obj: DynamicObject = serde_json::from_value(crd.clone()).expect("crd object");
+    api.patch(
+        &name,
+        &PatchParams::apply("kube-sim-tests").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .expect("apply crd");
+    eventually("CRD established", Duration::from_secs(30), || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let o = api.get(&name).await.ok()?;
+            let conds = o.data.pointer("/status/conditions")?.as_array()?.clone();
+            conds
+                .iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+                .then_some(())
+        }
+    })
+    .await;
+    // The group-version must be discoverable before clients use it.
+    let group = crd["spec"]["group"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    eventually("CRD discoverable", Duration::from_secs(30), || {
+        let client = client.clone();
+        let group = group.clone();
+        async move {
+            kube::discovery::group(&client, &group)
+                .await
+                .ok()
+                .map(|_| ())
+        }
+    })
+    .await;
+}
+
+/// ApiResource for core/v1 Namespace.
+pub fn ns_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Namespace"), "namespaces")
+}
+
+/// ApiResource for the test Widget kind.
+pub fn widget_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("sim.example.io", "v1", "Widget"),
+        "widgets",
+    )
+}
+
+/// A DynamicObject from JSON.
+pub fn obj(v: Value) -> DynamicObject {
+    serde_json::from_value(v).expect("object json")
+}
