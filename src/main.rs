@@ -15,14 +15,13 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --out-dir).
     Crds(cli::crds::CrdsArgs),
-    /// Run the simulated world (kube-sim with the CRDs installed) until Ctrl-C.
+    /// Run the simulated world until Ctrl-C: kube-sim with the CRDs, and with --do-token the
+    /// simulated DigitalOcean whose droplets run real agents.
     Sim(cli::sim::SimArgs),
     /// Plan placements offline from manifests: droplets, new droplets, cost and packing.
     Plan(cli::plan::PlanArgs),
     /// Check an MCP endpoint with a real client: initialize, then tools/list.
     Probe(cli::probe::ProbeArgs),
-    /// Serve only the simulated DigitalOcean (temporary; to be folded into `sim`).
-    SimCloud(cli::sim_cloud::SimCloudArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,9 +37,6 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("error: {error}");
                 std::process::exit(1);
             }
-        }
-        Command::SimCloud(args) => {
-            tokio::runtime::Runtime::new()?.block_on(cli::sim_cloud::run(args))?
         }
     }
     Ok(())

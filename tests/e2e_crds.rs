@@ -191,3 +191,13 @@ async fn crds_and_examples_against_a_real_cluster() {
         .expect("kubeconfig");
     check_against(Client::try_from(config).expect("client")).await;
 }
+
+#[tokio::test]
+async fn crds_and_examples_against_kube_sim() {
+    let sim = kube_sim::KubeSim::start(kube_sim::Config::default())
+        .await
+        .expect("start kube-sim");
+    let client = mcp_droplet_operator::cli::sim::client_for(&sim).expect("client");
+    check_against(client).await;
+    sim.shutdown().await;
+}

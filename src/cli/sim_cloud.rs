@@ -1,5 +1,5 @@
-//! Command-line settings of the simulated DigitalOcean, shared by `sim` (and `sim --no-kube`);
-//! `run` serves it alone until Ctrl-C.
+//! Command-line settings of the simulated DigitalOcean, flattened into `sim` (and used alone by
+//! `sim --no-kube`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use crate::cloud::DoToken;
 use crate::sim::clock::{ScaledClock, SharedClock, SystemClock};
-use crate::sim::digitalocean::{
-    BootDelay, FaultConfig, SimDoConfig, SimDoError, SimRateLimits, serve_simulated_do,
-};
+use crate::sim::digitalocean::{BootDelay, FaultConfig, SimDoConfig, SimRateLimits};
 
 fn parse_token(raw: &str) -> Result<DoToken, String> {
     if raw.trim().is_empty() {
@@ -29,55 +27,100 @@ fn parse_sold_out(raw: &str) -> Result<(String, String), String> {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimCloudArgs {
     /// Address to serve the simulated DigitalOcean API on (`http://ADDR/v2/...`).
-    #[arg(long = "do-listen", default_value = "127.0.0.1:8089")]
+    #[arg(id = "do_listen", long = "do-listen", default_value = "127.0.0.1:8089")]
     pub listen: SocketAddr,
-    /// The API token clients must present (`Authorization: Bearer TOKEN`).
-    #[arg(long = "do-token", env = "MCP_SIM_DO_TOKEN", value_parser = parse_token)]
-    pub token: DoToken,
+    /// The API token clients must present (`Authorization: Bearer TOKEN`); the simulated
+    /// DigitalOcean runs only when it is given.
+    #[arg(id = "do_token", long = "do-token", env = "MCP_SIM_DO_TOKEN", value_parser = parse_token)]
+    pub token: Option<DoToken>,
     /// Shortest droplet boot time, in simulated seconds.
-    #[arg(long = "do-boot-min-seconds", default_value_t = 30.0)]
+    #[arg(
+        id = "do_boot_min_seconds",
+        long = "do-boot-min-seconds",
+        default_value_t = 30.0
+    )]
     pub boot_min_seconds: f64,
     /// Longest droplet boot time, in simulated seconds.
-    #[arg(long = "do-boot-max-seconds", default_value_t = 60.0)]
+    #[arg(
+        id = "do_boot_max_seconds",
+        long = "do-boot-max-seconds",
+        default_value_t = 60.0
+    )]
     pub boot_max_seconds: f64,
     /// How long a new droplet is missing from list responses, in simulated seconds.
-    #[arg(long = "do-list-lag-seconds", default_value_t = 2.0)]
+    #[arg(
+        id = "do_list_lag_seconds",
+        long = "do-list-lag-seconds",
+        default_value_t = 2.0
+    )]
     pub list_lag_seconds: f64,
     /// Requests per minute per token before 429.
-    #[arg(long = "do-rate-per-minute", default_value_t = 250)]
+    #[arg(
+        id = "do_rate_per_minute",
+        long = "do-rate-per-minute",
+        default_value_t = 250
+    )]
     pub rate_per_minute: u32,
     /// Requests per hour per token before 429.
-    #[arg(long = "do-rate-per-hour", default_value_t = 5_000)]
+    #[arg(
+        id = "do_rate_per_hour",
+        long = "do-rate-per-hour",
+        default_value_t = 5_000
+    )]
     pub rate_per_hour: u32,
     /// Turn rate limiting off.
-    #[arg(long = "do-no-rate-limit")]
+    #[arg(id = "do_no_rate_limit", long = "do-no-rate-limit")]
     pub no_rate_limit: bool,
     /// The account's droplet limit.
-    #[arg(long = "do-droplet-limit", default_value_t = 10_000)]
+    #[arg(
+        id = "do_droplet_limit",
+        long = "do-droplet-limit",
+        default_value_t = 10_000
+    )]
     pub droplet_limit: u32,
     /// Share of requests answered with 500 (0..1).
-    #[arg(long = "do-fault-5xx-rate", default_value_t = 0.0)]
+    #[arg(
+        id = "do_fault_5xx_rate",
+        long = "do-fault-5xx-rate",
+        default_value_t = 0.0
+    )]
     pub fault_5xx_rate: f64,
     /// Share of creates committed and then answered with 500 (0..1).
-    #[arg(long = "do-fault-create-500-rate", default_value_t = 0.0)]
+    #[arg(
+        id = "do_fault_create_500_rate",
+        long = "do-fault-create-500-rate",
+        default_value_t = 0.0
+    )]
     pub fault_create_500_rate: f64,
     /// Extra latency per request, in simulated milliseconds.
-    #[arg(long = "do-fault-latency-ms", default_value_t = 0)]
+    #[arg(
+        id = "do_fault_latency_ms",
+        long = "do-fault-latency-ms",
+        default_value_t = 0
+    )]
     pub fault_latency_ms: u64,
     /// Share of droplets that never become active (0..1).
-    #[arg(long = "do-fault-never-active-rate", default_value_t = 0.0)]
+    #[arg(
+        id = "do_fault_never_active_rate",
+        long = "do-fault-never-active-rate",
+        default_value_t = 0.0
+    )]
     pub fault_never_active_rate: f64,
     /// Share of droplets that vanish some time after booting (0..1).
-    #[arg(long = "do-fault-lost-rate", default_value_t = 0.0)]
+    #[arg(
+        id = "do_fault_lost_rate",
+        long = "do-fault-lost-rate",
+        default_value_t = 0.0
+    )]
     pub fault_lost_rate: f64,
     /// A sold-out `SIZE@REGION` pair (repeatable).
-    #[arg(long = "do-sold-out", value_parser = parse_sold_out)]
+    #[arg(id = "do_sold_out", long = "do-sold-out", value_parser = parse_sold_out)]
     pub sold_out: Vec<(String, String)>,
     /// Seed of the simulator's randomness.
-    #[arg(long = "do-seed", default_value_t = 42)]
+    #[arg(id = "do_seed", long = "do-seed", default_value_t = 42)]
     pub seed: u64,
     /// Clock speed when run alone (simulated seconds per real second); `sim` passes its own clock.
-    #[arg(long = "do-speed", default_value_t = 1.0)]
+    #[arg(id = "do_speed", long = "do-speed", default_value_t = 1.0)]
     pub speed: f64,
 }
 
@@ -124,16 +167,6 @@ impl SimCloudArgs {
     }
 }
 
-/// Serves the simulated DigitalOcean alone until Ctrl-C.
-pub async fn run(args: SimCloudArgs) -> Result<(), SimDoError> {
-    let config = args.to_config(args.clock());
-    let sim = serve_simulated_do(args.listen, args.token.clone(), config).await?;
-    println!("simulated DigitalOcean at {}/v2/", sim.base_url());
-    let _ = tokio::signal::ctrl_c().await;
-    sim.shutdown().await;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +192,7 @@ mod tests {
             "0.1",
         ])
         .expect("parse");
-        assert_eq!(probe.args.token.expose(), "dop_v1_secret");
+        assert_eq!(probe.args.token.as_ref().unwrap().expose(), "dop_v1_secret");
         assert!(!format!("{probe:?}").contains("secret"));
         let config = probe.args.to_config(Arc::new(SystemClock));
         assert_eq!(config.rate_limits.per_minute, 250);

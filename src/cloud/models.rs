@@ -224,7 +224,7 @@ pub struct Region {
 }
 
 /// The body of `POST /v2/droplets` (single droplet form).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DropletCreateRequest {
     /// Droplet name (hostname).
     pub name: String,
