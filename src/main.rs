@@ -17,7 +17,7 @@ enum Command {
     Crds(cli::crds::CrdsArgs),
     /// Run the simulated world until Ctrl-C: kube-sim with the CRDs, and with --do-token the
     /// simulated DigitalOcean whose droplets run real agents.
-    Sim(cli::sim::SimArgs),
+    Sim(Box<cli::sim::SimArgs>),
     /// Plan placements offline from manifests: droplets, new droplets, cost and packing.
     Plan(cli::plan::PlanArgs),
     /// Check an MCP endpoint with a real client: initialize, then tools/list.
@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds(args) => cli::crds::run(args)?,
-        Command::Sim(args) => tokio::runtime::Runtime::new()?.block_on(cli::sim::run(args))?,
+        Command::Sim(args) => tokio::runtime::Runtime::new()?.block_on(cli::sim::run(*args))?,
         Command::Plan(args) => cli::plan::run(args)?,
         Command::Probe(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
