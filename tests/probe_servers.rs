@@ -375,6 +375,42 @@ async fn event_stream_without_an_endpoint_event() {
     );
 }
 
+#[tokio::test]
+async fn an_endpoint_on_another_host_is_refused_and_gets_no_token() {
+    // The POST target must be on the SSE URL's origin: a server naming another host would
+    // otherwise receive every message with the bearer token.
+    let posted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let elsewhere = {
+        let posted = posted.clone();
+        serve(Router::new().route(
+            "/steal",
+            axum::routing::post(move || {
+                posted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { StatusCode::ACCEPTED }
+            }),
+        ))
+        .await
+    };
+    let endpoint: &'static str =
+        Box::leak(format!("event: endpoint\ndata: http://{elsewhere}/steal\n\n").into_boxed_str());
+    let addr =
+        serve(Router::new().route("/sse", get(move || async move { event_stream(endpoint) })))
+            .await;
+    let outcome = probe(
+        &ProbeRequest::new(format!("http://{addr}/sse"))
+            .transport(McpTransport::Sse)
+            .timeout(Duration::from_secs(3)),
+    )
+    .await;
+    let failure = outcome.expect_err("a foreign endpoint must be refused");
+    assert_ne!(failure.reason, FailureReason::Timeout, "{failure:?}");
+    assert_eq!(
+        posted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing may be posted elsewhere"
+    );
+}
+
 /// A hand-written JSON-RPC endpoint: initialize succeeds or fails, tools/list fails.
 async fn broken_mcp(fail_initialize: bool, body: axum::body::Bytes) -> Response {
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();

@@ -82,6 +82,8 @@ fn parse_exact(input: &str) -> Result<Exact, QuantityError> {
     if fraction.contains('.') {
         return Err(invalid(input, "it has more than one decimal point"));
     }
+    // Trailing zeros of the fraction change nothing and would only overflow the digits.
+    let fraction = fraction.trim_end_matches('0');
     let mut digits: u128 = 0;
     for c in whole.chars().chain(fraction.chars()) {
         let d = u128::from(c.to_digit(10).ok_or_else(|| invalid(input, "bad digit"))?);
@@ -154,11 +156,15 @@ fn to_integer_ceil(input: &str, q: Exact, extra10: i32) -> Result<u64, QuantityE
             value = value.checked_mul(10).ok_or_else(overflow)?;
         }
     } else {
-        let mut divisor: u128 = 1;
+        let mut divisor: Option<u128> = Some(1);
         for _ in 0..(-exp10) {
-            divisor = divisor.checked_mul(10).ok_or_else(overflow)?;
+            divisor = divisor.and_then(|d| d.checked_mul(10));
         }
-        value = value.div_ceil(divisor);
+        value = match divisor {
+            Some(d) => value.div_ceil(d),
+            // A divisor past u128 exceeds any value: the ceiling is 1 for anything above zero.
+            None => u128::from(value > 0),
+        };
     }
     u64::try_from(value).map_err(|_| overflow())
 }
@@ -277,6 +283,19 @@ mod tests {
             parse_cpu_millis("lots"),
             Err(QuantityError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn tiny_and_zero_padded_quantities_are_exact() {
+        let tiny = format!("0.{}1", "0".repeat(39));
+        assert_eq!(
+            parse_bytes(&tiny),
+            Ok(1),
+            "a tiny positive quantity rounds up to 1"
+        );
+        let padded = format!("1.{}", "0".repeat(39));
+        assert_eq!(parse_bytes(&padded), Ok(1));
+        assert_eq!(parse_bytes(&format!("0.{}", "0".repeat(45))), Ok(0));
     }
 
     #[test]

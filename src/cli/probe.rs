@@ -92,7 +92,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(format!("{text:?} must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too long a duration"))
 }
 
 /// Runs the probe and prints the outcome; an endpoint that fails the check is an error.
@@ -173,6 +173,13 @@ fn failure_rows(failure: &ProbeFailure) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_absurd_timeout_is_an_error_not_a_panic() {
+        assert!(parse_duration("99999999999999999999s").is_err());
+        assert!(parse_duration("10s").is_ok());
+    }
+
     use super::*;
     use crate::probe::FailureReason;
 

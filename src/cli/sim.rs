@@ -38,9 +38,10 @@ pub struct SimArgs {
         long,
         value_name = "TOKEN",
         env = "MCP_SIM_KUBE_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_kube_token
     )]
-    pub kube_token: Option<String>,
+    pub kube_token: Option<kube_sim::BearerToken>,
 }
 
 /// What can go wrong running `sim`.
@@ -79,6 +80,14 @@ pub enum SimError {
     Url(String),
 }
 
+fn parse_kube_token(raw: &str) -> Result<kube_sim::BearerToken, String> {
+    if raw.trim().is_empty() {
+        Err("the token must not be empty".to_owned())
+    } else {
+        Ok(kube_sim::BearerToken::new(raw))
+    }
+}
+
 /// Field manager used for the CRDs applied at start-up.
 const FIELD_MANAGER: &str = "mcp-droplet-operator-sim";
 
@@ -87,7 +96,7 @@ pub async fn start(args: &SimArgs) -> Result<kube_sim::Handle, SimError> {
     let kubeconfig = args.kubeconfig.as_ref().ok_or(SimError::NoKubeconfig)?;
     let config = kube_sim::Config {
         listen: args.listen,
-        token: args.kube_token.clone().map(kube_sim::BearerToken::new),
+        token: args.kube_token.clone(),
         ..Default::default()
     };
     let sim = kube_sim::KubeSim::start(config).await?;

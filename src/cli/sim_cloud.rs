@@ -31,7 +31,13 @@ pub struct SimCloudArgs {
     pub listen: SocketAddr,
     /// The API token clients must present (`Authorization: Bearer TOKEN`); the simulated
     /// DigitalOcean runs only when it is given.
-    #[arg(id = "do_token", long = "do-token", env = "MCP_SIM_DO_TOKEN", value_parser = parse_token)]
+    #[arg(
+        id = "do_token",
+        long = "do-token",
+        env = "MCP_SIM_DO_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_token
+    )]
     pub token: Option<DoToken>,
     /// Shortest droplet boot time, in simulated seconds.
     #[arg(

@@ -118,8 +118,8 @@ pub enum BootstrapError {
     Render(String),
 }
 
-/// The JSON the agent reads from [`BOOTSTRAP_PATH`].
-#[derive(Debug, Serialize)]
+/// The JSON the agent reads from [`BOOTSTRAP_PATH`] (no Debug: it holds the enrolment token).
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct BootstrapFile<'a> {
     droplet_name: &'a str,

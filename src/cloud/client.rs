@@ -642,7 +642,13 @@ fn describe_transport_error(error: &reqwest::Error) -> String {
     };
     // Without the URL: the message stays short and bounded; the token is never in it anyway.
     let mut message = format!("{kind}: {}", DisplaySource(error));
-    message.truncate(512);
+    if message.len() > 512 {
+        let cut = (0..=512)
+            .rev()
+            .find(|&i| message.is_char_boundary(i))
+            .unwrap_or(0);
+        message.truncate(cut);
+    }
     message
 }
 

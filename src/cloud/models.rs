@@ -223,8 +223,9 @@ pub struct Region {
     pub sizes: Vec<String>,
 }
 
-/// The body of `POST /v2/droplets` (single droplet form).
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+/// The body of `POST /v2/droplets` (single droplet form). Its Debug leaves out the `user_data`,
+/// which carries the droplet's enrolment token.
+#[derive(Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DropletCreateRequest {
     /// Droplet name (hostname).
     pub name: String,
@@ -252,6 +253,35 @@ pub struct DropletCreateRequest {
     /// VPC to join; the region's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc_uuid: Option<String>,
+}
+
+impl std::fmt::Debug for DropletCreateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DropletCreateRequest")
+            .field("name", &self.name)
+            .field("region", &self.region)
+            .field("size", &self.size)
+            .field("image", &self.image)
+            .field("ssh_keys", &self.ssh_keys)
+            .field("ipv6", &self.ipv6)
+            .field("monitoring", &self.monitoring)
+            .field("tags", &self.tags)
+            .field("user_data", &RedactedUserData(&self.user_data))
+            .field("vpc_uuid", &self.vpc_uuid)
+            .finish()
+    }
+}
+
+/// Debug form of cloud-init user data: its size only, never its text (it holds a token).
+pub struct RedactedUserData<'a>(pub &'a Option<String>);
+
+impl std::fmt::Debug for RedactedUserData<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(text) => write!(f, "Some(<{} bytes, redacted>)", text.len()),
+            None => f.write_str("None"),
+        }
+    }
 }
 
 /// A link to an action, as in the create response.
@@ -592,5 +622,22 @@ impl Paged for RegionPage {
     type Item = Region;
     fn into_parts(self) -> (Vec<Region>, Option<String>) {
         (self.regions, self.links.pages.and_then(|p| p.next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_user_data() {
+        let request = DropletCreateRequest {
+            name: "d1".into(),
+            user_data: Some("enrolmentToken: s3cr3t-token".into()),
+            ..Default::default()
+        };
+        let printed = format!("{request:?}");
+        assert!(printed.contains("d1") && printed.contains("bytes, redacted"));
+        assert!(!printed.contains("s3cr3t"), "{printed}");
     }
 }

@@ -14,6 +14,9 @@ use http::HeaderMap;
 
 use crate::sim::clock::SharedClock;
 
+/// The longest wait a response header may impose (DigitalOcean resets within an hour).
+const MAX_HEADER_WAIT: Duration = Duration::from_secs(3600);
+
 /// Client-side budget, derived from DigitalOcean's limits with a safety margin.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimitConfig {
@@ -151,12 +154,17 @@ impl PacerState {
 
     /// Takes in the headers of a response received at `now`.
     pub fn observe(&mut self, headers: &RateLimitHeaders, status: u16, now: SystemTime) {
-        let reset_at = headers
-            .reset
-            .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        // Header values are untrusted: an absurd reset or retry-after must neither overflow the
+        // clock nor park the client for ages, so both are capped at an hour from now.
+        let latest = now + MAX_HEADER_WAIT;
+        let reset_at = headers.reset.map(|secs| {
+            SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_secs(secs))
+                .map_or(latest, |at| at.min(latest))
+        });
         if status == 429 {
             let until = match (headers.retry_after, reset_at) {
-                (Some(secs), _) => now + Duration::from_secs(secs.max(1)),
+                (Some(secs), _) => now + Duration::from_secs(secs.max(1)).min(MAX_HEADER_WAIT),
                 (None, Some(reset)) if reset > now => reset,
                 // No hint at all: a minute clears any burst window.
                 _ => now + Duration::from_secs(60),
@@ -269,6 +277,29 @@ mod tests {
             Some(Duration::from_secs(28))
         );
         assert_eq!(state.delay_before_next(at(29.0), &config), None);
+    }
+
+    #[test]
+    fn absurd_headers_neither_panic_nor_park_the_client() {
+        let config = RateLimitConfig::default();
+        let mut state = PacerState::default();
+        let headers = RateLimitHeaders {
+            remaining: Some(0),
+            reset: Some(u64::MAX),
+            retry_after: Some(u64::MAX),
+            ..Default::default()
+        };
+        state.observe(&headers, 429, at(0.0));
+        let wait = state
+            .delay_before_next(at(0.0), &config)
+            .unwrap_or_default();
+        assert!(wait <= MAX_HEADER_WAIT, "{wait:?}");
+        let mut state = PacerState::default();
+        state.observe(&headers, 200, at(0.0));
+        let wait = state
+            .delay_before_next(at(0.0), &config)
+            .unwrap_or_default();
+        assert!(wait <= MAX_HEADER_WAIT, "{wait:?}");
     }
 
     #[test]

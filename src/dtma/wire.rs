@@ -33,8 +33,9 @@ pub struct HostConfig {
     pub restart_policy: Option<serde_json::Value>,
 }
 
-/// Docker create options passed through `baseConfigOverrideJson`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Docker create options passed through `baseConfigOverrideJson`. Its Debug shows env names
+/// only: values may be secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ContainerOverrides {
     /// `KEY=VALUE` strings.
     #[serde(rename = "Env", default)]
@@ -52,6 +53,22 @@ pub struct ContainerOverrides {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for ContainerOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|kv| format!("{}=***", kv.split('=').next().unwrap_or("")))
+            .collect();
+        f.debug_struct("ContainerOverrides")
+            .field("env", &env)
+            .field("host_config", &self.host_config)
+            .field("labels", &self.labels)
+            .field("exposed_ports", &self.exposed_ports)
+            .finish()
+    }
 }
 
 /// Body of `POST /tools`.

@@ -113,6 +113,10 @@ impl LegacySseTransport {
         let post_url = sse_url
             .join(endpoint.trim())
             .map_err(|_| SseTransportError::BadEndpoint(endpoint.clone()))?;
+        // The bearer token goes with every POST: never to a host the server names.
+        if post_url.origin() != sse_url.origin() {
+            return Err(SseTransportError::BadEndpoint(endpoint));
+        }
         Ok(Self {
             http,
             post_url,

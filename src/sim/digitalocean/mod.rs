@@ -24,8 +24,9 @@ pub use config::{BootDelay, FaultConfig, SimDoConfig, SimRateLimits};
 use world::{LifecycleEvent, World};
 pub use world::{SimError, SimStats};
 
-/// A droplet that just became active, as the lifecycle hook sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A droplet that just became active, as the lifecycle hook sees it. Its Debug leaves out the
+/// `user_data`, which carries the droplet's enrolment token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ActiveDroplet {
     /// DigitalOcean id.
     pub id: u64,
@@ -43,6 +44,24 @@ pub struct ActiveDroplet {
     pub region: String,
     /// Size slug.
     pub size: String,
+}
+
+impl std::fmt::Debug for ActiveDroplet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveDroplet")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("ipv4", &self.ipv4)
+            .field("private_ipv4", &self.private_ipv4)
+            .field(
+                "user_data",
+                &crate::cloud::models::RedactedUserData(&self.user_data),
+            )
+            .field("tags", &self.tags)
+            .field("region", &self.region)
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 /// Receives droplet lifecycle events of the simulated cloud. Called from the simulator's
