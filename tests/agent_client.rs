@@ -439,9 +439,14 @@ async fn a_man_in_the_middle_cannot_enrol_with_what_the_operator_sends() {
     .unwrap();
     assert_eq!(stolen.info().await.unwrap_err().status(), Some(401));
     // The operator, reaching the agent itself, still enrols with the same token.
-    let enrolment = enroll(&handle.base_url(), &Secret::new(TOKEN), &credential, settings())
-        .await
-        .unwrap();
+    let enrolment = enroll(
+        &handle.base_url(),
+        &Secret::new(TOKEN),
+        &credential,
+        settings(),
+    )
+    .await
+    .unwrap();
     assert_eq!(enrolment.certificate_sha256, handle.fingerprint());
     server.abort();
     handle.shutdown().await;

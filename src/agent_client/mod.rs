@@ -8,8 +8,8 @@ pub mod sim_fleet;
 pub use retry::{RetryPolicy, is_transient_status};
 
 use mcp_droplet_agent::api::{
-    EnrollRequest, HEALTHZ_PATH, EnrollResponse, ErrorBody, InfoResponse, LogsResponse, PullAccepted,
-    PullRequest, PutResponse, ServerList, ServerSpec, ServerStatus,
+    EnrollRequest, EnrollResponse, ErrorBody, HEALTHZ_PATH, InfoResponse, LogsResponse,
+    PullAccepted, PullRequest, PutResponse, ServerList, ServerSpec, ServerStatus,
 };
 use mcp_droplet_agent::client_tls::{PinMode, PinnedCertVerifier};
 use mcp_droplet_agent::secret::{Secret, enrolment_proof};
@@ -225,11 +225,13 @@ async fn observe_certificate(
         .await;
         match result {
             Ok(_) => {
-                return verifier.observed().ok_or_else(|| AgentClientError::Transport {
-                    op: "enroll",
-                    message: "the agent presented no certificate".into(),
-                    timeout: false,
-                });
+                return verifier
+                    .observed()
+                    .ok_or_else(|| AgentClientError::Transport {
+                        op: "enroll",
+                        message: "the agent presented no certificate".into(),
+                        timeout: false,
+                    });
             }
             Err(e) if settings.retry.should_retry(&e, attempt) => {
                 tokio::time::sleep(settings.retry.delay(attempt)).await;

@@ -130,7 +130,11 @@ mod tests {
         assert_eq!(proof.expose().len(), 64);
         assert!(enrolment_proof_valid(&proof, &token, "ab01"));
         assert!(!enrolment_proof_valid(&proof, &token, "ab02"));
-        assert!(!enrolment_proof_valid(&proof, &Secret::new("other"), "ab01"));
+        assert!(!enrolment_proof_valid(
+            &proof,
+            &Secret::new("other"),
+            "ab01"
+        ));
         assert!(!enrolment_proof_valid(&token, &token, "ab01"));
     }
 

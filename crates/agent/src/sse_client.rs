@@ -52,7 +52,8 @@ impl EventBuffer {
     /// grows past [`MAX_EVENT_BYTES`].
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         // `\r` never occurs inside a multi-byte UTF-8 sequence, so dropping it byte-wise is safe.
-        self.bytes.extend(chunk.iter().copied().filter(|b| *b != b'\r'));
+        self.bytes
+            .extend(chunk.iter().copied().filter(|b| *b != b'\r'));
         let mut events = Vec::new();
         while let Some(end) = self.bytes.windows(2).position(|w| w == b"\n\n") {
             let block: Vec<u8> = self.bytes.drain(..end + 2).collect();

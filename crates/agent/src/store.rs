@@ -255,9 +255,15 @@ mod tests {
         }))
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let key = DataDir::open(dir.path()).unwrap().load_or_create_hash_key().unwrap();
+        let key = DataDir::open(dir.path())
+            .unwrap()
+            .load_or_create_hash_key()
+            .unwrap();
         // A restarted agent reads the same key, so the same spec keeps its hash.
-        let again = DataDir::open(dir.path()).unwrap().load_or_create_hash_key().unwrap();
+        let again = DataDir::open(dir.path())
+            .unwrap()
+            .load_or_create_hash_key()
+            .unwrap();
         assert_eq!(spec.hash(&key), spec.hash(&again));
         let hash = spec.hash(&key);
         assert_eq!(hash.len(), 64);
@@ -266,7 +272,10 @@ mod tests {
         assert_ne!(hash, plain);
         // Another agent has another key, hence another hash.
         let other_dir = tempfile::tempdir().unwrap();
-        let other = DataDir::open(other_dir.path()).unwrap().load_or_create_hash_key().unwrap();
+        let other = DataDir::open(other_dir.path())
+            .unwrap()
+            .load_or_create_hash_key()
+            .unwrap();
         assert_ne!(spec.hash(&other), hash);
         // A changed secret is a changed spec.
         let mut rotated = spec.clone();

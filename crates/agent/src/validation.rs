@@ -96,7 +96,9 @@ pub fn validate_spec(spec: &ServerSpec) -> Result<(), ValidationError> {
         return Err(invalid("resources.memoryBytes must be at most 1 TiB"));
     }
     if spec.resources.cpu_millis > MAX_CPU_MILLIS {
-        return Err(invalid("resources.cpuMillis must be at most 64000 (64 cores)"));
+        return Err(invalid(
+            "resources.cpuMillis must be at most 64000 (64 cores)",
+        ));
     }
     for volume in &spec.volumes {
         validate_name(&volume.name)?;

@@ -517,7 +517,12 @@ async fn bad_input_gets_4xx_with_json_bodies_never_500() {
     spec.resources.memory_bytes = u64::MAX;
     let r = world.put("x", &spec).await;
     assert_eq!(r.status(), 400);
-    assert!(error_body(r).await.message.contains("resources.memoryBytes"));
+    assert!(
+        error_body(r)
+            .await
+            .message
+            .contains("resources.memoryBytes")
+    );
     let mut spec = stdio_spec("sim/a:1");
     spec.resources.cpu_millis = u32::MAX;
     let r = world.put("x", &spec).await;
