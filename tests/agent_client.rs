@@ -359,3 +359,95 @@ async fn the_simulated_fleet_runs_an_agent_per_active_droplet() {
     }
     fleet.shutdown().await;
 }
+
+/// What a man in the middle captured and relayed.
+#[derive(Clone, Default)]
+struct Relay {
+    agent: String,
+    captured: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn relay_request(
+    axum::extract::State(relay): axum::extract::State<Relay>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, axum::body::Bytes) {
+    relay
+        .captured
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&body).into_owned());
+    let verifier = mcp_droplet_agent::client_tls::PinnedCertVerifier::new(
+        mcp_droplet_agent::client_tls::PinMode::TrustOnFirstUse,
+    );
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(verifier.client_config().unwrap())
+        .build()
+        .unwrap();
+    let answer = http
+        .request(method, format!("{}{}", relay.agent, uri))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    (status, answer.bytes().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_man_in_the_middle_cannot_enrol_with_what_the_operator_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = SimulatedRuntime::default();
+    let handle = start(dir.path(), &runtime).await;
+    // The attacker terminates TLS with its own certificate and relays every request.
+    let identity =
+        mcp_droplet_agent::store::Identity::generate(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+    assert_ne!(identity.fingerprint(), handle.fingerprint());
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mitm_url = format!("https://{}", tcp.local_addr().unwrap());
+    let listener = mcp_droplet_agent::tls::TlsListener::new(
+        tcp,
+        mcp_droplet_agent::tls::server_config(&identity).unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    let relay = Relay {
+        agent: handle.base_url(),
+        ..Relay::default()
+    };
+    let app = axum::Router::new()
+        .fallback(relay_request)
+        .with_state(relay.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let credential = Secret::random();
+    let result = enroll(&mitm_url, &Secret::new(TOKEN), &credential, settings()).await;
+    assert_eq!(result.unwrap_err().status(), Some(401));
+    let captured = relay.captured.lock().unwrap().join("\n");
+    assert!(captured.contains("enrolmentProof"), "{captured}");
+    assert!(!captured.contains(TOKEN), "the raw token must not travel");
+    // The relayed credential was not installed at the real agent.
+    let stolen = AgentClient::new(
+        &handle.base_url(),
+        handle.fingerprint(),
+        credential.clone(),
+        settings(),
+    )
+    .unwrap();
+    assert_eq!(stolen.info().await.unwrap_err().status(), Some(401));
+    // The operator, reaching the agent itself, still enrols with the same token.
+    let enrolment = enroll(
+        &handle.base_url(),
+        &Secret::new(TOKEN),
+        &credential,
+        settings(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(enrolment.certificate_sha256, handle.fingerprint());
+    server.abort();
+    handle.shutdown().await;
+}

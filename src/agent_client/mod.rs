@@ -8,11 +8,11 @@ pub mod sim_fleet;
 pub use retry::{RetryPolicy, is_transient_status};
 
 use mcp_droplet_agent::api::{
-    EnrollRequest, EnrollResponse, ErrorBody, InfoResponse, LogsResponse, PullAccepted,
-    PullRequest, PutResponse, ServerList, ServerSpec, ServerStatus,
+    EnrollRequest, EnrollResponse, ErrorBody, HEALTHZ_PATH, InfoResponse, LogsResponse,
+    PullAccepted, PullRequest, PutResponse, ServerList, ServerSpec, ServerStatus,
 };
 use mcp_droplet_agent::client_tls::{PinMode, PinnedCertVerifier};
-use mcp_droplet_agent::secret::Secret;
+use mcp_droplet_agent::secret::{Secret, enrolment_proof};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -138,21 +138,26 @@ fn build_http(
         .map_err(|e| AgentClientError::Build(e.to_string()))
 }
 
-/// Enrols with an agent: sends the single-use token and the new per-droplet credential, and
-/// checks that the certificate the agent presented is the one it reports, which the caller
-/// then pins. If the answer to a first attempt was lost and the token is already spent, the
-/// credential is tried: if the agent accepts it, the enrolment had succeeded.
+/// Enrols with an agent. A first connection (to `/healthz`) records the certificate the agent
+/// presents; the enrolment then goes over a connection pinned to that certificate and carries
+/// a proof of the single-use token bound to it (never the token itself), so a man in the middle
+/// with its own certificate gets nothing it can replay to the real agent. If the answer to a
+/// first attempt was lost and the token is already spent, the credential is tried: if the agent
+/// accepts it, the enrolment had succeeded.
 pub async fn enroll(
     base_url: &str,
     enrolment_token: &Secret,
     credential: &Secret,
     settings: ClientSettings,
 ) -> Result<Enrolment, AgentClientError> {
-    let verifier = PinnedCertVerifier::new(PinMode::TrustOnFirstUse);
-    let http = build_http(&verifier, &settings)?;
     let base = base_url.trim_end_matches('/').to_string();
+    let observed = observe_certificate(&base, &settings).await?;
+    let http = build_http(
+        &PinnedCertVerifier::new(PinMode::Pinned(observed.clone())),
+        &settings,
+    )?;
     let body = EnrollRequest {
-        enrolment_token: enrolment_token.clone(),
+        enrolment_proof: enrolment_proof(enrolment_token, &observed),
         credential: credential.clone(),
     };
     let mut attempt = 0;
@@ -171,7 +176,6 @@ pub async fn enroll(
             Ok(r) => break r,
             Err(AgentClientError::Status { status: 409, .. }) if attempt > 1 => {
                 // Our earlier attempt may have gone through; prove it with the credential.
-                let observed = verifier.observed().unwrap_or_default();
                 let client = AgentClient::new(&base, &observed, credential.clone(), settings)?;
                 let info = client.info().await?;
                 return Ok(Enrolment {
@@ -186,7 +190,6 @@ pub async fn enroll(
             Err(e) => return Err(e),
         }
     };
-    let observed = verifier.observed().unwrap_or_default();
     if !observed.eq_ignore_ascii_case(&response.certificate_sha256) {
         return Err(AgentClientError::FingerprintMismatch {
             observed,
@@ -195,9 +198,47 @@ pub async fn enroll(
     }
     Ok(Enrolment {
         droplet_name: response.droplet_name,
-        certificate_sha256: response.certificate_sha256,
+        certificate_sha256: observed,
         agent_version: response.agent_version,
     })
+}
+
+/// Connects to the agent's unauthenticated liveness route, trusting any certificate, and
+/// returns the fingerprint of the certificate it presented (retrying transient failures).
+async fn observe_certificate(
+    base: &str,
+    settings: &ClientSettings,
+) -> Result<String, AgentClientError> {
+    let verifier = PinnedCertVerifier::new(PinMode::TrustOnFirstUse);
+    let http = build_http(&verifier, settings)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = send_raw::<()>(
+            &http,
+            "enroll",
+            Method::GET,
+            &format!("{base}{HEALTHZ_PATH}"),
+            None,
+            None,
+        )
+        .await;
+        match result {
+            Ok(_) => {
+                return verifier
+                    .observed()
+                    .ok_or_else(|| AgentClientError::Transport {
+                        op: "enroll",
+                        message: "the agent presented no certificate".into(),
+                        timeout: false,
+                    });
+            }
+            Err(e) if settings.retry.should_retry(&e, attempt) => {
+                tokio::time::sleep(settings.retry.delay(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn send_once<T: DeserializeOwned, B: Serialize>(

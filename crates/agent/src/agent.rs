@@ -33,7 +33,7 @@ pub enum AgentError {
     /// Missing or wrong credentials (401).
     #[error("unauthorized")]
     Unauthorized,
-    /// Too many wrong enrolment tokens in a short time (429).
+    /// Too many wrong enrolment proofs in a short time (429).
     #[error("too many failed enrolment attempts; retry later")]
     TooManyAttempts,
     /// Enrolment token already spent (409).
@@ -75,22 +75,35 @@ struct ServerEntry {
 struct Inner {
     state: AgentState,
     servers: BTreeMap<String, ServerEntry>,
-    /// When recent wrong enrolment tokens arrived (sliding window).
+    /// When recent wrong enrolment proofs arrived (sliding window).
     failed_enrolments: Vec<tokio::time::Instant>,
 }
 
-/// Wrong enrolment tokens tolerated per [`ENROLMENT_WINDOW`].
+/// Wrong enrolment proofs answered 401 per [`ENROLMENT_WINDOW`]; later ones get 429.
 pub const MAX_FAILED_ENROLMENTS: usize = 10;
 /// The window of [`MAX_FAILED_ENROLMENTS`].
 pub const ENROLMENT_WINDOW: Duration = Duration::from_secs(60);
 
-/// Whether another enrolment attempt is allowed, given recent failures and `now`; pure.
+/// Whether another failed enrolment attempt is answered 401 (true) or 429 (false), given recent
+/// failures and `now`; pure. A valid proof never consults this.
 pub fn enrolment_allowed(
     failures: &mut Vec<tokio::time::Instant>,
     now: tokio::time::Instant,
 ) -> bool {
     failures.retain(|t| now.saturating_duration_since(*t) < ENROLMENT_WINDOW);
     failures.len() < MAX_FAILED_ENROLMENTS
+}
+
+/// Adds a spec's limits to an allocation; saturating, so a state file written before the
+/// limits were capped cannot overflow the sum.
+pub fn add_limits(acc: Capacity, spec: &ServerSpec) -> Capacity {
+    Capacity {
+        cpu_millis: acc
+            .cpu_millis
+            .saturating_add(u64::from(spec.cpu_limit_millis())),
+        memory_bytes: acc.memory_bytes.saturating_add(spec.memory_limit()),
+        disk_bytes: acc.disk_bytes,
+    }
 }
 
 /// The agent: one per droplet.
@@ -100,6 +113,8 @@ pub struct Agent {
     runtime: Arc<dyn ContainerRuntime>,
     options: AgentOptions,
     fingerprint: String,
+    /// Key of the spec hashes; never leaves the agent.
+    hash_key: Secret,
     /// Copy of the credential digest for the hot auth path.
     credential_sha256: RwLock<Option<String>>,
     inner: Mutex<Inner>,
@@ -126,6 +141,7 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, AgentError> {
         let state = data.load_state()?;
+        let hash_key = data.load_or_create_hash_key()?;
         let credential = state
             .enrolment
             .as_ref()
@@ -136,6 +152,7 @@ impl Agent {
             runtime,
             options,
             fingerprint,
+            hash_key,
             credential_sha256: RwLock::new(credential),
             inner: Mutex::new(Inner {
                 state: state.clone(),
@@ -193,14 +210,17 @@ impl Agent {
             .into());
         }
         let mut inner = self.inner.lock().await;
-        let now = tokio::time::Instant::now();
-        if !enrolment_allowed(&mut inner.failed_enrolments, now) {
-            return Err(AgentError::TooManyAttempts);
-        }
-        if !secret::secrets_equal(
-            request.enrolment_token.expose(),
-            self.bootstrap.enrolment_token.expose(),
+        // The proof is checked first and a valid one always passes: only failures count
+        // towards the lockout, so nobody can lock the operator out by posting wrong proofs.
+        if !secret::enrolment_proof_valid(
+            &request.enrolment_proof,
+            &self.bootstrap.enrolment_token,
+            &self.fingerprint,
         ) {
+            let now = tokio::time::Instant::now();
+            if !enrolment_allowed(&mut inner.failed_enrolments, now) {
+                return Err(AgentError::TooManyAttempts);
+            }
             inner.failed_enrolments.push(now);
             return Err(AgentError::Unauthorized);
         }
@@ -249,7 +269,7 @@ impl Agent {
         spec: ServerSpec,
         previous: Option<ServerEntry>,
     ) -> ServerEntry {
-        let spec_hash = spec.hash();
+        let spec_hash = spec.hash(&self.hash_key);
         let (upstream, endpoint, endpoint_shutdown, observed, previous_task) = match previous {
             Some(prev) => {
                 prev.stop.cancel();
@@ -340,7 +360,7 @@ impl Agent {
         validation::validate_name(name)?;
         validation::validate_spec(&spec)?;
         let mut inner = self.inner.lock().await;
-        let hash = spec.hash();
+        let hash = spec.hash(&self.hash_key);
         if let Some(entry) = inner.servers.get(name)
             && entry.spec_hash == hash
         {
@@ -477,11 +497,7 @@ impl Agent {
                 .state
                 .servers
                 .values()
-                .fold(Capacity::default(), |acc, spec| Capacity {
-                    cpu_millis: acc.cpu_millis + u64::from(spec.cpu_limit_millis()),
-                    memory_bytes: acc.memory_bytes + spec.memory_limit(),
-                    disk_bytes: 0,
-                })
+                .fold(Capacity::default(), add_limits)
         };
         InfoResponse {
             version: AGENT_VERSION.to_string(),
@@ -582,6 +598,26 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allocation_sums_saturate() {
+        let spec: ServerSpec = serde_json::from_value(serde_json::json!({
+            "image": "mcp-test/time:1",
+            "transport": "stdio",
+            "endpointToken": "0123456789abcdef",
+            "resources": {"memoryBytes": u64::MAX, "cpuMillis": 1000},
+        }))
+        .unwrap();
+        let once = add_limits(Capacity::default(), &spec);
+        let twice = add_limits(once, &spec);
+        assert_eq!(twice.memory_bytes, u64::MAX);
+        assert_eq!(twice.cpu_millis, 2000);
+        let full = Capacity {
+            cpu_millis: u64::MAX,
+            ..Capacity::default()
+        };
+        assert_eq!(add_limits(full, &spec).cpu_millis, u64::MAX);
+    }
 
     #[test]
     fn enrolment_attempts_are_limited_per_window() {

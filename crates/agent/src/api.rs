@@ -11,11 +11,15 @@ pub const READYZ_PATH: &str = "/readyz";
 
 /// `POST /v1/enroll`: the operator proves it holds the single-use token and hands over the
 /// per-droplet credential it will use from now on.
+///
+/// The token itself never travels: the operator sends [`crate::secret::enrolment_proof`] of the
+/// token over the certificate fingerprint it saw in the TLS handshake, and the agent checks it
+/// against its own fingerprint, so a man in the middle (another certificate) cannot relay it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnrollRequest {
-    /// The single-use enrolment token from the droplet's bootstrap config.
-    pub enrolment_token: Secret,
+    /// Hex HMAC-SHA256 keyed with the enrolment token over the observed certificate fingerprint.
+    pub enrolment_proof: Secret,
     /// The per-droplet credential (at least 32 characters) the operator sends as bearer token.
     pub credential: Secret,
 }
@@ -172,11 +176,14 @@ impl ServerSpec {
         spec
     }
 
-    /// Hex SHA-256 of the canonical JSON of the spec, secrets included, so a rotated secret
-    /// is a changed spec.
-    pub fn hash(&self) -> String {
+    /// Hex HMAC-SHA256 of the canonical JSON of the spec, secrets included, so a rotated
+    /// secret is a changed spec. Keyed with the agent's private hash key, because the hash is
+    /// returned by GET and stored as a container label: unkeyed, a low-entropy secret could be
+    /// recovered by hashing guesses offline.
+    pub fn hash(&self, key: &Secret) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
-        crate::secret::sha256_hex(&json)
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.expose().as_bytes());
+        crate::secret::hex_encode(aws_lc_rs::hmac::sign(&key, &json).as_ref())
     }
 
     /// Effective memory limit in bytes.

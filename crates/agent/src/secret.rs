@@ -77,6 +77,26 @@ pub fn matches_digest(presented: &str, stored_sha256_hex: &str) -> bool {
         .into()
 }
 
+/// The enrolment proof: hex HMAC-SHA256 keyed with the enrolment token over the lower-case hex
+/// certificate fingerprint. It binds the token to one certificate, so it is useless to anyone
+/// relaying the enrolment to an agent with another certificate.
+pub fn enrolment_proof(enrolment_token: &Secret, certificate_sha256: &str) -> Secret {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, enrolment_token.0.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, certificate_sha256.to_ascii_lowercase().as_bytes());
+    Secret(hex_encode(tag.as_ref()))
+}
+
+/// Whether a presented enrolment proof is the one for this token and certificate (constant time).
+pub fn enrolment_proof_valid(
+    presented: &Secret,
+    enrolment_token: &Secret,
+    certificate_sha256: &str,
+) -> bool {
+    let expected = enrolment_proof(enrolment_token, certificate_sha256);
+    // Both are hashed first so the comparison is of fixed length.
+    secrets_equal(presented.expose(), expected.expose())
+}
+
 /// Compares two secrets in constant time (via their digests).
 pub fn secrets_equal(a: &str, b: &str) -> bool {
     matches_digest(a, &sha256_hex(b.as_bytes()))
@@ -101,6 +121,21 @@ mod tests {
         assert!(!matches_digest("", &s.sha256_hex()));
         assert!(secrets_equal("x", "x"));
         assert!(!secrets_equal("x", "y"));
+    }
+
+    #[test]
+    fn enrolment_proof_is_bound_to_token_and_certificate() {
+        let token = Secret::new("enrol-token");
+        let proof = enrolment_proof(&token, "AB01");
+        assert_eq!(proof.expose().len(), 64);
+        assert!(enrolment_proof_valid(&proof, &token, "ab01"));
+        assert!(!enrolment_proof_valid(&proof, &token, "ab02"));
+        assert!(!enrolment_proof_valid(
+            &proof,
+            &Secret::new("other"),
+            "ab01"
+        ));
+        assert!(!enrolment_proof_valid(&token, &token, "ab01"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! leaves either the old or the new state, never a torn file.
 
 use crate::api::ServerSpec;
+use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -163,6 +164,26 @@ impl DataDir {
         }
     }
 
+    /// Loads the key of the spec hashes, creating a random one on first start; it never leaves
+    /// the data dir, and keeping it keeps the hashes (and so PUT idempotency and container
+    /// adoption) stable across restarts.
+    pub fn load_or_create_hash_key(&self) -> Result<Secret, StoreError> {
+        let path = self.root.join("spec-hash.key");
+        match std::fs::read_to_string(&path) {
+            Ok(key) if key.trim().len() >= 32 => Ok(Secret::new(key.trim())),
+            Ok(_) => Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                message: "the spec hash key is too short".into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Secret::random();
+                self.write_atomic(&path, key.expose().as_bytes())?;
+                Ok(key)
+            }
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let tmp = path.with_extension("tmp");
         {
@@ -190,7 +211,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use crate::api::{ServerSpec, Transport};
-    use crate::secret::Secret;
 
     #[test]
     fn state_round_trips_and_identity_is_stable() {
@@ -223,6 +243,44 @@ mod tests {
         let b = data.load_or_create_identity(vec!["d1".into()]).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint().len(), 64);
+    }
+
+    #[test]
+    fn spec_hashes_are_keyed_per_agent_and_stable_across_restarts() {
+        let spec: ServerSpec = serde_json::from_value(serde_json::json!({
+            "image": "mcp-test/time:1",
+            "transport": "stdio",
+            "endpointToken": "0123456789abcdef",
+            "env": [{"name": "PASSWORD", "secretValue": "hunter2"}],
+        }))
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key = DataDir::open(dir.path())
+            .unwrap()
+            .load_or_create_hash_key()
+            .unwrap();
+        // A restarted agent reads the same key, so the same spec keeps its hash.
+        let again = DataDir::open(dir.path())
+            .unwrap()
+            .load_or_create_hash_key()
+            .unwrap();
+        assert_eq!(spec.hash(&key), spec.hash(&again));
+        let hash = spec.hash(&key);
+        assert_eq!(hash.len(), 64);
+        // Not the plain SHA-256 an attacker could recompute from guesses.
+        let plain = crate::secret::sha256_hex(&serde_json::to_vec(&spec).unwrap());
+        assert_ne!(hash, plain);
+        // Another agent has another key, hence another hash.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = DataDir::open(other_dir.path())
+            .unwrap()
+            .load_or_create_hash_key()
+            .unwrap();
+        assert_ne!(spec.hash(&other), hash);
+        // A changed secret is a changed spec.
+        let mut rotated = spec.clone();
+        rotated.env[0].secret_value = Some(Secret::new("hunter3"));
+        assert_ne!(rotated.hash(&key), hash);
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub enum ValidationError {
     InvalidSpec(String),
 }
 
+/// Largest accepted `resources.memoryBytes` (1 TiB): more is a mistake, and the cap keeps the
+/// sums in capacity reports far from overflow.
+pub const MAX_MEMORY_BYTES: u64 = 1 << 40;
+/// Largest accepted `resources.cpuMillis` (64 cores).
+pub const MAX_CPU_MILLIS: u32 = 64_000;
+
 /// Maximum length of a server or volume name.
 pub const MAX_NAME_LEN: usize = 63;
 
@@ -86,8 +92,13 @@ pub fn validate_spec(spec: &ServerSpec) -> Result<(), ValidationError> {
     if spec.resources.memory_bytes != 0 && spec.resources.memory_bytes < 16 * 1024 * 1024 {
         return Err(invalid("resources.memoryBytes must be at least 16 MiB"));
     }
-    if spec.resources.cpu_millis > 64_000 {
-        return Err(invalid("resources.cpuMillis is too large"));
+    if spec.resources.memory_bytes > MAX_MEMORY_BYTES {
+        return Err(invalid("resources.memoryBytes must be at most 1 TiB"));
+    }
+    if spec.resources.cpu_millis > MAX_CPU_MILLIS {
+        return Err(invalid(
+            "resources.cpuMillis must be at most 64000 (64 cores)",
+        ));
     }
     for volume in &spec.volumes {
         validate_name(&volume.name)?;
@@ -156,6 +167,26 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn absurd_limits_are_refused_naming_the_field() {
+        let mut spec: ServerSpec = serde_json::from_value(serde_json::json!({
+            "image": "mcp-test/time:1",
+            "transport": "stdio",
+            "endpointToken": "0123456789abcdef",
+        }))
+        .unwrap();
+        spec.resources.memory_bytes = MAX_MEMORY_BYTES;
+        spec.resources.cpu_millis = MAX_CPU_MILLIS;
+        assert_eq!(validate_spec(&spec), Ok(()));
+        spec.resources.memory_bytes = u64::MAX;
+        let err = validate_spec(&spec).unwrap_err().to_string();
+        assert!(err.contains("resources.memoryBytes"), "{err}");
+        spec.resources.memory_bytes = 0;
+        spec.resources.cpu_millis = u32::MAX;
+        let err = validate_spec(&spec).unwrap_err().to_string();
+        assert!(err.contains("resources.cpuMillis"), "{err}");
     }
 
     #[test]

@@ -152,7 +152,7 @@ async fn enrolment_spends_the_token_and_reports_the_pinned_fingerprint() {
 
     let wrong = client
         .post(&url)
-        .json(&serde_json::json!({"enrolmentToken": "nope", "credential": CREDENTIAL}))
+        .json(&serde_json::json!({"enrolmentProof": "nope", "credential": CREDENTIAL}))
         .send()
         .await
         .unwrap();
@@ -161,7 +161,7 @@ async fn enrolment_spends_the_token_and_reports_the_pinned_fingerprint() {
 
     let short = client
         .post(&url)
-        .json(&serde_json::json!({"enrolmentToken": TOKEN, "credential": "short"}))
+        .json(&enrol_body(handle.fingerprint(), "short"))
         .send()
         .await
         .unwrap();
@@ -169,7 +169,7 @@ async fn enrolment_spends_the_token_and_reports_the_pinned_fingerprint() {
 
     let ok = client
         .post(&url)
-        .json(&serde_json::json!({"enrolmentToken": TOKEN, "credential": CREDENTIAL}))
+        .json(&enrol_body(handle.fingerprint(), CREDENTIAL))
         .send()
         .await
         .unwrap();
@@ -181,7 +181,7 @@ async fn enrolment_spends_the_token_and_reports_the_pinned_fingerprint() {
 
     let again = client
         .post(&url)
-        .json(&serde_json::json!({"enrolmentToken": TOKEN, "credential": OTHER_CREDENTIAL}))
+        .json(&enrol_body(handle.fingerprint(), OTHER_CREDENTIAL))
         .send()
         .await
         .unwrap();
@@ -196,7 +196,7 @@ async fn enrolment_spends_the_token_and_reports_the_pinned_fingerprint() {
     let after_restart = tofu_client()
         .0
         .post(format!("{}/v1/enroll", handle.base_url()))
-        .json(&serde_json::json!({"enrolmentToken": TOKEN, "credential": OTHER_CREDENTIAL}))
+        .json(&enrol_body(handle.fingerprint(), OTHER_CREDENTIAL))
         .send()
         .await
         .unwrap();
@@ -512,6 +512,22 @@ async fn bad_input_gets_4xx_with_json_bodies_never_500() {
         "evil".into(),
     );
     assert_eq!(world.put("x", &spec).await.status(), 400);
+    // Absurd limits are refused, naming the field, and never reach the capacity sums.
+    let mut spec = stdio_spec("sim/a:1");
+    spec.resources.memory_bytes = u64::MAX;
+    let r = world.put("x", &spec).await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        error_body(r)
+            .await
+            .message
+            .contains("resources.memoryBytes")
+    );
+    let mut spec = stdio_spec("sim/a:1");
+    spec.resources.cpu_millis = u32::MAX;
+    let r = world.put("x", &spec).await;
+    assert_eq!(r.status(), 400);
+    assert!(error_body(r).await.message.contains("resources.cpuMillis"));
 
     let unknown = world.get("/v1/nothing-here").await;
     assert_eq!(unknown.status(), 404);
@@ -772,7 +788,7 @@ async fn containers_of_undesired_servers_are_removed_at_start() {
         .await
         .unwrap();
     runtime
-        .create_and_start("ghost", &spec, &spec.hash())
+        .create_and_start("ghost", &spec, "0123456789abcdef")
         .await
         .unwrap();
     assert_eq!(runtime.container_count(), 1);
@@ -785,27 +801,74 @@ async fn containers_of_undesired_servers_are_removed_at_start() {
 }
 
 #[tokio::test]
-async fn guessing_the_enrolment_token_is_throttled() {
+async fn guessing_is_throttled_but_a_valid_proof_always_enrols() {
     let dir = tempfile::tempdir().unwrap();
     let handle = start(dir.path(), &SimulatedRuntime::default(), "d1").await;
     let (client, _) = tofu_client();
     let url = format!("{}/v1/enroll", handle.base_url());
-    for i in 0..mcp_droplet_agent::agent::MAX_FAILED_ENROLMENTS {
+    let mut statuses = Vec::new();
+    for i in 0..20 {
         let r = client
             .post(&url)
-            .json(&serde_json::json!({"enrolmentToken": format!("guess-{i}"), "credential": CREDENTIAL}))
+            .json(&serde_json::json!({"enrolmentProof": format!("guess-{i}"), "credential": CREDENTIAL}))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 401);
+        statuses.push(r.status().as_u16());
     }
+    let limit = mcp_droplet_agent::agent::MAX_FAILED_ENROLMENTS;
+    assert!(statuses[..limit].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[limit..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The lockout slows guessing only: the operator's valid proof still gets through.
     let r = client
         .post(&url)
+        .json(&enrol_body(handle.fingerprint(), CREDENTIAL))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let info = pinned(&handle)
+        .get(format!("{}/v1/info", handle.base_url()))
+        .bearer_auth(CREDENTIAL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_proof_over_another_certificate_is_refused_and_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = start(dir.path(), &SimulatedRuntime::default(), "d1").await;
+    // What a relaying man in the middle obtains: a proof over its own certificate.
+    let attacker_fingerprint = "ab".repeat(32);
+    assert_ne!(attacker_fingerprint, handle.fingerprint());
+    let r = pinned(&handle)
+        .post(format!("{}/v1/enroll", handle.base_url()))
+        .json(&enrol_body(&attacker_fingerprint, CREDENTIAL))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(error_body(r).await.error, "unauthorized");
+    let info = pinned(&handle)
+        .get(format!("{}/v1/info", handle.base_url()))
+        .bearer_auth(CREDENTIAL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 401, "the credential must not be installed");
+    // The raw token is not accepted either (the wire no longer carries it).
+    let raw = pinned(&handle)
+        .post(format!("{}/v1/enroll", handle.base_url()))
         .json(&serde_json::json!({"enrolmentToken": TOKEN, "credential": CREDENTIAL}))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 429);
-    assert_eq!(error_body(r).await.error, "too_many_attempts");
+    assert_eq!(raw.status().as_u16() / 100, 4);
+    assert_ne!(raw.status(), 200);
+    // The real operator still enrols afterwards.
+    enroll(&handle, CREDENTIAL).await;
     handle.shutdown().await;
 }

@@ -46,6 +46,14 @@ fn docker_safe(name: &str) -> String {
         .collect()
 }
 
+/// The Docker volume of a server's named volume. The parts are joined with `_`, which none of
+/// them can contain (server and volume names are DNS labels, and `docker_safe` maps `_` away),
+/// so distinct (droplet, server, volume) tuples never share a volume: with `-` server `a-b`
+/// volume `c` and server `a` volume `b-c` did.
+pub fn volume_name(droplet: &str, server: &str, volume: &str) -> String {
+    format!("mcp_{}_{server}_{volume}", docker_safe(droplet))
+}
+
 fn engine(e: bollard::errors::Error) -> RuntimeError {
     RuntimeError::Engine(e.to_string())
 }
@@ -119,7 +127,7 @@ impl DockerRuntime {
             .iter()
             .map(|v| Mount {
                 target: Some(v.mount_path.clone()),
-                source: Some(format!("mcp-{}-{server}-{}", docker_safe(droplet), v.name)),
+                source: Some(volume_name(droplet, server, &v.name)),
                 typ: Some(MountType::VOLUME),
                 read_only: Some(v.read_only),
                 ..Default::default()
@@ -550,9 +558,20 @@ mod tests {
         assert!(host.binds.is_none());
         let mounts = host.mounts.unwrap();
         assert!(mounts.iter().all(|m| m.typ != Some(MountType::BIND)));
-        assert_eq!(mounts[0].source.as_deref(), Some("mcp-d1-time-data"));
+        assert_eq!(mounts[0].source.as_deref(), Some("mcp_d1_time_data"));
         let labels = body.labels.unwrap();
         assert_eq!(labels.get(LABEL_SERVER).map(String::as_str), Some("time"));
         assert_eq!(body.open_stdin, Some(true));
+    }
+
+    #[test]
+    fn volume_names_of_distinct_tuples_never_collide() {
+        assert_ne!(volume_name("d1", "a-b", "c"), volume_name("d1", "a", "b-c"));
+        assert_ne!(volume_name("d-1", "a", "c"), volume_name("d", "1-a", "c"));
+        assert_ne!(volume_name("d_1", "a", "c"), volume_name("d", "1_a", "c"));
+        // Every part is a DNS label, so splitting at `_` recovers the tuple.
+        let name = volume_name("my.droplet-1", "a-b", "c");
+        assert_eq!(name, "mcp_my.droplet-1_a-b_c");
+        assert_eq!(name.split('_').count(), 4);
     }
 }

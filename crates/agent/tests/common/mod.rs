@@ -39,12 +39,23 @@ pub fn pinned(handle: &AgentHandle) -> reqwest::Client {
     pinned_reqwest_client(handle.fingerprint(), Duration::from_secs(30)).unwrap()
 }
 
+/// The enrolment proof of the test token for a certificate fingerprint.
+pub fn proof_for(fingerprint: &str) -> String {
+    mcp_droplet_agent::secret::enrolment_proof(&Secret::new(TOKEN), fingerprint)
+        .expose()
+        .to_string()
+}
+
+/// The enrolment request body with a proof for `fingerprint`.
+pub fn enrol_body(fingerprint: &str, credential: &str) -> serde_json::Value {
+    serde_json::json!({"enrolmentProof": proof_for(fingerprint), "credential": credential})
+}
+
 /// Enrols with the test credential.
 pub async fn enroll(handle: &AgentHandle, credential: &str) -> EnrollResponse {
-    let (client, _) = tofu_client();
-    let response = client
+    let response = pinned(handle)
         .post(format!("{}/v1/enroll", handle.base_url()))
-        .json(&serde_json::json!({"enrolmentToken": TOKEN, "credential": credential}))
+        .json(&enrol_body(handle.fingerprint(), credential))
         .send()
         .await
         .unwrap();
