@@ -58,46 +58,32 @@ async fn crud_list_selectors_and_conflicts() {
         v.sort();
         v
     };
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("app=web"))
-                .await
-                .unwrap()
+    enum Selector {
+        Labels,
+        Fields,
+    }
+    let cases: [(Selector, &str, &[&str]); 5] = [
+        (Selector::Labels, "app=web", &["a", "c"][..]),
+        (
+            Selector::Labels,
+            "app in (web,api),tier!=back",
+            &["a", "b"][..],
         ),
-        ["a", "c"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("app in (web,api),tier!=back"))
-                .await
-                .unwrap()
-        ),
-        ["a", "b"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("!tier"))
-                .await
-                .unwrap()
-        ),
-        ["b"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("tier,app notin (api)"))
-                .await
-                .unwrap()
-        ),
-        ["a", "c"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().fields("metadata.name=b"))
-                .await
-                .unwrap()
-        ),
-        ["b"]
-    );
+        (Selector::Labels, "!tier", &["b"][..]),
+        (Selector::Labels, "tier,app notin (api)", &["a", "c"][..]),
+        (Selector::Fields, "metadata.name=b", &["b"][..]),
+    ];
+    for (kind, selector, expected) in cases {
+        let params = match kind {
+            Selector::Labels => ListParams::default().labels(selector),
+            Selector::Fields => ListParams::default().fields(selector),
+        };
+        assert_eq!(
+            names(api.list(&params).await.unwrap()),
+            expected,
+            "{selector}"
+        );
+    }
 
     // Pagination with limit/continue returns every object exactly once.
     let first = api.list(&ListParams::default().limit(2)).await.unwrap();
