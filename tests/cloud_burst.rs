@@ -79,7 +79,7 @@ async fn a_burst_of_1000_creates_gets_no_429() {
     }
 
     let stats = sim.stats();
-    let simulated = clock.now().duration_since(sim_start).unwrap_or_default();
+    let simulated = clock::elapsed(sim_start, clock.now());
     println!(
         "DigitalOcean burst: {DEPLOYMENTS} droplets, {} API requests ({:.2} per droplet), \
          peak {} requests/minute, {} responses 429, {:.1} simulated minutes, {:.1} s wall at {speed}x",

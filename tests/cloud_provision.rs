@@ -32,7 +32,7 @@ async fn crash_between_post_and_status_write_leaves_exactly_one_droplet() {
     {
         let client = unpaced_client(&sim, clock.clone());
         store
-            .record_intent(UID, clock.now())
+            .record_intent(UID, std::time::SystemTime::from(clock.now()))
             .await
             .expect("intent stored");
         let mut create = request().create;

@@ -379,7 +379,7 @@ async fn simulated_responses_match_the_openapi_schemas() {
     checker.check("GET /v2/regions 200", r).await;
 
     clock.sleep(Duration::from_secs(600)).await;
-    let now = mcp_droplet_operator::sim::clock::unix_seconds(clock.now());
+    let now = clock::unix_seconds(clock.now());
     for metric in ["cpu", "memory_total", "memory_available", "load_1"] {
         let path = format!(
             "/v2/monitoring/metrics/droplet/{metric}?host_id={id}&start={}&end={now}",

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cloud::DoToken;
-use crate::sim::clock::{ScaledClock, SharedClock, SystemClock};
 use crate::sim::digitalocean::{BootDelay, FaultConfig, SimDoConfig, SimRateLimits};
+use clock::{ScaledClock, SharedClock, SystemClock};
 
 fn parse_token(raw: &str) -> Result<DoToken, String> {
     if raw.trim().is_empty() {

@@ -22,7 +22,7 @@ use crate::cloud::models::{
 };
 use crate::cloud::rate_limit::{Pacer, RateLimitConfig, RateLimitHeaders};
 use crate::cloud::retry::{JitterSource, RandomJitter, RetryPolicy};
-use crate::sim::clock::{SharedClock, SystemClock, unix_seconds};
+use clock::{SharedClock, SystemClock};
 
 /// DigitalOcean's production endpoint.
 pub const DEFAULT_BASE_URL: &str = "https://api.digitalocean.com";
@@ -402,7 +402,7 @@ impl DoClient {
         live: impl std::future::Future<Output = Result<Vec<T>, CloudError>>,
         offline: fn() -> Vec<T>,
     ) -> Vec<T> {
-        let now = self.inner.clock.now();
+        let now = SystemTime::from(self.inner.clock.now());
         let ttl = self.inner.config.catalog_ttl;
         if let Some((at, items)) = slot(&mut self.lock_cache()).clone()
             && now.duration_since(at).unwrap_or_default() < ttl
@@ -459,7 +459,7 @@ impl DoClient {
         id: u64,
         window: Duration,
     ) -> Result<DropletUtilization, CloudError> {
-        let end = self.inner.clock.now();
+        let end = SystemTime::from(self.inner.clock.now());
         let start = end - window;
         let cpu = self
             .droplet_metric(id, DropletMetric::Cpu, start, end)
@@ -757,6 +757,12 @@ pub fn cpu_busy_share(cpu: &MetricsResponse) -> Option<f64> {
         }
     }
     (total > 0.0).then(|| (1.0 - idle / total).clamp(0.0, 1.0))
+}
+
+/// Seconds since the Unix epoch (0 before it).
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -296,7 +296,7 @@ pub async fn ensure_droplet<S: IntentStore>(
         }
     }
     let tagged = client.list_droplets_by_tag(&tag).await?;
-    let now = client.clock().now();
+    let now = SystemTime::from(client.clock().now());
     match decide(&record, &tagged, now, request.list_lag_grace) {
         CreateDecision::Adopt { keep, duplicates } => {
             store.record_droplet_id(uid, keep).await?;

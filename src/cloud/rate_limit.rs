@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-use crate::sim::clock::SharedClock;
+use clock::SharedClock;
 
 /// The longest wait a response header may impose (DigitalOcean resets within an hour).
 const MAX_HEADER_WAIT: Duration = Duration::from_secs(3600);
@@ -214,7 +214,7 @@ impl Pacer {
         loop {
             let wait = {
                 let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                state.delay_before_next(self.clock.now(), &self.config)
+                state.delay_before_next(SystemTime::from(self.clock.now()), &self.config)
             };
             match wait {
                 None => return,
@@ -225,7 +225,7 @@ impl Pacer {
 
     /// Takes in the rate-limit headers of a response.
     pub fn observe(&self, headers: &RateLimitHeaders, status: u16) {
-        let now = self.clock.now();
+        let now = SystemTime::from(self.clock.now());
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -1,4 +1,3 @@
-//! The simulated world: the shared clock and the simulated DigitalOcean.
+//! The simulated world: the simulated DigitalOcean (the clock is the `clock` crate).
 
-pub mod clock;
 pub mod digitalocean;

@@ -3,15 +3,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use clock::{ManualClock, ScaledClock, SharedClock};
 use mcp_droplet_operator::cloud::DoToken;
 use mcp_droplet_operator::cloud::client::{DoClient, DoClientConfig};
 use mcp_droplet_operator::cloud::metrics::CloudMetrics;
 use mcp_droplet_operator::cloud::models::DropletCreateRequest;
 use mcp_droplet_operator::cloud::rate_limit::RateLimitConfig;
 use mcp_droplet_operator::cloud::retry::FixedJitter;
-use mcp_droplet_operator::sim::clock::{ManualClock, ScaledClock, SharedClock};
 use mcp_droplet_operator::sim::digitalocean::{
     BootDelay, SimDoConfig, SimulatedDo, serve_simulated_do,
 };
@@ -78,7 +78,7 @@ pub fn fast_clock(speed: f64) -> SharedClock {
 }
 
 pub fn manual_clock() -> (ManualClock, SharedClock) {
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let clock = ManualClock::new(clock::Timestamp::from_second(1_800_000_000).expect("valid"));
     (clock.clone(), Arc::new(clock))
 }
 

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::sim::clock::{SharedClock, SystemClock};
 use crate::sim::digitalocean::DropletLifecycleHook;
+use clock::{SharedClock, SystemClock};
 
 /// How long a droplet stays `new` before it turns `active` (simulated time), drawn uniformly
 /// from `[min, max]`.

@@ -100,7 +100,7 @@ pub enum SimDoError {
 pub(crate) struct Shared {
     pub(crate) world: Mutex<World>,
     pub(crate) token: DoToken,
-    pub(crate) clock: crate::sim::clock::SharedClock,
+    pub(crate) clock: clock::SharedClock,
     hook: Mutex<Option<Arc<dyn DropletLifecycleHook>>>,
 }
 
@@ -129,7 +129,7 @@ impl Shared {
     }
 
     fn tick(&self) {
-        let now = self.clock.now();
+        let now = std::time::SystemTime::from(self.clock.now());
         let events = self.world().advance(now);
         self.dispatch(events);
     }

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 use crate::cloud::models::{DropletActionRequest, DropletCreateRequest, DropletMetric};
 use crate::cloud::offline_catalog;
-use crate::sim::clock::unix_seconds;
 use crate::sim::digitalocean::Shared;
 use crate::sim::digitalocean::world::{RateDecision, SimError};
+use clock::unix_seconds;
 
 type AppState = Arc<Shared>;
 type Params = Query<HashMap<String, String>>;
@@ -97,7 +97,7 @@ fn apply_rate_headers(headers: &mut HeaderMap, decision: &RateDecision) {
 /// `ratelimit-*` headers and a request id (header and error body).
 async fn gatekeeper(State(shared): State<AppState>, request: Request, next: Next) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let now = shared.clock.now();
+    let now = std::time::SystemTime::from(shared.clock.now());
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -127,7 +127,9 @@ async fn gatekeeper(State(shared): State<AppState>, request: Request, next: Next
                 if !latency.is_zero() {
                     shared.clock.sleep(latency).await;
                 }
-                let events = shared.world().advance(shared.clock.now());
+                let events = shared
+                    .world()
+                    .advance(std::time::SystemTime::from(shared.clock.now()));
                 shared.dispatch(events);
                 next.run(request).await
             };
@@ -255,7 +257,10 @@ async fn list_droplets(
             "tag_name and name cannot be combined",
         ));
     }
-    let droplets = shared.world().list_droplets(tag, name, shared.clock.now());
+    let droplets =
+        shared
+            .world()
+            .list_droplets(tag, name, std::time::SystemTime::from(shared.clock.now()));
     paginate(
         "droplets",
         droplets,
@@ -294,7 +299,7 @@ async fn create_droplet(
             )));
         }
     };
-    let now = shared.clock.now();
+    let now = std::time::SystemTime::from(shared.clock.now());
     let (result, fail_after_commit) = {
         let mut world = shared.world();
         let result = world.create_droplet(&request, now);
@@ -332,7 +337,10 @@ async fn get_droplet(State(shared): State<AppState>, Path(id): Path<String>) -> 
     let Some(id) = parse_id(&id) else {
         return error_response(SimError::not_found());
     };
-    match shared.world().get_droplet(id, shared.clock.now()) {
+    match shared
+        .world()
+        .get_droplet(id, std::time::SystemTime::from(shared.clock.now()))
+    {
         Ok(droplet) => json_response(StatusCode::OK, &json!({ "droplet": droplet })),
         Err(error) => error_response(error),
     }
@@ -377,9 +385,11 @@ async fn droplet_action(
             ));
         }
     };
-    let result = shared
-        .world()
-        .droplet_action(id, &request, shared.clock.now());
+    let result = shared.world().droplet_action(
+        id,
+        &request,
+        std::time::SystemTime::from(shared.clock.now()),
+    );
     match result {
         Ok(action) => json_response(StatusCode::CREATED, &json!({ "action": action })),
         Err(error) => error_response(error),

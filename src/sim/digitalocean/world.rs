@@ -14,7 +14,6 @@ use crate::cloud::models::{
     Image, NetworkType, NetworkV4, Networks,
 };
 use crate::cloud::offline_catalog::{region_model, size_model};
-use crate::sim::clock::unix_seconds;
 use crate::sim::digitalocean::config::{FaultConfig, SimDoConfig};
 use crate::sim::digitalocean::{ActiveDroplet, DropletUsage};
 
@@ -815,4 +814,10 @@ pub fn rfc3339(at: SystemTime) -> String {
     jiff::Timestamp::from_second(secs)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// Seconds since the Unix epoch (0 before it).
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -1,14 +1,18 @@
-//! Injectable time: one `Clock` trait for production (the system clock) and for the simulated
-//! world (a clock that runs faster than real time, or one a test advances by hand).
+//! The one clock of the whole project: a `Clock` trait for production (the system clock) and for
+//! the simulated world (a clock that runs faster than real time, or one a test advances by hand).
 //!
-//! Both the DigitalOcean client's pacer and the simulated DigitalOcean read the same clock, so a
-//! burst that takes minutes of cloud time runs in seconds of wall time.
+//! Everything that reads time takes a [`SharedClock`]: the DigitalOcean client's pacer, the
+//! simulated DigitalOcean, kube-sim's timestamps, the agent's timers and the operator. At 30x
+//! speed a droplet's age in the simulated cloud and its Kubernetes timestamps therefore agree.
+//! Time is a [`jiff::Timestamp`], the time type of k8s-openapi 0.29.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+pub use jiff::Timestamp;
 
 use tokio::sync::Notify;
 
@@ -18,7 +22,7 @@ pub type SleepFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// The source of "now" and of waiting, shared by the client and the simulated cloud.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current (possibly simulated) wall-clock time.
-    fn now(&self) -> SystemTime;
+    fn now(&self) -> Timestamp;
     /// Waits until `duration` of this clock's time has passed.
     fn sleep(&self, duration: Duration) -> SleepFuture;
 }
@@ -27,19 +31,28 @@ pub trait Clock: Send + Sync + fmt::Debug {
 pub type SharedClock = Arc<dyn Clock>;
 
 /// Seconds since the Unix epoch of a clock reading (0 before the epoch).
-pub fn unix_seconds(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+pub fn unix_seconds(at: Timestamp) -> u64 {
+    u64::try_from(at.as_second()).unwrap_or(0)
 }
 
-/// The real clock: `SystemTime::now` and tokio's timer.
+/// `at + by`, saturating at the largest timestamp jiff represents.
+pub fn add(at: Timestamp, by: Duration) -> Timestamp {
+    let by = jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
+    at.checked_add(by).unwrap_or(Timestamp::MAX)
+}
+
+/// How long after `earlier` the instant `later` is (zero when it is not later).
+pub fn elapsed(earlier: Timestamp, later: Timestamp) -> Duration {
+    Duration::try_from(later.duration_since(earlier)).unwrap_or(Duration::ZERO)
+}
+
+/// The real clock: `Timestamp::now` and tokio's timer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
     }
 
     fn sleep(&self, duration: Duration) -> SleepFuture {
@@ -53,18 +66,18 @@ impl Clock for SystemClock {
 #[derive(Debug, Clone)]
 pub struct ScaledClock {
     origin_real: Instant,
-    origin_sim: SystemTime,
+    origin_sim: Timestamp,
     speed: f64,
 }
 
 impl ScaledClock {
     /// A clock running `speed` times real time (values below 0.001 are raised to 0.001).
     pub fn new(speed: f64) -> Self {
-        Self::starting_at(SystemTime::now(), speed)
+        Self::starting_at(Timestamp::now(), speed)
     }
 
     /// A scaled clock whose simulated time starts at `origin`.
-    pub fn starting_at(origin: SystemTime, speed: f64) -> Self {
+    pub fn starting_at(origin: Timestamp, speed: f64) -> Self {
         let speed = if speed.is_finite() {
             speed.max(0.001)
         } else {
@@ -84,9 +97,9 @@ impl ScaledClock {
 }
 
 impl Clock for ScaledClock {
-    fn now(&self) -> SystemTime {
+    fn now(&self) -> Timestamp {
         let real = self.origin_real.elapsed();
-        self.origin_sim + real.mul_f64(self.speed)
+        add(self.origin_sim, real.mul_f64(self.speed))
     }
 
     fn sleep(&self, duration: Duration) -> SleepFuture {
@@ -103,13 +116,13 @@ pub struct ManualClock {
 
 #[derive(Debug)]
 struct ManualInner {
-    now: Mutex<SystemTime>,
+    now: Mutex<Timestamp>,
     changed: Notify,
 }
 
 impl ManualClock {
     /// A manual clock reading `start`.
-    pub fn new(start: SystemTime) -> Self {
+    pub fn new(start: Timestamp) -> Self {
         Self {
             inner: Arc::new(ManualInner {
                 now: Mutex::new(start),
@@ -126,14 +139,14 @@ impl ManualClock {
                 .now
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            *now += by;
+            *now = add(*now, by);
         }
         self.inner.changed.notify_waiters();
     }
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
+    fn now(&self) -> Timestamp {
         *self
             .inner
             .now
@@ -143,7 +156,7 @@ impl Clock for ManualClock {
 
     fn sleep(&self, duration: Duration) -> SleepFuture {
         let inner = Arc::clone(&self.inner);
-        let deadline = self.now() + duration;
+        let deadline = add(self.now(), duration);
         Box::pin(async move {
             loop {
                 let notified = inner.changed.notified();
@@ -169,13 +182,13 @@ mod tests {
         let clock = ScaledClock::new(1000.0);
         let start = clock.now();
         std::thread::sleep(Duration::from_millis(20));
-        let elapsed = clock.now().duration_since(start).unwrap_or_default();
+        let elapsed = elapsed(start, clock.now());
         assert!(elapsed >= Duration::from_secs(15), "elapsed {elapsed:?}");
     }
 
     #[tokio::test]
     async fn manual_clock_wakes_sleepers_only_after_advance() {
-        let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+        let clock = ManualClock::new(Timestamp::UNIX_EPOCH);
         let sleeper = tokio::spawn(clock.sleep(Duration::from_secs(10)));
         clock.advance(Duration::from_secs(5));
         tokio::task::yield_now().await;
