@@ -194,7 +194,10 @@ fn templates_with_volumes_or_no_network_are_consistent() {
         }
     }
     assert!(with_volume >= 3, "filesystem, memory and git need volumes");
-    assert!(without_network >= 3, "time, filesystem and others run offline");
+    assert!(
+        without_network >= 3,
+        "time, filesystem and others run offline"
+    );
 }
 
 async fn install_crds(client: &Client) {
@@ -222,7 +225,10 @@ async fn catalogue_applies_to_kube_sim_and_reads_back() {
     // The kind is served once a list answers (CRD establishment is asynchronous).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while templates.list(&Default::default()).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "MCPTemplate not served");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "MCPTemplate not served"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -246,14 +252,17 @@ async fn catalogue_applies_to_kube_sim_and_reads_back() {
         let want = &expected[&t.name_any()];
         assert_eq!(&t.spec, want, "{} changed on the way through", t.name_any());
         assert_eq!(
-            t.labels().get("mcp.agentopia.io/catalog").map(String::as_str),
+            t.labels()
+                .get("mcp.agentopia.io/catalog")
+                .map(String::as_str),
             Some("true")
         );
     }
     sim.shutdown().await;
 }
 
-fn templates_by_name() -> std::collections::BTreeMap<String, mcp_droplet_operator::api::MCPTemplateSpec> {
+fn templates_by_name()
+-> std::collections::BTreeMap<String, mcp_droplet_operator::api::MCPTemplateSpec> {
     templates()
         .into_iter()
         .map(|(_, t)| (t.name_any(), t.spec))
