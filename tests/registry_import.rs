@@ -428,3 +428,59 @@ fn cli_imports_a_directory_recursively_as_a_json_list() {
     assert!(run.stderr.contains("broken.json: not valid JSON"));
     assert_eq!(yaml_docs(&run.stdout).len(), 4);
 }
+
+#[tokio::test]
+async fn imported_templates_are_stored_by_an_api_server() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams, ValidationDirective};
+    use mcp_droplet_operator::api::{self, MCPTemplate};
+
+    let sim = kube_sim::KubeSim::start(kube_sim::Config::default())
+        .await
+        .expect("start kube-sim");
+    let client = mcp_droplet_operator::cli::sim::client_for(&sim).expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in api::all_crds() {
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("import-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    let templates: Api<MCPTemplate> = Api::all(client.clone());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while templates.list(&Default::default()).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "MCPTemplate not served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let run = cli(&[fixture("").to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let params = PatchParams {
+        field_manager: Some("import-test".into()),
+        field_validation: Some(ValidationDirective::Strict),
+        force: true,
+        ..Default::default()
+    };
+    let docs = yaml_docs(&run.stdout);
+    for doc in &docs {
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        templates
+            .patch(name, &params, &Patch::Apply(doc))
+            .await
+            .unwrap_or_else(|e| panic!("{name} rejected: {e}"));
+    }
+    let stored = templates.list(&Default::default()).await.unwrap();
+    let mut names: Vec<_> = stored.items.iter().map(|t| t.name_any()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["github-mcp-server", "mcp-grafana", "playwright-mcp", "time"]
+    );
+    sim.shutdown().await;
+}
