@@ -12,5 +12,6 @@ pub mod cli;
 pub mod cloud;
 pub mod dtma;
 pub mod probe;
+pub mod registry_import;
 pub mod scheduler;
 pub mod sim;

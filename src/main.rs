@@ -22,6 +22,8 @@ enum Command {
     Plan(cli::plan::PlanArgs),
     /// Check an MCP endpoint with a real client: initialize, then tools/list.
     Probe(cli::probe::ProbeArgs),
+    /// The catalogue: import MCP registry server.json documents as MCPTemplates.
+    Catalog(cli::catalog::CatalogArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +36,13 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             // The outcome is already printed; a failed check only sets the exit code.
             if let Err(error) = runtime.block_on(cli::probe::run(args)) {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        }
+        Command::Catalog(args) => {
+            // The per-document report is already on stderr; the error only adds the summary.
+            if let Err(error) = cli::catalog::run(args) {
                 eprintln!("error: {error}");
                 std::process::exit(1);
             }

@@ -1,5 +1,6 @@
 //! The subcommands of the `mcp-droplet-operator` binary, one module each.
 
+pub mod catalog;
 pub mod crds;
 pub mod plan;
 pub mod probe;
