@@ -12,5 +12,6 @@ pub mod cli;
 pub mod cloud;
 pub mod dtma;
 pub mod probe;
+pub mod retry;
 pub mod scheduler;
 pub mod sim;

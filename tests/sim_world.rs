@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use clap::Parser;
 use mcp_droplet_agent::secret::Secret;
-use mcp_droplet_operator::agent_client::sim_fleet::FleetAgentState;
 use mcp_droplet_operator::agent_client::{AgentClient, ClientSettings, enroll};
-use mcp_droplet_operator::cli::sim::{SimArgs, SimulatedCloud};
-use mcp_droplet_operator::cloud::bootstrap::{BootstrapConfig, EnrolmentToken, render_user_data};
+use mcp_droplet_operator::cli::sim::SimArgs;
+use mcp_droplet_operator::cloud::bootstrap::{
+    BootstrapConfig, new_enrolment_token, render_user_data,
+};
 use mcp_droplet_operator::cloud::models::{DropletCreateRequest, DropletStatus};
-use mcp_droplet_operator::cloud::{DoClient, DoClientConfig, DoToken};
+use mcp_droplet_operator::cloud::{DoClient, DoClientConfig};
+use mcp_droplet_operator::sim::World;
+use mcp_droplet_operator::sim::agent_fleet::FleetAgentState;
+use secrecy::ExposeSecret;
 
 #[derive(Parser)]
 struct Cli {
@@ -41,17 +45,21 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
     .unwrap()
     .sim;
     let data = tempfile::tempdir().unwrap();
-    let cloud = SimulatedCloud::start(&sim.cloud, DoToken::new(TOKEN), data.path())
-        .await
-        .unwrap();
+    let mut config = sim.world_config().unwrap();
+    if let Some(cloud) = config.cloud.as_mut() {
+        cloud.agent_data_dir = data.path().to_path_buf();
+    }
+    let world = World::start(config).await.unwrap();
+    assert!(world.kube().is_none(), "--no-kube starts no API server");
+    let cloud = world.cloud().unwrap();
     let client = DoClient::new(DoClientConfig::new(
-        cloud.digitalocean.base_url(),
-        DoToken::new(TOKEN),
+        world.digitalocean_url().unwrap(),
+        world.digitalocean_token().unwrap().clone(),
     ))
     .unwrap();
 
     // Every simulated droplet has its own loopback address, so the real agent port can be used.
-    let enrolment = EnrolmentToken::generate(&mut rand::rng());
+    let enrolment = new_enrolment_token(&mut rand::rng());
     let mut bootstrap =
         BootstrapConfig::from_release_url("https://example.invalid/mcp-droplet-agent");
     bootstrap.listen = "0.0.0.0:9443".into();
@@ -90,7 +98,7 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
     let credential = Secret::random();
     let enrolled = enroll(
         &base,
-        &Secret::new(enrolment.expose()),
+        &Secret::new(enrolment.expose_secret()),
         &credential,
         ClientSettings::default(),
     )
@@ -119,5 +127,5 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
         stopped.is_ok(),
         "the agent still answers after its droplet was deleted"
     );
-    cloud.shutdown().await;
+    world.shutdown().await;
 }
