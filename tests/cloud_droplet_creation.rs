@@ -200,7 +200,7 @@ async fn list_and_get_lag_longer_than_the_grace_period_create_no_second_droplet(
         other => panic!("expected a create, got {other:?}"),
     };
     // Pass after pass beyond the grace period, the droplet is invisible: nothing happens.
-    for _ in 0..4 {
+    for _ in 0..3 {
         manual.advance(GRACE);
         match ensure_droplet(&client, &store, &request()).await {
             Ok(EnsureOutcome::Pending { .. }) => {}

@@ -121,7 +121,14 @@ pub struct PacerState {
     /// No request before this instant (after a 429, an exhausted budget, or a low
     /// `ratelimit-remaining` that has to last until the reset).
     blocked_until: Option<Timestamp>,
+    /// How many times slower than the configured rate to go: doubled by every 429 (the server
+    /// is stricter than the client believes, e.g. another client shares the token), eased back
+    /// by every success. 1.0 (or the default 0.0) is the configured rate.
+    slowdown: f64,
 }
+
+/// The largest slowdown a run of 429s can impose (about 7 requests a minute at 250).
+const MAX_SLOWDOWN: f64 = 32.0;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MINUTE: Duration = Duration::from_secs(60);
@@ -149,9 +156,11 @@ impl PacerState {
             let frees_at = clock::add(self.sent[index], HOUR);
             return Some(clock::elapsed(now, frees_at).max(Duration::from_millis(1)));
         }
-        let interval = config.interval();
+        let interval = self.interval(config);
         let tat = self.tat.unwrap_or(now).max(now);
-        let allowance = interval.saturating_mul(config.burst.saturating_sub(1));
+        // Slowed down, no bursts: requests go one interval apart.
+        let burst = if self.slowdown() > 1.0 { 1 } else { config.burst };
+        let allowance = interval.saturating_mul(burst.saturating_sub(1));
         let ahead = clock::elapsed(now, tat);
         if ahead > allowance {
             return Some(ahead - allowance);
@@ -162,8 +171,17 @@ impl PacerState {
     /// Counts a request sent at `now`.
     pub fn record_sent(&mut self, now: Timestamp, config: &RateLimitConfig) {
         let tat = self.tat.unwrap_or(now).max(now);
-        self.tat = Some(clock::add(tat, config.interval()));
+        self.tat = Some(clock::add(tat, self.interval(config)));
         self.sent.push_back(now);
+    }
+
+    /// The current slowdown factor (1.0 = the configured rate).
+    pub fn slowdown(&self) -> f64 {
+        self.slowdown.max(1.0)
+    }
+
+    fn interval(&self, config: &RateLimitConfig) -> Duration {
+        config.interval().mul_f64(self.slowdown())
     }
 
     /// [`PacerState::wait_needed`], recording the request when it may go now.
@@ -206,7 +224,12 @@ impl PacerState {
                 _ => clock::add(now, MINUTE),
             };
             self.block_until(until);
+            self.slowdown = (self.slowdown() * 2.0).min(MAX_SLOWDOWN);
             return;
+        }
+        if (200..300).contains(&status) {
+            // Additive ease-back: about 35 successes halve a slowdown.
+            self.slowdown = (self.slowdown() * 0.98).max(1.0);
         }
         match (headers.remaining, reset_at) {
             (Some(0), reset) => {
@@ -526,6 +549,27 @@ mod tests {
             .expect("the first caller goes after the block")
             .expect("task");
         assert_eq!(first, Ok(()));
+    }
+
+    #[test]
+    fn a_429_halves_the_rate_and_successes_restore_it() {
+        let config = RateLimitConfig::default();
+        let mut state = PacerState::default();
+        let refused = RateLimitHeaders {
+            retry_after: Some(1),
+            ..Default::default()
+        };
+        state.observe(&refused, 429, at(0.0), &config);
+        state.observe(&refused, 429, at(0.0), &config);
+        assert_eq!(state.slowdown(), 4.0);
+        // After the block, requests go four intervals apart, without a burst.
+        assert_eq!(state.delay_before_next(at(1.0), &config), None);
+        let wait = state.delay_before_next(at(1.0), &config).expect("spaced");
+        assert_eq!(wait, config.interval() * 4);
+        for _ in 0..200 {
+            state.observe(&RateLimitHeaders::default(), 200, at(2.0), &config);
+        }
+        assert_eq!(state.slowdown(), 1.0);
     }
 
     #[test]
