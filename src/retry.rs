@@ -172,12 +172,18 @@ mod tests {
 
     impl clock::Clock for JumpingClock {
         fn now(&self) -> Timestamp {
-            let offset = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let offset = *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             clock::add(Timestamp::UNIX_EPOCH, offset)
         }
 
         fn sleep(&self, duration: Duration) -> clock::SleepFuture {
-            *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += duration;
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) += duration;
             Box::pin(std::future::ready(()))
         }
     }

@@ -289,8 +289,8 @@ async fn the_simulated_fleet_runs_an_agent_per_active_droplet() {
         BootstrapConfig, new_enrolment_token, render_user_data,
     };
     use mcp_droplet_operator::sim::agent_fleet::{FleetAgentState, SimulatedAgentFleet};
-    use secrecy::ExposeSecret;
     use mcp_droplet_operator::sim::digitalocean::{ActiveDroplet, DropletLifecycleHook};
+    use secrecy::ExposeSecret;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -329,9 +329,14 @@ async fn the_simulated_fleet_runs_an_agent_per_active_droplet() {
 
     let base = format!("https://{expected}");
     let credential = Secret::random();
-    let enrolment = enroll(&base, &Secret::new(token.expose_secret()), &credential, settings())
-        .await
-        .unwrap();
+    let enrolment = enroll(
+        &base,
+        &Secret::new(token.expose_secret()),
+        &credential,
+        settings(),
+    )
+    .await
+    .unwrap();
     assert_eq!(enrolment.droplet_name, "fleet-1");
     let client =
         AgentClient::new(&base, &enrolment.certificate_sha256, credential, settings()).unwrap();

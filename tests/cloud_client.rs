@@ -435,7 +435,10 @@ async fn an_hourly_429_fails_fast_with_the_reset_or_waits_for_it_when_allowed() 
         .await
         .expect("account after the reset");
     let waited = clock::elapsed(start, clock.now());
-    assert!(sim.stats().rate_limited <= 1, "at most one 429 from the hourly limit");
+    assert!(
+        sim.stats().rate_limited <= 1,
+        "at most one 429 from the hourly limit"
+    );
     assert!(
         waited >= Duration::from_secs(3_000),
         "the client waited for ratelimit-reset: {waited:?}"
@@ -446,7 +449,10 @@ async fn an_hourly_429_fails_fast_with_the_reset_or_waits_for_it_when_allowed() 
 #[tokio::test]
 async fn a_failed_action_post_that_was_committed_is_not_sent_again() {
     let clock = fast_clock(1_000.0);
-    let sim = start_sim(clock.clone(), |c| c.boot_delay = BootDelay::fixed(Duration::ZERO)).await;
+    let sim = start_sim(clock.clone(), |c| {
+        c.boot_delay = BootDelay::fixed(Duration::ZERO)
+    })
+    .await;
     let client = client_for(&sim, clock.clone(), TOKEN);
     let id = client
         .create_droplet(&create_request("acted"))
@@ -473,7 +479,10 @@ async fn a_failed_action_post_that_was_committed_is_not_sent_again() {
         actions.iter().filter(|a| a.kind == kind).count()
     };
     assert_eq!(
-        kinds(client.list_droplet_actions(id).await.expect("actions"), "power_off"),
+        kinds(
+            client.list_droplet_actions(id).await.expect("actions"),
+            "power_off"
+        ),
         1,
         "one power-off, not one per retry"
     );
@@ -498,7 +507,10 @@ async fn a_failed_action_post_that_was_committed_is_not_sent_again() {
         .expect("the committed resize is found");
     assert_eq!(resized.kind, "resize");
     assert_eq!(
-        kinds(client.list_droplet_actions(id).await.expect("actions"), "resize"),
+        kinds(
+            client.list_droplet_actions(id).await.expect("actions"),
+            "resize"
+        ),
         1
     );
     assert_eq!(client.metrics().retries("droplet_action", "server"), 0);

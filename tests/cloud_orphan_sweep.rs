@@ -38,7 +38,13 @@ fn object(uid: &str, droplet_id: Option<u64>) -> DropletObject {
 }
 
 /// A reflector store holding `objects`, synced (its initial list completed) or not.
-fn store_of(objects: &[DropletObject], synced: bool) -> (Store<DropletObject>, reflector::store::Writer<DropletObject>) {
+fn store_of(
+    objects: &[DropletObject],
+    synced: bool,
+) -> (
+    Store<DropletObject>,
+    reflector::store::Writer<DropletObject>,
+) {
     let (store, mut writer) = reflector::store::<DropletObject>();
     writer.apply_watcher_event(&Event::Init);
     for object in objects {
@@ -50,7 +56,10 @@ fn store_of(objects: &[DropletObject], synced: bool) -> (Store<DropletObject>, r
     (store, writer)
 }
 
-fn create_for(owner: &str, name: &str) -> mcp_droplet_operator::cloud::models::DropletCreateRequest {
+fn create_for(
+    owner: &str,
+    name: &str,
+) -> mcp_droplet_operator::cloud::models::DropletCreateRequest {
     let mut create = create_request(name);
     create.tags = vec![owner_tag(owner), cluster_tag(CLUSTER)];
     create
@@ -80,7 +89,11 @@ async fn a_partial_owner_view_deletes_nothing_and_a_synced_one_deletes_at_most_t
         OwnerView::from_synced_store(&partial),
         Err(SweepError::NotSynced)
     ));
-    assert_eq!(sim.droplets().len(), 6, "nothing deleted without a complete view");
+    assert_eq!(
+        sim.droplets().len(),
+        6,
+        "nothing deleted without a complete view"
+    );
 
     writer.apply_watcher_event(&Event::InitApply(object("live", Some(live.id))));
     writer.apply_watcher_event(&Event::InitDone);
@@ -101,7 +114,11 @@ async fn a_partial_owner_view_deletes_nothing_and_a_synced_one_deletes_at_most_t
             .expect("sweep");
     }
     let left: Vec<u64> = sim.droplets().iter().map(|d| d.id).collect();
-    assert_eq!(left, vec![live.id], "every orphan gone, the live droplet kept");
+    assert_eq!(
+        left,
+        vec![live.id],
+        "every orphan gone, the live droplet kept"
+    );
     sim.shutdown().await;
 }
 
@@ -122,10 +139,18 @@ async fn a_restore_with_new_uids_adopts_and_re_tags_instead_of_deleting() {
     // After the restore the object has a new UID; its status still names the droplet.
     let (store, _writer) = store_of(&[object(new_uid, Some(running.id))], true);
     let view = OwnerView::from_synced_store(&store).expect("synced");
-    let report = sweep_orphans(&client, &view, &cluster_tag(CLUSTER), &SweepPolicy::default())
-        .await
-        .expect("sweep");
-    assert!(report.deleted.is_empty(), "the running droplet is not an orphan");
+    let report = sweep_orphans(
+        &client,
+        &view,
+        &cluster_tag(CLUSTER),
+        &SweepPolicy::default(),
+    )
+    .await
+    .expect("sweep");
+    assert!(
+        report.deleted.is_empty(),
+        "the running droplet is not an orphan"
+    );
     assert_eq!(report.retagged, vec![running.id]);
     let tags = sim.droplets()[0].tags.clone();
     assert!(tags.contains(&owner_tag(new_uid)), "{tags:?}");
@@ -148,9 +173,14 @@ async fn a_restore_with_new_uids_adopts_and_re_tags_instead_of_deleting() {
         other => panic!("expected the restored droplet, got {other:?}"),
     }
     // A second sweep changes nothing.
-    let again = sweep_orphans(&client, &view, &cluster_tag(CLUSTER), &SweepPolicy::default())
-        .await
-        .expect("sweep");
+    let again = sweep_orphans(
+        &client,
+        &view,
+        &cluster_tag(CLUSTER),
+        &SweepPolicy::default(),
+    )
+    .await
+    .expect("sweep");
     assert!(again.deleted.is_empty() && again.retagged.is_empty());
     assert_eq!(sim.droplets().len(), 1);
     sim.shutdown().await;

@@ -61,7 +61,10 @@ async fn an_hourly_reset_fails_a_waiting_delete_at_its_deadline_with_retry_after
         waited <= Duration::from_secs(35),
         "the delete was held {waited:?} (deadline 30 s)"
     );
-    assert!(!waiting.is_finished(), "the patient caller still waits for the reset");
+    assert!(
+        !waiting.is_finished(),
+        "the patient caller still waits for the reset"
+    );
     waiting.abort();
     sim.shutdown().await;
 }

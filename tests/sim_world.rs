@@ -129,3 +129,58 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
     );
     world.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_call_starts_kube_sim_and_the_cloud_on_the_world_clock() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, ListParams};
+    use mcp_droplet_operator::sim::{CloudSettings, KubeSimSettings, WorldConfig};
+    use std::sync::Arc;
+
+    let start = clock::Timestamp::from_second(1_900_000_000).unwrap();
+    let manual = clock::ManualClock::new(start);
+    let data = tempfile::tempdir().unwrap();
+    let world = World::start(WorldConfig {
+        clock: Arc::new(manual.clone()),
+        kube: Some(KubeSimSettings::default()),
+        cloud: Some(CloudSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: TOKEN.into(),
+            digitalocean: Default::default(),
+            agent_data_dir: data.path().to_path_buf(),
+        }),
+    })
+    .await
+    .unwrap();
+
+    let crds: Api<CustomResourceDefinition> = Api::all(world.kube_client().unwrap());
+    let names = crds.list(&ListParams::default()).await.unwrap().items.len();
+    assert_eq!(names, mcp_droplet_operator::api::all_crds().len());
+
+    let client = DoClient::with_parts(
+        DoClientConfig::new(
+            world.digitalocean_url().unwrap(),
+            world.digitalocean_token().unwrap().clone(),
+        ),
+        Arc::clone(world.clock()),
+        Default::default(),
+    )
+    .unwrap();
+    manual.advance(Duration::from_secs(42));
+    let created = client
+        .create_droplet(&DropletCreateRequest {
+            name: "clocked".into(),
+            region: "nyc3".into(),
+            size: "s-1vcpu-1gb".into(),
+            image: "ubuntu-24-04-x64".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        created.droplet.created(),
+        Some(clock::add(start, Duration::from_secs(42))),
+        "the simulated DigitalOcean reads the world's clock"
+    );
+    world.shutdown().await;
+}

@@ -420,7 +420,11 @@ impl DoClient {
                         .parse::<Timestamp>()
                         .is_ok_and(|started| started >= attempt_start)
             }) {
-                tracing::info!(droplet = id, action = committed.id, "a failed action POST was committed; not resending");
+                tracing::info!(
+                    droplet = id,
+                    action = committed.id,
+                    "a failed action POST was committed; not resending"
+                );
                 return Ok(committed);
             }
             failures += 1;
@@ -707,13 +711,10 @@ impl DoClient {
                 inner
                     .metrics
                     .record_request(operation.as_str(), Some(status.as_u16()));
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| CloudError::Transport {
-                        operation: operation.as_str(),
-                        message: e.without_url().to_string(),
-                    })?;
+                let bytes = response.bytes().await.map_err(|e| CloudError::Transport {
+                    operation: operation.as_str(),
+                    message: e.without_url().to_string(),
+                })?;
                 if status.is_success() {
                     Ok(bytes.to_vec())
                 } else {
@@ -922,8 +923,7 @@ mod tests {
     #[test]
     fn a_droplet_listed_on_two_pages_counts_once() {
         let droplet = |id: u64, name: &str| -> Droplet {
-            serde_json::from_value(serde_json::json!({"id": id, "name": name}))
-                .expect("droplet")
+            serde_json::from_value(serde_json::json!({"id": id, "name": name})).expect("droplet")
         };
         let listed = vec![droplet(1, "a"), droplet(2, "b"), droplet(1, "a-later")];
         let distinct = distinct_droplets(listed);

@@ -330,7 +330,12 @@ pub async fn ensure_droplet<S: IntentStore>(
                 store.record_droplet_id(uid, keep, true).await?;
             }
             for duplicate in &duplicates {
-                tracing::warn!(owner = uid, keep, duplicate, "deleting a duplicate droplet of one owner");
+                tracing::warn!(
+                    owner = uid,
+                    keep,
+                    duplicate,
+                    "deleting a duplicate droplet of one owner"
+                );
                 client.delete_droplet(*duplicate).await?;
             }
             // A restored or adopted droplet may miss a tag (a new UID, another cluster).

@@ -310,9 +310,7 @@ mod tests {
     #[test]
     fn deletions_are_capped_per_pass_oldest_first() {
         let view = view(&[]);
-        let listed: Vec<Droplet> = (1..=5)
-            .map(|i| droplet(i, 100 - i, &["gone"]))
-            .collect();
+        let listed: Vec<Droplet> = (1..=5).map(|i| droplet(i, 100 - i, &["gone"])).collect();
         let policy = SweepPolicy {
             max_deletions_per_pass: 2,
             ..SweepPolicy::default()

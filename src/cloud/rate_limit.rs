@@ -159,7 +159,11 @@ impl PacerState {
         let interval = self.interval(config);
         let tat = self.tat.unwrap_or(now).max(now);
         // Slowed down, no bursts: requests go one interval apart.
-        let burst = if self.slowdown() > 1.0 { 1 } else { config.burst };
+        let burst = if self.slowdown() > 1.0 {
+            1
+        } else {
+            config.burst
+        };
         let allowance = interval.saturating_mul(burst.saturating_sub(1));
         let ahead = clock::elapsed(now, tat);
         if ahead > allowance {
@@ -527,14 +531,22 @@ mod tests {
         );
         let first = tokio::spawn({
             let pacer = std::sync::Arc::clone(&pacer);
-            async move { pacer.acquire(clock::add(at(0.0), Duration::from_secs(60))).await }
+            async move {
+                pacer
+                    .acquire(clock::add(at(0.0), Duration::from_secs(60)))
+                    .await
+            }
         });
         // Let the first caller take the gate and start sleeping.
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         let second = tokio::spawn({
             let pacer = std::sync::Arc::clone(&pacer);
-            async move { pacer.acquire(clock::add(at(0.0), Duration::from_secs(10))).await }
+            async move {
+                pacer
+                    .acquire(clock::add(at(0.0), Duration::from_secs(10)))
+                    .await
+            }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         manual.advance(Duration::from_secs(10));
@@ -542,7 +554,9 @@ mod tests {
             .await
             .expect("the second caller is not held past its deadline")
             .expect("task");
-        assert!(matches!(second, Err(PacerRefused { retry_after }) if retry_after <= Duration::from_secs(40)));
+        assert!(
+            matches!(second, Err(PacerRefused { retry_after }) if retry_after <= Duration::from_secs(40))
+        );
         manual.advance(Duration::from_secs(40));
         let first = tokio::time::timeout(Duration::from_secs(5), first)
             .await

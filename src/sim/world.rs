@@ -173,7 +173,9 @@ impl World {
     /// written.
     pub async fn start(config: WorldConfig) -> Result<Self, WorldError> {
         let cloud = match &config.cloud {
-            Some(settings) => Some(SimulatedCloud::start(settings, Arc::clone(&config.clock)).await?),
+            Some(settings) => {
+                Some(SimulatedCloud::start(settings, Arc::clone(&config.clock)).await?)
+            }
             None => None,
         };
         let kube = match &config.kube {
@@ -264,7 +266,10 @@ pub async fn start_kube(settings: &KubeSimSettings) -> Result<kube_sim::Handle, 
 /// A kube client talking to a running kube-sim.
 pub fn client_for(sim: &kube_sim::Handle) -> Result<kube::Client, WorldError> {
     let cc = sim.client_config();
-    let url = cc.url.parse().map_err(|_| WorldError::Url(cc.url.clone()))?;
+    let url = cc
+        .url
+        .parse()
+        .map_err(|_| WorldError::Url(cc.url.clone()))?;
     let mut config = kube::Config::new(url);
     if let Some(token) = cc.token {
         config.auth_info.token = Some(token.expose().to_string().into());

@@ -22,7 +22,7 @@ use secrecy::SecretString;
 
 use crate::cloud::models::{Droplet, DropletStatus};
 pub use config::{BootDelay, FaultConfig, SimDoConfig, SimRateLimits};
-use state::{LifecycleEvent, CloudState};
+use state::{CloudState, LifecycleEvent};
 pub use state::{SimError, SimStats};
 
 /// A droplet that just became active, as the lifecycle hook sees it. Its Debug leaves out the

@@ -205,10 +205,7 @@ impl CloudState {
         let limits = self.config.rate_limits;
         let enforce = self.config.enforce_rate_limits;
         let log = self.request_log.entry(token.to_owned()).or_default();
-        while log
-            .front()
-            .is_some_and(|t| clock::elapsed(*t, now) >= HOUR)
-        {
+        while log.front().is_some_and(|t| clock::elapsed(*t, now) >= HOUR) {
             log.pop_front();
         }
         let in_minute = log
@@ -582,8 +579,7 @@ impl CloudState {
     /// `GET /v2/droplets/{id}`.
     pub fn get_droplet(&self, id: u64, now: Timestamp) -> Result<Droplet, SimError> {
         let d = self.droplets.get(&id).ok_or_else(SimError::not_found)?;
-        if now < clock::add(d.created, self.config.get_lag) || d.hidden_from_get_until > Some(now)
-        {
+        if now < clock::add(d.created, self.config.get_lag) || d.hidden_from_get_until > Some(now) {
             return Err(SimError::not_found());
         }
         Ok(d.droplet.clone())
@@ -598,7 +594,10 @@ impl CloudState {
     ) -> Vec<Droplet> {
         self.droplets
             .values()
-            .filter(|d| now >= clock::add(d.created, self.config.list_lag) && d.hidden_from_list_until.is_none_or(|until| now >= until))
+            .filter(|d| {
+                now >= clock::add(d.created, self.config.list_lag)
+                    && d.hidden_from_list_until.is_none_or(|until| now >= until)
+            })
             .filter(|d| tag.is_none_or(|t| d.droplet.tags.iter().any(|x| x == t)))
             .filter(|d| name.is_none_or(|n| d.droplet.name.eq_ignore_ascii_case(n)))
             .map(|d| d.droplet.clone())
@@ -682,7 +681,14 @@ impl CloudState {
             }
         };
         let completes = clock::add(now, self.config.action_delay);
-        let action = self.new_action(request.kind(), id, &region, now, Some(completes), Some(effect));
+        let action = self.new_action(
+            request.kind(),
+            id,
+            &region,
+            now,
+            Some(completes),
+            Some(effect),
+        );
         if let Some(d) = self.droplets.get_mut(&id) {
             d.locked_by = Some(action.id);
             d.droplet.locked = true;
@@ -709,7 +715,7 @@ impl CloudState {
             .filter(|a| a.action.resource_id == Some(id))
             .map(|a| a.action.clone())
             .collect();
-        actions.sort_by(|a, b| b.id.cmp(&a.id));
+        actions.sort_by_key(|a| std::cmp::Reverse(a.id));
         Ok(actions)
     }
 
