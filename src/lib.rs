@@ -13,5 +13,6 @@ pub mod cloud;
 pub mod dtma;
 pub mod probe;
 pub mod registry_import;
+pub mod retry;
 pub mod scheduler;
 pub mod sim;

@@ -248,10 +248,11 @@ async fn a_client_pinned_to_another_certificate_is_refused_and_timeouts_apply() 
 #[tokio::test]
 async fn the_agent_boots_from_the_user_data_the_operator_renders() {
     use mcp_droplet_operator::cloud::bootstrap::{
-        BootstrapConfig, EnrolmentToken, render_user_data,
+        BootstrapConfig, new_enrolment_token, render_user_data,
     };
+    use secrecy::ExposeSecret;
     let mut rng = rand::rng();
-    let token = EnrolmentToken::generate(&mut rng);
+    let token = new_enrolment_token(&mut rng);
     let user_data = render_user_data(
         "droplet-7",
         &token,
@@ -271,7 +272,7 @@ async fn the_agent_boots_from_the_user_data_the_operator_renders() {
     .unwrap();
     let enrolment = enroll(
         &handle.base_url(),
-        &Secret::new(token.expose()),
+        &Secret::new(token.expose_secret()),
         &Secret::random(),
         settings(),
     )
@@ -284,18 +285,19 @@ async fn the_agent_boots_from_the_user_data_the_operator_renders() {
 
 #[tokio::test]
 async fn the_simulated_fleet_runs_an_agent_per_active_droplet() {
-    use mcp_droplet_operator::agent_client::sim_fleet::{FleetAgentState, SimulatedAgentFleet};
     use mcp_droplet_operator::cloud::bootstrap::{
-        BootstrapConfig, EnrolmentToken, render_user_data,
+        BootstrapConfig, new_enrolment_token, render_user_data,
     };
+    use mcp_droplet_operator::sim::agent_fleet::{FleetAgentState, SimulatedAgentFleet};
     use mcp_droplet_operator::sim::digitalocean::{ActiveDroplet, DropletLifecycleHook};
+    use secrecy::ExposeSecret;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let token = EnrolmentToken::generate(&mut rand::rng());
+    let token = new_enrolment_token(&mut rand::rng());
     let mut config = BootstrapConfig::from_release_url("https://example.invalid/agent");
     config.listen = format!("0.0.0.0:{port}");
     let user_data = render_user_data("fleet-1", &token, &config).unwrap();
@@ -327,9 +329,14 @@ async fn the_simulated_fleet_runs_an_agent_per_active_droplet() {
 
     let base = format!("https://{expected}");
     let credential = Secret::random();
-    let enrolment = enroll(&base, &Secret::new(token.expose()), &credential, settings())
-        .await
-        .unwrap();
+    let enrolment = enroll(
+        &base,
+        &Secret::new(token.expose_secret()),
+        &credential,
+        settings(),
+    )
+    .await
+    .unwrap();
     assert_eq!(enrolment.droplet_name, "fleet-1");
     let client =
         AgentClient::new(&base, &enrolment.certificate_sha256, credential, settings()).unwrap();

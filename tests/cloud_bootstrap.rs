@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use mcp_droplet_operator::cloud::bootstrap::{
-    AgentSource, BootstrapConfig, EnrolmentToken, embedded_scripts, render_user_data,
+    AgentSource, BootstrapConfig, embedded_scripts, new_enrolment_token, render_user_data,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -48,7 +48,7 @@ fn configs() -> Vec<BootstrapConfig> {
 }
 
 fn user_data(config: &BootstrapConfig) -> String {
-    let token = EnrolmentToken::generate(&mut StdRng::seed_from_u64(9));
+    let token = new_enrolment_token(&mut StdRng::seed_from_u64(9));
     render_user_data("mcp-team-a-github-0b5c9d1e", &token, config).expect("render")
 }
 

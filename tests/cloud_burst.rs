@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloud_support::*;
-use mcp_droplet_operator::cloud::provision::{
-    EnsureOutcome, InMemoryIntentStore, ProvisionRequest, cluster_tag, droplet_name, ensure_droplet,
+use mcp_droplet_operator::cloud::droplet_creation::{
+    CreationRequest, CreationTiming, EnsureOutcome, InMemoryIntentStore, ensure_droplet,
 };
+use mcp_droplet_operator::cloud::droplet_tags::{cluster_tag, droplet_name};
 use mcp_droplet_operator::sim::digitalocean::BootDelay;
 
 const DEPLOYMENTS: usize = 1_000;
@@ -30,7 +31,10 @@ async fn a_burst_of_1000_creates_gets_no_429() {
         c.list_lag = Duration::from_secs(2);
     })
     .await;
-    let client = client_for(&sim, clock.clone(), TOKEN);
+    // 1,000 callers queue in the pacer for about four simulated minutes.
+    let client = client_with(&sim, clock.clone(), TOKEN, |c| {
+        c.max_wait = Duration::from_secs(30 * 60)
+    });
     let store = Arc::new(InMemoryIntentStore::new());
     let cluster = cluster_tag("burst");
     let wall = Instant::now();
@@ -40,15 +44,15 @@ async fn a_burst_of_1000_creates_gets_no_429() {
     for i in 0..DEPLOYMENTS {
         let client = client.clone();
         let store = Arc::clone(&store);
-        let cluster = cluster.clone();
         tasks.push(tokio::spawn(async move {
             let uid = format!("00000000-0000-4000-8000-{i:012}");
             let mut create = create_request(&droplet_name("burst", &format!("d{i}"), &uid));
-            create.tags = vec![cluster];
-            let request = ProvisionRequest {
+            create.tags = Vec::new();
+            let request = CreationRequest {
                 owner_uid: uid,
+                cluster_id: "burst".to_owned(),
                 create,
-                list_lag_grace: Duration::from_secs(90),
+                timing: CreationTiming::default(),
             };
             ensure_droplet(&client, store.as_ref(), &request).await
         }));

@@ -11,7 +11,7 @@ use mcp_droplet_operator::cloud::CloudError;
 use mcp_droplet_operator::cloud::client::DeleteOutcome;
 use mcp_droplet_operator::cloud::models::{ActionStatus, DropletActionRequest, DropletStatus};
 use mcp_droplet_operator::sim::digitalocean::{
-    ActiveDroplet, DropletLifecycleHook, DropletUsage, FaultConfig,
+    ActiveDroplet, BootDelay, DropletLifecycleHook, DropletUsage, FaultConfig,
 };
 
 #[derive(Default)]
@@ -346,17 +346,16 @@ async fn a_connection_failure_is_a_transport_error() {
         .local_addr()
         .expect("addr")
         .port();
-    let config = mcp_droplet_operator::cloud::DoClientConfig::new(
+    let mut config = mcp_droplet_operator::cloud::DoClientConfig::new(
         format!("http://127.0.0.1:{port}"),
-        mcp_droplet_operator::cloud::DoToken::new(TOKEN),
+        TOKEN.into(),
     );
-    let client = mcp_droplet_operator::cloud::DoClient::with_parts(
-        config,
-        clock,
-        Arc::new(mcp_droplet_operator::cloud::retry::FixedJitter(0.0)),
-        Default::default(),
-    )
-    .expect("client");
+    config.retry.jitter = mcp_droplet_operator::retry::Jitter::None;
+    // At 10,000x a real millisecond is ten simulated seconds: leave the deadline out of it.
+    config.max_wait = Duration::from_secs(24 * 3600);
+    let client =
+        mcp_droplet_operator::cloud::DoClient::with_parts(config, clock, Default::default())
+            .expect("client");
     match client.get_droplet(1).await {
         Err(error @ CloudError::Transport { .. }) => {
             assert!(!error.is_not_found(), "a failed read never means gone");
@@ -403,8 +402,8 @@ async fn faults_can_change_at_run_time() {
 }
 
 #[tokio::test]
-async fn an_hourly_429_waits_for_the_reset() {
-    let clock = fast_clock(20_000.0);
+async fn an_hourly_429_fails_fast_with_the_reset_or_waits_for_it_when_allowed() {
+    let clock = fast_clock(2_000.0);
     let sim = start_sim(clock.clone(), |c| {
         c.rate_limits = mcp_droplet_operator::sim::digitalocean::SimRateLimits {
             per_minute: 1_000,
@@ -414,15 +413,107 @@ async fn an_hourly_429_waits_for_the_reset() {
     .await;
     let client = client_for(&sim, clock.clone(), TOKEN);
     let start = clock.now();
-    for _ in 0..11 {
+    for _ in 0..10 {
         client.account().await.expect("account");
     }
+    // The hour is spent: with the default deadline (a minute) the call says when to return,
+    // which is when the first request leaves the hour.
+    match client.account().await {
+        Err(CloudError::RateLimited { retry_after, .. }) => {
+            let reset = clock::elapsed(start, clock.now()) + retry_after;
+            assert!(
+                reset >= Duration::from_secs(3_000),
+                "retry_after names the reset: {retry_after:?}"
+            );
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    // A caller that may wait two hours waits for ratelimit-reset, not a short backoff.
+    client
+        .with_max_wait(Duration::from_secs(2 * 3600))
+        .account()
+        .await
+        .expect("account after the reset");
     let waited = clock::elapsed(start, clock.now());
-    assert_eq!(sim.stats().rate_limited, 1, "one 429 from the hourly limit");
+    assert!(
+        sim.stats().rate_limited <= 1,
+        "at most one 429 from the hourly limit"
+    );
     assert!(
         waited >= Duration::from_secs(3_000),
-        "the client waited for ratelimit-reset, not a short backoff: {waited:?}"
+        "the client waited for ratelimit-reset: {waited:?}"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_action_post_that_was_committed_is_not_sent_again() {
+    let clock = fast_clock(1_000.0);
+    let sim = start_sim(clock.clone(), |c| {
+        c.boot_delay = BootDelay::fixed(Duration::ZERO)
+    })
+    .await;
+    let client = client_for(&sim, clock.clone(), TOKEN);
+    let id = client
+        .create_droplet(&create_request("acted"))
+        .await
+        .expect("create")
+        .droplet
+        .id;
+    eventually(Duration::from_secs(10), || {
+        let client = client.clone();
+        async move { client.get_droplet(id).await.ok().filter(|d| d.is_ready()) }
+    })
+    .await;
+    // Every action POST is committed and then answered with 500.
+    sim.set_faults(FaultConfig {
+        action_commit_then_fail_rate: 1.0,
+        ..FaultConfig::default()
+    });
+    let power_off = client
+        .droplet_action(id, &DropletActionRequest::PowerOff)
+        .await
+        .expect("the committed action is found");
+    assert_eq!(power_off.kind, "power_off");
+    let kinds = |actions: Vec<mcp_droplet_operator::cloud::models::Action>, kind: &str| {
+        actions.iter().filter(|a| a.kind == kind).count()
+    };
+    assert_eq!(
+        kinds(
+            client.list_droplet_actions(id).await.expect("actions"),
+            "power_off"
+        ),
+        1,
+        "one power-off, not one per retry"
+    );
+    eventually(Duration::from_secs(10), || {
+        let client = client.clone();
+        async move {
+            client
+                .get_droplet(id)
+                .await
+                .ok()
+                .filter(|d| d.status == DropletStatus::Off && !d.locked)
+        }
+    })
+    .await;
+    let resize = DropletActionRequest::Resize {
+        size: "s-2vcpu-4gb".to_owned(),
+        disk: false,
+    };
+    let resized = client
+        .droplet_action(id, &resize)
+        .await
+        .expect("the committed resize is found");
+    assert_eq!(resized.kind, "resize");
+    assert_eq!(
+        kinds(
+            client.list_droplet_actions(id).await.expect("actions"),
+            "resize"
+        ),
+        1
+    );
+    assert_eq!(client.metrics().retries("droplet_action", "server"), 0);
     sim.shutdown().await;
 }
 
@@ -434,17 +525,14 @@ async fn sizes_and_regions_fall_back_to_the_embedded_catalogue() {
         .local_addr()
         .expect("addr")
         .port();
-    let config = mcp_droplet_operator::cloud::DoClientConfig::new(
+    let mut config = mcp_droplet_operator::cloud::DoClientConfig::new(
         format!("http://127.0.0.1:{port}"),
-        mcp_droplet_operator::cloud::DoToken::new(TOKEN),
+        TOKEN.into(),
     );
-    let client = mcp_droplet_operator::cloud::DoClient::with_parts(
-        config,
-        clock,
-        Arc::new(mcp_droplet_operator::cloud::retry::FixedJitter(0.0)),
-        Default::default(),
-    )
-    .expect("client");
+    config.retry.jitter = mcp_droplet_operator::retry::Jitter::None;
+    let client =
+        mcp_droplet_operator::cloud::DoClient::with_parts(config, clock, Default::default())
+            .expect("client");
     let sizes = client.sizes().await;
     assert_eq!(sizes.len(), mcp_droplet_operator::catalog::sizes().len());
     let regions = client.regions().await;

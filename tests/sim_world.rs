@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use clap::Parser;
 use mcp_droplet_agent::secret::Secret;
-use mcp_droplet_operator::agent_client::sim_fleet::FleetAgentState;
 use mcp_droplet_operator::agent_client::{AgentClient, ClientSettings, enroll};
-use mcp_droplet_operator::cli::sim::{SimArgs, SimulatedCloud};
-use mcp_droplet_operator::cloud::bootstrap::{BootstrapConfig, EnrolmentToken, render_user_data};
+use mcp_droplet_operator::cli::sim::SimArgs;
+use mcp_droplet_operator::cloud::bootstrap::{
+    BootstrapConfig, new_enrolment_token, render_user_data,
+};
 use mcp_droplet_operator::cloud::models::{DropletCreateRequest, DropletStatus};
-use mcp_droplet_operator::cloud::{DoClient, DoClientConfig, DoToken};
+use mcp_droplet_operator::cloud::{DoClient, DoClientConfig};
+use mcp_droplet_operator::sim::World;
+use mcp_droplet_operator::sim::agent_fleet::FleetAgentState;
+use secrecy::ExposeSecret;
 
 #[derive(Parser)]
 struct Cli {
@@ -41,17 +45,21 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
     .unwrap()
     .sim;
     let data = tempfile::tempdir().unwrap();
-    let cloud = SimulatedCloud::start(&sim.cloud, DoToken::new(TOKEN), data.path())
-        .await
-        .unwrap();
+    let mut config = sim.world_config().unwrap();
+    if let Some(cloud) = config.cloud.as_mut() {
+        cloud.agent_data_dir = data.path().to_path_buf();
+    }
+    let world = World::start(config).await.unwrap();
+    assert!(world.kube().is_none(), "--no-kube starts no API server");
+    let cloud = world.cloud().unwrap();
     let client = DoClient::new(DoClientConfig::new(
-        cloud.digitalocean.base_url(),
-        DoToken::new(TOKEN),
+        world.digitalocean_url().unwrap(),
+        world.digitalocean_token().unwrap().clone(),
     ))
     .unwrap();
 
     // Every simulated droplet has its own loopback address, so the real agent port can be used.
-    let enrolment = EnrolmentToken::generate(&mut rand::rng());
+    let enrolment = new_enrolment_token(&mut rand::rng());
     let mut bootstrap =
         BootstrapConfig::from_release_url("https://example.invalid/mcp-droplet-agent");
     bootstrap.listen = "0.0.0.0:9443".into();
@@ -90,7 +98,7 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
     let credential = Secret::random();
     let enrolled = enroll(
         &base,
-        &Secret::new(enrolment.expose()),
+        &Secret::new(enrolment.expose_secret()),
         &credential,
         ClientSettings::default(),
     )
@@ -119,5 +127,60 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
         stopped.is_ok(),
         "the agent still answers after its droplet was deleted"
     );
-    cloud.shutdown().await;
+    world.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_call_starts_kube_sim_and_the_cloud_on_the_world_clock() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, ListParams};
+    use mcp_droplet_operator::sim::{CloudSettings, KubeSimSettings, WorldConfig};
+    use std::sync::Arc;
+
+    let start = clock::Timestamp::from_second(1_900_000_000).unwrap();
+    let manual = clock::ManualClock::new(start);
+    let data = tempfile::tempdir().unwrap();
+    let world = World::start(WorldConfig {
+        clock: Arc::new(manual.clone()),
+        kube: Some(KubeSimSettings::default()),
+        cloud: Some(CloudSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: TOKEN.into(),
+            digitalocean: Default::default(),
+            agent_data_dir: data.path().to_path_buf(),
+        }),
+    })
+    .await
+    .unwrap();
+
+    let crds: Api<CustomResourceDefinition> = Api::all(world.kube_client().unwrap());
+    let names = crds.list(&ListParams::default()).await.unwrap().items.len();
+    assert_eq!(names, mcp_droplet_operator::api::all_crds().len());
+
+    let client = DoClient::with_parts(
+        DoClientConfig::new(
+            world.digitalocean_url().unwrap(),
+            world.digitalocean_token().unwrap().clone(),
+        ),
+        Arc::clone(world.clock()),
+        Default::default(),
+    )
+    .unwrap();
+    manual.advance(Duration::from_secs(42));
+    let created = client
+        .create_droplet(&DropletCreateRequest {
+            name: "clocked".into(),
+            region: "nyc3".into(),
+            size: "s-1vcpu-1gb".into(),
+            image: "ubuntu-24-04-x64".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        created.droplet.created(),
+        Some(clock::add(start, Duration::from_secs(42))),
+        "the simulated DigitalOcean reads the world's clock"
+    );
+    world.shutdown().await;
 }

@@ -3,7 +3,6 @@
 //! so every call may be retried.
 
 mod retry;
-pub mod sim_fleet;
 
 pub use retry::{RetryPolicy, is_transient_status};
 

@@ -5,15 +5,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::agent_client::sim_fleet::SimulatedAgentFleet;
-use crate::api;
 use crate::cli::sim_cloud::SimCloudArgs;
-use crate::cloud::DoToken;
-use crate::sim::digitalocean::{SimulatedDo, serve_simulated_do};
+use crate::sim::{CloudSettings, KubeSimSettings, World, WorldConfig, WorldError};
 
 /// Arguments of `sim`.
 #[derive(clap::Args, Debug, Clone)]
@@ -47,37 +43,17 @@ pub struct SimArgs {
 /// What can go wrong running `sim`.
 #[derive(Debug, Error)]
 pub enum SimError {
-    /// kube-sim could not start, write the kubeconfig, or accept a CRD.
-    #[error("kube-sim: {0}")]
-    KubeSim(#[from] kube_sim::SimError),
-    /// A CRD could not be turned into JSON.
-    #[error("encoding CRD {name}: {source}")]
-    EncodeCrd {
-        /// CRD name.
-        name: String,
-        /// Cause.
-        source: serde_json::Error,
-    },
-    /// The simulated DigitalOcean could not start.
-    #[error("simulated DigitalOcean: {0}")]
-    Cloud(#[from] crate::sim::digitalocean::SimDoError),
+    /// The world could not start.
+    #[error(transparent)]
+    World(#[from] WorldError),
     /// `--no-kube` without the simulated cloud would serve nothing.
     #[error(
         "sim --no-kube serves the simulated cloud alone: give --do-token TOKEN (and --do-listen ADDR)"
     )]
     NothingToServe,
-    /// The kubeconfig path is missing.
-    #[error("sim needs --kubeconfig FILE (or --no-kube with --do-token)")]
-    NoKubeconfig,
     /// Waiting for Ctrl-C failed.
     #[error("waiting for Ctrl-C: {0}")]
     Signal(std::io::Error),
-    /// A kube client for kube-sim could not be built.
-    #[error("building a client for kube-sim: {0}")]
-    Client(#[from] kube::Error),
-    /// kube-sim's URL did not parse.
-    #[error("kube-sim URL {0} is invalid")]
-    Url(String),
 }
 
 fn parse_kube_token(raw: &str) -> Result<kube_sim::BearerToken, String> {
@@ -88,69 +64,36 @@ fn parse_kube_token(raw: &str) -> Result<kube_sim::BearerToken, String> {
     }
 }
 
-/// Field manager used for the CRDs applied at start-up.
-const FIELD_MANAGER: &str = "mcp-droplet-operator-sim";
-
-/// Starts kube-sim, applies the operator's CRDs and writes the kubeconfig.
-pub async fn start(args: &SimArgs) -> Result<kube_sim::Handle, SimError> {
-    let kubeconfig = args.kubeconfig.as_ref().ok_or(SimError::NoKubeconfig)?;
-    let config = kube_sim::Config {
-        listen: args.listen,
-        token: args.kube_token.clone(),
-        ..Default::default()
-    };
-    let sim = kube_sim::KubeSim::start(config).await?;
-    for crd in api::all_crds() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        let value =
-            serde_json::to_value(&crd).map_err(|source| SimError::EncodeCrd { name, source })?;
-        sim.apply(&value, FIELD_MANAGER)?;
-    }
-    sim.write_kubeconfig(kubeconfig)?;
-    Ok(sim)
-}
-
-/// The simulated cloud: DigitalOcean, and a real agent on every droplet that becomes active.
-pub struct SimulatedCloud {
-    /// The simulated DigitalOcean API.
-    pub digitalocean: SimulatedDo,
-    /// The droplets' agents.
-    pub agents: Arc<SimulatedAgentFleet>,
-}
-
-impl SimulatedCloud {
-    /// Serves the simulated DigitalOcean and wires the agent fleet into its lifecycle hook.
-    pub async fn start(
-        args: &SimCloudArgs,
-        token: DoToken,
-        agent_data: &Path,
-    ) -> Result<Self, SimError> {
-        let digitalocean =
-            serve_simulated_do(args.listen, token, args.to_config(args.clock())).await?;
-        let agents = Arc::new(SimulatedAgentFleet::new(agent_data, Default::default()));
-        digitalocean.set_lifecycle_hook(agents.clone());
-        Ok(SimulatedCloud {
-            digitalocean,
-            agents,
+impl SimArgs {
+    /// The world these flags ask for (the cloud's clock is `--do-speed`'s).
+    pub fn world_config(&self) -> Result<WorldConfig, SimError> {
+        if self.no_kube && self.cloud.token.is_none() {
+            return Err(SimError::NothingToServe);
+        }
+        let cloud = self.cloud.token.as_ref().map(|token| CloudSettings {
+            listen: self.cloud.listen,
+            token: token.clone(),
+            digitalocean: self.cloud.to_config(self.cloud.clock()),
+            agent_data_dir: self.agent_data_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("mcp-sim-agents-{}", std::process::id()))
+            }),
+        });
+        let kube = (!self.no_kube).then(|| KubeSimSettings {
+            listen: self.listen,
+            token: self.kube_token.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+        });
+        Ok(WorldConfig {
+            clock: self.cloud.clock(),
+            kube,
+            cloud,
         })
     }
-
-    /// Stops the agents, then the API.
-    pub async fn shutdown(self) {
-        self.agents.shutdown().await;
-        self.digitalocean.shutdown().await;
-    }
 }
 
-/// A kube client talking to a running kube-sim (for the in-process simulated world and tests).
-pub fn client_for(sim: &kube_sim::Handle) -> Result<kube::Client, SimError> {
-    let cc = sim.client_config();
-    let url = cc.url.parse().map_err(|_| SimError::Url(cc.url.clone()))?;
-    let mut config = kube::Config::new(url);
-    if let Some(token) = cc.token {
-        config.auth_info.token = Some(token.expose().to_string().into());
-    }
-    Ok(kube::Client::try_from(config)?)
+/// A kube client talking to a running kube-sim (kept for callers of the old path).
+pub fn client_for(sim: &kube_sim::Handle) -> Result<kube::Client, WorldError> {
+    crate::sim::world::client_for(sim)
 }
 
 /// The how-to for the simulated cloud.
@@ -177,38 +120,16 @@ pub fn usage(url: &str, kubeconfig: &Path) -> String {
 
 /// Runs `sim` until Ctrl-C.
 pub async fn run(args: SimArgs) -> Result<(), SimError> {
-    if args.no_kube && args.cloud.token.is_none() {
-        return Err(SimError::NothingToServe);
+    let world = World::start(args.world_config()?).await?;
+    if let Some(url) = world.digitalocean_url() {
+        print!("{}", cloud_usage(&url));
     }
-    let cloud = match &args.cloud.token {
-        Some(token) => {
-            let agent_data = match &args.agent_data_dir {
-                Some(dir) => dir.clone(),
-                None => std::env::temp_dir().join(format!("mcp-sim-agents-{}", std::process::id())),
-            };
-            let cloud = SimulatedCloud::start(&args.cloud, token.clone(), &agent_data).await?;
-            print!("{}", cloud_usage(&cloud.digitalocean.base_url()));
-            Some(cloud)
-        }
-        None => None,
-    };
-    let kube = if args.no_kube {
-        None
-    } else {
-        let sim = start(&args).await?;
-        if let Some(kubeconfig) = &args.kubeconfig {
-            print!("{}", usage(&sim.url(), kubeconfig));
-        }
-        Some(sim)
-    };
+    if let (Some(url), Some(kubeconfig)) = (world.kube_url(), &args.kubeconfig) {
+        print!("{}", usage(&url, kubeconfig));
+    }
     println!("Press Ctrl-C to stop.");
     let waited = tokio::signal::ctrl_c().await.map_err(SimError::Signal);
-    if let Some(kube) = kube {
-        kube.shutdown().await;
-    }
-    if let Some(cloud) = cloud {
-        cloud.shutdown().await;
-    }
+    world.shutdown().await;
     waited
 }
 
@@ -250,6 +171,8 @@ mod tests {
             parse(&["--no-kube"]).is_err(),
             "--no-kube without the cloud serves nothing"
         );
+        let world = cloud_only.world_config().unwrap();
+        assert!(world.kube.is_none() && world.cloud.is_some());
     }
 
     #[tokio::test]
@@ -263,11 +186,12 @@ mod tests {
             "t0ken",
         ])
         .unwrap();
-        let sim = start(&args).await.unwrap();
+        let world = World::start(args.world_config().unwrap()).await.unwrap();
+        let url = world.kube_url().unwrap();
         let kubeconfig = args.kubeconfig.clone().unwrap();
         let text = std::fs::read_to_string(&kubeconfig).unwrap();
-        assert!(text.contains(&sim.url()) && text.contains("t0ken"));
-        let crds: Api<CustomResourceDefinition> = Api::all(client_for(&sim).unwrap());
+        assert!(text.contains(&url) && text.contains("t0ken"));
+        let crds: Api<CustomResourceDefinition> = Api::all(world.kube_client().unwrap());
         let mut names: Vec<String> = crds
             .list(&ListParams::default())
             .await
@@ -277,13 +201,14 @@ mod tests {
             .filter_map(|c| c.metadata.name)
             .collect();
         names.sort();
-        let mut expected: Vec<String> = api::all_crds()
+        let mut expected: Vec<String> = crate::api::all_crds()
             .into_iter()
             .filter_map(|c| c.metadata.name)
             .collect();
         expected.sort();
         assert_eq!(names, expected);
-        assert!(usage(&sim.url(), &kubeconfig).contains("get mcp -A"));
-        sim.shutdown().await;
+        assert!(usage(&url, &kubeconfig).contains("get mcp -A"));
+        assert!(world.cloud().is_none());
+        world.shutdown().await;
     }
 }

@@ -5,15 +5,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cloud::DoToken;
+use secrecy::SecretString;
+
 use crate::sim::digitalocean::{BootDelay, FaultConfig, SimDoConfig, SimRateLimits};
 use clock::{ScaledClock, SharedClock, SystemClock};
 
-fn parse_token(raw: &str) -> Result<DoToken, String> {
+fn parse_token(raw: &str) -> Result<SecretString, String> {
     if raw.trim().is_empty() {
         Err("the token must not be empty".to_owned())
     } else {
-        Ok(DoToken::new(raw))
+        Ok(SecretString::from(raw.trim()))
     }
 }
 
@@ -38,7 +39,7 @@ pub struct SimCloudArgs {
         hide_env_values = true,
         value_parser = parse_token
     )]
-    pub token: Option<DoToken>,
+    pub token: Option<SecretString>,
     /// Shortest droplet boot time, in simulated seconds.
     #[arg(
         id = "do_boot_min_seconds",
@@ -153,6 +154,7 @@ impl SimCloudArgs {
             faults: FaultConfig {
                 server_error_rate: self.fault_5xx_rate,
                 create_commit_then_fail_rate: self.fault_create_500_rate,
+                action_commit_then_fail_rate: 0.0,
                 latency: Duration::from_millis(self.fault_latency_ms),
                 never_active_rate: self.fault_never_active_rate,
                 lost_droplet_rate: self.fault_lost_rate,
@@ -198,7 +200,11 @@ mod tests {
             "0.1",
         ])
         .expect("parse");
-        assert_eq!(probe.args.token.as_ref().unwrap().expose(), "dop_v1_secret");
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            probe.args.token.as_ref().unwrap().expose_secret(),
+            "dop_v1_secret"
+        );
         assert!(!format!("{probe:?}").contains("secret"));
         let config = probe.args.to_config(Arc::new(SystemClock));
         assert_eq!(config.rate_limits.per_minute, 250);

@@ -9,6 +9,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
+use secrecy::zeroize::Zeroizing;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::json;
 
@@ -24,34 +26,15 @@ pub const METADATA_ADDRESS: &str = "169.254.169.254";
 /// DigitalOcean's `user_data` size limit.
 pub const USER_DATA_LIMIT: usize = 64 * 1024;
 
-/// A single-use enrolment token (32 random bytes, base64url). `Debug`/`Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct EnrolmentToken(String);
+/// A single-use enrolment token (32 random bytes, base64url), kept as a
+/// [`SecretString`]: its `Debug` is redacted and it is zeroized on drop.
+pub type EnrolmentToken = SecretString;
 
-impl EnrolmentToken {
-    /// Draws a new token from `rng` (inject a seeded generator in tests).
-    pub fn generate(rng: &mut impl RngCore) -> Self {
-        let mut bytes = [0u8; 32];
-        rng.fill_bytes(&mut bytes);
-        Self(URL_SAFE_NO_PAD.encode(bytes))
-    }
-
-    /// The token text, for `user_data` and the enrolment check only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for EnrolmentToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for EnrolmentToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
+/// Draws a new enrolment token from `rng` (inject a seeded generator in tests).
+pub fn new_enrolment_token(rng: &mut impl RngCore) -> EnrolmentToken {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(bytes.as_mut());
+    SecretString::from(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
 /// Where the agent comes from.
@@ -242,7 +225,7 @@ pub fn render_user_data(
     safe("listen address", &config.listen, &[])?;
     let bootstrap = BootstrapFile {
         droplet_name,
-        enrolment_token: token.expose(),
+        enrolment_token: token.expose_secret(),
         listen: &config.listen,
         operator_ca: config.operator_ca.as_deref(),
     };
@@ -324,22 +307,22 @@ mod tests {
     use rand::rngs::StdRng;
 
     fn token() -> EnrolmentToken {
-        EnrolmentToken::generate(&mut StdRng::seed_from_u64(1))
+        new_enrolment_token(&mut StdRng::seed_from_u64(1))
     }
 
     #[test]
     fn token_is_32_bytes_base64url_and_hidden() {
         let t = token();
-        assert_eq!(t.expose().len(), 43);
+        assert_eq!(t.expose_secret().len(), 43);
         assert!(
-            t.expose()
+            t.expose_secret()
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
-        assert_eq!(format!("{t:?} {t}"), "*** ***");
+        assert!(!format!("{t:?}").contains(t.expose_secret()));
         assert_ne!(
-            t,
-            EnrolmentToken::generate(&mut StdRng::seed_from_u64(2)),
+            t.expose_secret(),
+            new_enrolment_token(&mut StdRng::seed_from_u64(2)).expose_secret(),
             "different draws differ"
         );
     }
@@ -354,7 +337,7 @@ mod tests {
             bootstrap,
             json!({
                 "dropletName": "mcp-a-b-12345678",
-                "enrolmentToken": token().expose(),
+                "enrolmentToken": token().expose_secret(),
                 "listen": "0.0.0.0:9443",
                 "operatorCA": null,
             })

@@ -1,28 +1,35 @@
 //! The DigitalOcean API v2 client: typed calls, one pacer for the rate limit, retries with
 //! capped exponential backoff and jitter, typed errors, and metrics.
 //!
-//! Retries: 429 is always retried after the wait DigitalOcean asks for (the request was
-//! refused, so replaying it is safe). 5xx, timeouts and connection errors are retried for every
-//! call except `POST /v2/droplets`: a create may have been committed before the failure, so it
-//! goes down the idempotent-creation recovery path (`cloud::provision`) instead of being resent.
+//! Retries (the shared [`crate::retry`] policy): 429 is retried after the wait DigitalOcean asks
+//! for (the request was refused, so replaying it is safe). 5xx, timeouts and connection errors
+//! are retried for reads and deletes. `POST /v2/droplets` is never replayed: a create may have
+//! been committed before the failure, so it goes down the idempotent-creation recovery path
+//! (`cloud::droplet_creation`). A droplet action (power, resize) is not resent blindly either:
+//! after a failure the droplet's own actions are read first, and a committed one is returned.
+//!
+//! Every call has a deadline (`max_wait`, default a minute): neither the pacer nor a backoff
+//! holds it past that; it fails with `CloudError::RateLimited { retry_after }` instead.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use backon::BackoffBuilder;
 use http::{HeaderMap, Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cloud::error::{ApiErrorDetail, CloudError};
 use crate::cloud::metrics::CloudMetrics;
 use crate::cloud::models::{
-    Account, AccountEnvelope, Action, ActionEnvelope, Droplet, DropletActionRequest,
+    Account, AccountEnvelope, Action, ActionEnvelope, ActionPage, Droplet, DropletActionRequest,
     DropletCreateRequest, DropletCreateResponse, DropletEnvelope, DropletMetric, DropletPage,
-    ErrorBody, MetricsResponse, Paged, Region, RegionPage, Size, SizePage,
+    ErrorBody, MetricsResponse, Paged, Region, RegionPage, Size, SizePage, TagResourcesRequest,
 };
 use crate::cloud::rate_limit::{Pacer, RateLimitConfig, RateLimitHeaders};
-use crate::cloud::retry::{JitterSource, RandomJitter, RetryPolicy};
-use clock::{SharedClock, SystemClock};
+use crate::retry::{RetryDecision, RetryPolicy};
+use clock::{SharedClock, SystemClock, Timestamp};
 
 /// DigitalOcean's production endpoint.
 pub const DEFAULT_BASE_URL: &str = "https://api.digitalocean.com";
@@ -30,41 +37,13 @@ pub const DEFAULT_BASE_URL: &str = "https://api.digitalocean.com";
 /// Items per page the client asks for (the API's maximum).
 pub const PAGE_SIZE: u32 = 200;
 
-/// A DigitalOcean API token. `Debug` and `Display` print `***`, so it cannot reach a log.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DoToken(String);
-
-impl DoToken {
-    /// Wraps a token (from a Secret or `DIGITALOCEAN_TOKEN`).
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into().trim().to_owned())
-    }
-
-    /// The token itself, for the `Authorization` header only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for DoToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for DoToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// Settings of a [`DoClient`].
 #[derive(Debug, Clone)]
 pub struct DoClientConfig {
     /// Base URL without `/v2` (the simulated world points it at loopback).
     pub base_url: String,
-    /// The API token.
-    pub token: DoToken,
+    /// The API token (`Debug` prints it redacted; it only leaves in the `Authorization` header).
+    pub token: SecretString,
     /// Client-side rate budget.
     pub rate_limit: RateLimitConfig,
     /// Retry policy for transient failures.
@@ -73,11 +52,14 @@ pub struct DoClientConfig {
     pub request_timeout: Duration,
     /// How long sizes and regions are cached.
     pub catalog_ttl: Duration,
+    /// The longest one call may take in pacing and backoff waits (its deadline); past it the
+    /// call fails with `CloudError::RateLimited { retry_after }` or its last error.
+    pub max_wait: Duration,
 }
 
 impl DoClientConfig {
     /// Defaults for `token` against `base_url`.
-    pub fn new(base_url: impl Into<String>, token: DoToken) -> Self {
+    pub fn new(base_url: impl Into<String>, token: SecretString) -> Self {
         Self {
             base_url: base_url.into(),
             token,
@@ -85,6 +67,7 @@ impl DoClientConfig {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
             catalog_ttl: Duration::from_secs(3600),
+            max_wait: Duration::from_secs(60),
         }
     }
 }
@@ -108,6 +91,14 @@ pub enum Operation {
     DropletAction,
     /// `GET /v2/actions/{id}`.
     GetAction,
+    /// `GET /v2/droplets/{id}/actions`.
+    ListDropletActions,
+    /// `POST /v2/tags/{tag}/resources` (tagging a droplet).
+    TagDroplet,
+    /// `DELETE /v2/tags/{tag}/resources` (untagging a droplet).
+    UntagDroplet,
+    /// `POST /v2/tags` (creating a tag before tagging).
+    CreateTag,
     /// `GET /v2/sizes`.
     ListSizes,
     /// `GET /v2/regions`.
@@ -128,15 +119,21 @@ impl Operation {
             Self::DeleteDropletsByTag => "delete_droplets_by_tag",
             Self::DropletAction => "droplet_action",
             Self::GetAction => "get_action",
+            Self::ListDropletActions => "list_droplet_actions",
+            Self::TagDroplet => "tag_droplet",
+            Self::UntagDroplet => "untag_droplet",
+            Self::CreateTag => "create_tag",
             Self::ListSizes => "list_sizes",
             Self::ListRegions => "list_regions",
             Self::GetMetrics => "get_metrics",
         }
     }
 
-    /// Whether 5xx and transport failures may be replayed.
+    /// Whether 5xx and transport failures may be replayed as they are. A create may have been
+    /// committed (recovery by tag instead); an action is checked against the droplet's actions
+    /// before it is sent again ([`DoClient::droplet_action`]).
     fn replayable(self) -> bool {
-        !matches!(self, Self::CreateDroplet)
+        !matches!(self, Self::CreateDroplet | Self::DropletAction)
     }
 }
 
@@ -151,8 +148,8 @@ pub enum DeleteOutcome {
 
 #[derive(Debug, Default)]
 struct CatalogCache {
-    sizes: Option<(SystemTime, Vec<Size>)>,
-    regions: Option<(SystemTime, Vec<Region>)>,
+    sizes: Option<(Timestamp, Vec<Size>)>,
+    regions: Option<(Timestamp, Vec<Region>)>,
 }
 
 #[derive(Debug)]
@@ -162,7 +159,6 @@ struct Inner {
     base: String,
     clock: SharedClock,
     pacer: Pacer,
-    jitter: Arc<dyn JitterSource>,
     metrics: CloudMetrics,
     cache: Mutex<CatalogCache>,
 }
@@ -171,24 +167,20 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct DoClient {
     inner: Arc<Inner>,
+    max_wait: Duration,
 }
 
 impl DoClient {
-    /// A client using the system clock and OS-seeded jitter.
+    /// A client using the system clock.
     pub fn new(config: DoClientConfig) -> Result<Self, CloudError> {
-        Self::with_parts(
-            config,
-            Arc::new(SystemClock),
-            Arc::new(RandomJitter::from_os()),
-            CloudMetrics::new(),
-        )
+        Self::with_parts(config, Arc::new(SystemClock), CloudMetrics::new())
     }
 
-    /// A client with injected time, randomness and metrics (the simulated world and tests).
+    /// A client with injected time and metrics (the simulated world and tests); the jitter
+    /// of retries is the config's `retry.jitter`.
     pub fn with_parts(
         config: DoClientConfig,
         clock: SharedClock,
-        jitter: Arc<dyn JitterSource>,
         metrics: CloudMetrics,
     ) -> Result<Self, CloudError> {
         let base = config.base_url.trim_end_matches('/').to_owned();
@@ -203,6 +195,7 @@ impl DoClient {
             .build()
             .map_err(|e| CloudError::Config(e.to_string()))?;
         let pacer = Pacer::new(Arc::clone(&clock), config.rate_limit);
+        let max_wait = config.max_wait;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -210,11 +203,25 @@ impl DoClient {
                 base,
                 clock,
                 pacer,
-                jitter,
                 metrics,
                 cache: Mutex::new(CatalogCache::default()),
             }),
+            max_wait,
         })
+    }
+
+    /// The same client (shared pacer and pool) whose calls wait at most `max_wait`, e.g. a
+    /// finalizer's delete that must answer quickly and requeue rather than queue.
+    pub fn with_max_wait(&self, max_wait: Duration) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            max_wait,
+        }
+    }
+
+    /// The wait the pacer knows of now (zero when a request could go at once).
+    pub fn rate_limit_wait(&self) -> Duration {
+        self.inner.pacer.current_wait()
     }
 
     /// The client's metrics (register them with [`CloudMetrics::register`]).
@@ -270,13 +277,14 @@ impl DoClient {
         Ok(envelope.droplet)
     }
 
-    /// Every droplet of the account, following pagination.
+    /// Every droplet of the account, following pagination (each id once).
     pub async fn list_droplets(&self) -> Result<Vec<Droplet>, CloudError> {
         self.list_all::<DropletPage>(Operation::ListDroplets, "/v2/droplets", &[])
             .await
+            .map(distinct_droplets)
     }
 
-    /// Every droplet carrying `tag`, following pagination.
+    /// Every droplet carrying `tag`, following pagination (each id once).
     pub async fn list_droplets_by_tag(&self, tag: &str) -> Result<Vec<Droplet>, CloudError> {
         self.list_all::<DropletPage>(
             Operation::ListDroplets,
@@ -284,6 +292,7 @@ impl DoClient {
             &[("tag_name", tag.to_owned())],
         )
         .await
+        .map(distinct_droplets)
     }
 
     /// Droplets whose name matches exactly (case-insensitive at DigitalOcean).
@@ -294,6 +303,29 @@ impl DoClient {
             &[("name", name.to_owned())],
         )
         .await
+        .map(distinct_droplets)
+    }
+
+    /// Puts `tag` on droplet `id` (creating the tag first; both calls are idempotent).
+    pub async fn tag_droplet(&self, id: u64, tag: &str) -> Result<(), CloudError> {
+        self.call(
+            Operation::CreateTag,
+            Method::POST,
+            "/v2/tags",
+            &[],
+            Some(&serde_json::json!({ "name": tag })),
+        )
+        .await?;
+        let body = TagResourcesRequest::droplets(&[id]);
+        self.call(
+            Operation::TagDroplet,
+            Method::POST,
+            &format!("/v2/tags/{}/resources", encode(tag)),
+            &[],
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `DELETE /v2/droplets/{id}`; a 404 means it is already gone.
@@ -327,22 +359,97 @@ impl DoClient {
         .map(|_| ())
     }
 
-    /// `POST /v2/droplets/{id}/actions`.
+    /// Removes `tag` from droplet `id` (a 404 means the tag no longer exists: nothing to do).
+    pub async fn untag_droplet(&self, id: u64, tag: &str) -> Result<(), CloudError> {
+        let body = TagResourcesRequest::droplets(&[id]);
+        match self
+            .call(
+                Operation::UntagDroplet,
+                Method::DELETE,
+                &format!("/v2/tags/{}/resources", encode(tag)),
+                &[],
+                Some(&body),
+            )
+            .await
+        {
+            Ok(_) | Err(CloudError::NotFound(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// `POST /v2/droplets/{id}/actions`. An action is not idempotent (two power cycles are two
+    /// reboots), so after a 5xx or a transport failure the droplet's actions are read first:
+    /// an action of this type started since the attempt was committed and is returned; only
+    /// when there is none is the POST sent again (within the retry policy and the deadline).
     pub async fn droplet_action(
         &self,
         id: u64,
         action: &DropletActionRequest,
     ) -> Result<Action, CloudError> {
-        let envelope: ActionEnvelope = self
-            .call_json(
-                Operation::DropletAction,
-                Method::POST,
-                &format!("/v2/droplets/{id}/actions"),
-                &[],
-                Some(action),
-            )
-            .await?;
-        Ok(envelope.action)
+        let policy = self.inner.config.retry;
+        let deadline = clock::add(self.inner.clock.now(), self.max_wait);
+        let mut delays = policy.backoff().build();
+        let mut failures = 0u32;
+        loop {
+            // DigitalOcean writes `started_at` in whole seconds.
+            let attempt_start = Timestamp::from_second(self.inner.clock.now().as_second())
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            let failure = match self
+                .call_json::<ActionEnvelope, _>(
+                    Operation::DropletAction,
+                    Method::POST,
+                    &format!("/v2/droplets/{id}/actions"),
+                    &[],
+                    Some(action),
+                )
+                .await
+            {
+                Ok(envelope) => return Ok(envelope.action),
+                Err(failure @ (CloudError::Server(_) | CloudError::Transport { .. })) => failure,
+                Err(other) => return Err(other),
+            };
+            // Did the failed POST commit? A failed lookup leaves that unknown: stop rather
+            // than risk a second action.
+            let actions = self.list_droplet_actions(id).await.map_err(|lookup| {
+                tracing::warn!(droplet = id, error = %lookup, "cannot tell whether a failed action was committed");
+                failure.clone()
+            })?;
+            if let Some(committed) = actions.into_iter().find(|a| {
+                a.kind == action.kind()
+                    && a.started_at
+                        .parse::<Timestamp>()
+                        .is_ok_and(|started| started >= attempt_start)
+            }) {
+                tracing::info!(
+                    droplet = id,
+                    action = committed.id,
+                    "a failed action POST was committed; not resending"
+                );
+                return Ok(committed);
+            }
+            failures += 1;
+            let delay = match delays.next() {
+                Some(delay) if failures < policy.max_attempts => delay,
+                _ => return Err(failure),
+            };
+            if clock::add(self.inner.clock.now(), delay) > deadline {
+                return Err(failure);
+            }
+            self.inner
+                .metrics
+                .record_retry(Operation::DropletAction.as_str(), failure.metric_label());
+            self.inner.clock.sleep(delay).await;
+        }
+    }
+
+    /// `GET /v2/droplets/{id}/actions`, every page, newest first as DigitalOcean lists them.
+    pub async fn list_droplet_actions(&self, id: u64) -> Result<Vec<Action>, CloudError> {
+        self.list_all::<ActionPage>(
+            Operation::ListDropletActions,
+            &format!("/v2/droplets/{id}/actions"),
+            &[],
+        )
+        .await
     }
 
     /// `GET /v2/actions/{id}`.
@@ -398,14 +505,14 @@ impl DoClient {
     async fn catalog_list<T: Clone>(
         &self,
         what: &'static str,
-        slot: impl Fn(&mut CatalogCache) -> &mut Option<(SystemTime, Vec<T>)>,
+        slot: impl Fn(&mut CatalogCache) -> &mut Option<(Timestamp, Vec<T>)>,
         live: impl std::future::Future<Output = Result<Vec<T>, CloudError>>,
         offline: fn() -> Vec<T>,
     ) -> Vec<T> {
-        let now = SystemTime::from(self.inner.clock.now());
+        let now = self.inner.clock.now();
         let ttl = self.inner.config.catalog_ttl;
         if let Some((at, items)) = slot(&mut self.lock_cache()).clone()
-            && now.duration_since(at).unwrap_or_default() < ttl
+            && clock::elapsed(at, now) < ttl
         {
             return items;
         }
@@ -436,8 +543,8 @@ impl DoClient {
         &self,
         id: u64,
         metric: DropletMetric,
-        start: SystemTime,
-        end: SystemTime,
+        start: Timestamp,
+        end: Timestamp,
     ) -> Result<MetricsResponse, CloudError> {
         self.call_json(
             Operation::GetMetrics,
@@ -445,8 +552,8 @@ impl DoClient {
             &format!("/v2/monitoring/metrics/droplet/{}", metric.path_segment()),
             &[
                 ("host_id", id.to_string()),
-                ("start", unix_seconds(start).to_string()),
-                ("end", unix_seconds(end).to_string()),
+                ("start", clock::unix_seconds(start).to_string()),
+                ("end", clock::unix_seconds(end).to_string()),
             ],
             None::<&()>,
         )
@@ -459,8 +566,11 @@ impl DoClient {
         id: u64,
         window: Duration,
     ) -> Result<DropletUtilization, CloudError> {
-        let end = SystemTime::from(self.inner.clock.now());
-        let start = end - window;
+        let end = self.inner.clock.now();
+        let start = jiff::SignedDuration::try_from(window)
+            .ok()
+            .and_then(|w| end.checked_sub(w).ok())
+            .unwrap_or(Timestamp::UNIX_EPOCH);
         let cpu = self
             .droplet_metric(id, DropletMetric::Cpu, start, end)
             .await?;
@@ -534,80 +644,114 @@ impl DoClient {
     ) -> Result<Vec<u8>, CloudError> {
         let inner = &self.inner;
         let url = with_query(&format!("{}{}", inner.base, path), query);
-        let policy = inner.config.retry;
-        let mut failures = 0u32;
-        let mut rate_limited = 0u32;
-        loop {
-            inner.pacer.acquire().await;
-            let mut request = inner
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(inner.config.token.expose())
-                .header(http::header::ACCEPT, "application/json");
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let failure = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    let limits = RateLimitHeaders::from_headers(&headers);
-                    inner.pacer.observe(&limits, status.as_u16());
-                    if let Some(remaining) = limits.remaining {
-                        inner.metrics.set_rate_limit_remaining(remaining);
+        let deadline = clock::add(inner.clock.now(), self.max_wait);
+        let policy = RetryPolicy {
+            deadline: Some(self.max_wait),
+            ..inner.config.retry
+        };
+        policy
+            .run(
+                &inner.clock,
+                || self.send_once(operation, &method, &url, body, deadline),
+                |failure| match failure {
+                    // A 429 from the server: the pacer now blocks for the wait it asked for,
+                    // and the next attempt fails fast if that passes the deadline.
+                    CloudError::RateLimited {
+                        detail: Some(_), ..
+                    } => RetryDecision::RetryAfter(Duration::ZERO),
+                    CloudError::Server(_) | CloudError::Transport { .. } => {
+                        RetryDecision::transient_if(operation.replayable())
                     }
-                    inner
-                        .metrics
-                        .record_request(operation.as_str(), Some(status.as_u16()));
-                    let bytes = match response.bytes().await {
-                        Ok(bytes) => bytes,
-                        Err(e) => {
-                            return Err(CloudError::Transport {
-                                operation: operation.as_str(),
-                                message: e.without_url().to_string(),
-                            });
-                        }
-                    };
-                    if status.is_success() {
-                        return Ok(bytes.to_vec());
-                    }
-                    error_from_response(status, &headers, &bytes, limits)
-                }
-                Err(e) => {
-                    inner.metrics.record_request(operation.as_str(), None);
-                    CloudError::Transport {
-                        operation: operation.as_str(),
-                        message: describe_transport_error(&e),
-                    }
-                }
-            };
-            match &failure {
-                CloudError::RateLimited { .. } => {
-                    rate_limited += 1;
-                    if rate_limited >= policy.max_rate_limited_attempts {
-                        return Err(failure);
-                    }
-                    // The pacer already blocks until the wait DigitalOcean asked for.
-                    inner
-                        .metrics
-                        .record_retry(operation.as_str(), "rate_limited");
-                }
-                CloudError::Server(_) | CloudError::Transport { .. } if operation.replayable() => {
-                    failures += 1;
-                    if failures >= policy.max_attempts {
-                        return Err(failure);
-                    }
-                    inner
-                        .metrics
-                        .record_retry(operation.as_str(), failure.metric_label());
-                    let delay = policy.backoff(failures - 1, inner.jitter.fraction());
+                    _ => RetryDecision::Stop,
+                },
+                |failure, delay| {
+                    let reason = failure.metric_label();
+                    inner.metrics.record_retry(operation.as_str(), reason);
                     tracing::debug!(operation = operation.as_str(), ?delay, error = %failure, "retrying");
-                    inner.clock.sleep(delay).await;
+                },
+            )
+            .await
+    }
+
+    /// One attempt: a turn from the pacer (within `deadline`), the request, the response.
+    async fn send_once<B: Serialize>(
+        &self,
+        operation: Operation,
+        method: &Method,
+        url: &str,
+        body: Option<&B>,
+        deadline: Timestamp,
+    ) -> Result<Vec<u8>, CloudError> {
+        let inner = &self.inner;
+        inner
+            .pacer
+            .acquire(deadline)
+            .await
+            .map_err(|refused| CloudError::RateLimited {
+                retry_after: refused.retry_after,
+                detail: None,
+            })?;
+        let mut request = inner
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(inner.config.token.expose_secret().trim())
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let headers = response.headers().clone();
+                let limits = RateLimitHeaders::from_headers(&headers);
+                inner.pacer.observe(&limits, status.as_u16());
+                if let Some(remaining) = limits.remaining {
+                    inner.metrics.set_rate_limit_remaining(remaining);
                 }
-                _ => return Err(failure),
+                inner
+                    .metrics
+                    .record_request(operation.as_str(), Some(status.as_u16()));
+                let bytes = response.bytes().await.map_err(|e| CloudError::Transport {
+                    operation: operation.as_str(),
+                    message: e.without_url().to_string(),
+                })?;
+                if status.is_success() {
+                    Ok(bytes.to_vec())
+                } else {
+                    let mut error = error_from_response(status, &headers, &bytes, limits);
+                    if let CloudError::RateLimited { retry_after, .. } = &mut error {
+                        // The pacer's block is the better estimate (it knows the reset too).
+                        *retry_after = inner.pacer.current_wait().max(*retry_after);
+                    }
+                    Err(error)
+                }
+            }
+            Err(e) => {
+                inner.metrics.record_request(operation.as_str(), None);
+                Err(CloudError::Transport {
+                    operation: operation.as_str(),
+                    message: describe_transport_error(&e),
+                })
             }
         }
     }
+}
+
+/// The droplets with each id once (a droplet created or deleted while the pages were read can
+/// shift into a second page); the later copy is kept.
+pub fn distinct_droplets(droplets: Vec<Droplet>) -> Vec<Droplet> {
+    let mut seen = std::collections::HashMap::with_capacity(droplets.len());
+    let mut out: Vec<Droplet> = Vec::with_capacity(droplets.len());
+    for droplet in droplets {
+        match seen.get(&droplet.id) {
+            Some(&index) => out[index] = droplet,
+            None => {
+                seen.insert(droplet.id, out.len());
+                out.push(droplet);
+            }
+        }
+    }
+    out
 }
 
 fn error_from_response(
@@ -680,12 +824,19 @@ fn with_query(url: &str, query: &[(&str, String)]) -> String {
         out.push(if i == 0 { '?' } else { '&' });
         out.push_str(key);
         out.push('=');
-        for byte in value.bytes() {
-            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-                out.push(char::from(byte));
-            } else {
-                out.push_str(&format!("%{byte:02X}"));
-            }
+        out.push_str(&encode(value));
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (query values, path parts).
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
         }
     }
     out
@@ -759,23 +910,25 @@ pub fn cpu_busy_share(cpu: &MetricsResponse) -> Option<f64> {
     (total > 0.0).then(|| (1.0 - idle / total).clamp(0.0, 1.0))
 }
 
-/// Seconds since the Unix epoch (0 before it).
-fn unix_seconds(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn token_never_prints() {
-        let token = DoToken::new("dop_v1_secret");
-        assert_eq!(format!("{token}"), "***");
-        assert_eq!(format!("{token:?}"), "***");
-        let config = DoClientConfig::new("http://127.0.0.1:1", token);
+        let config = DoClientConfig::new("http://127.0.0.1:1", "dop_v1_secret".into());
         assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_droplet_listed_on_two_pages_counts_once() {
+        let droplet = |id: u64, name: &str| -> Droplet {
+            serde_json::from_value(serde_json::json!({"id": id, "name": name})).expect("droplet")
+        };
+        let listed = vec![droplet(1, "a"), droplet(2, "b"), droplet(1, "a-later")];
+        let distinct = distinct_droplets(listed);
+        let seen: Vec<(u64, &str)> = distinct.iter().map(|d| (d.id, d.name.as_str())).collect();
+        assert_eq!(seen, vec![(1, "a-later"), (2, "b")]);
     }
 
     #[test]

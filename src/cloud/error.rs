@@ -53,13 +53,15 @@ pub enum CloudError {
     /// 403: the token lacks a scope.
     #[error("forbidden: {0}")]
     Forbidden(ApiErrorDetail),
-    /// 429 after the allowed waits; `retry_after` says when to come back.
-    #[error("rate limited: {detail}")]
+    /// The call could not be made within its deadline because of the rate limit: a 429 after
+    /// the allowed waits, or the client's own pacer refusing a wait that would pass the
+    /// deadline. A controller turns it into a requeue after `retry_after`.
+    #[error("rate limited, retry after {}s{}", retry_after.as_secs(), detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
     RateLimited {
-        /// What DigitalOcean said.
-        detail: ApiErrorDetail,
-        /// How long DigitalOcean asked to wait, when it said.
-        retry_after: Option<Duration>,
+        /// How long until a request can go out.
+        retry_after: Duration,
+        /// What DigitalOcean said, when the refusal came from a 429 response.
+        detail: Option<ApiErrorDetail>,
     },
     /// 422: the request is invalid (unknown size, region or image, droplet limit, capacity).
     #[error("unprocessable: {0}")]
@@ -127,7 +129,16 @@ impl CloudError {
         }
     }
 
-    /// Maps a non-2xx status and its detail to the error kind.
+    /// When a rate-limited call may be tried again (`None` for every other error).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Maps a non-2xx status and its detail to the error kind; `retry_after` is the wait a 429
+    /// asked for (a minute when it said nothing).
     pub fn from_status(detail: ApiErrorDetail, retry_after: Option<Duration>) -> Self {
         match detail.status {
             404 => Self::NotFound(detail),
@@ -135,8 +146,8 @@ impl CloudError {
             403 => Self::Forbidden(detail),
             422 => Self::Unprocessable(detail),
             429 => Self::RateLimited {
-                detail,
-                retry_after,
+                retry_after: retry_after.unwrap_or(Duration::from_secs(60)),
+                detail: Some(detail),
             },
             500..=599 => Self::Server(detail),
             _ => Self::UnexpectedStatus(detail),

@@ -1,33 +1,46 @@
 //! Wire types of the DigitalOcean API v2 calls the operator makes (serde), shared by the client
 //! and the simulated DigitalOcean so both speak one format. Field names follow the OpenAPI
 //! description in `shared/digitalocean-openapi/`.
+//!
+//! These are DigitalOcean's shapes, not the operator's model: [`Droplet`] is the API's droplet
+//! (not the `Droplet` custom resource, not the scheduler's droplet) and [`Size`] the API's size
+//! object. Decoding is tolerant where DigitalOcean may add values or leave fields out: an unknown
+//! status or a droplet without `image` or `size` is kept and logged, never a failed page.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-/// A droplet as returned by `GET /v2/droplets/{id}` and the list and create calls.
+/// DigitalOcean's droplet object (the wire shape of `GET /v2/droplets/{id}`, the list and the
+/// create calls), not the `Droplet` custom resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Droplet {
     /// DigitalOcean's numeric id.
     pub id: u64,
     /// The droplet's name (not unique at DigitalOcean).
+    #[serde(default)]
     pub name: String,
     /// Memory in MB.
+    #[serde(default)]
     pub memory: u64,
     /// Virtual CPUs.
+    #[serde(default)]
     pub vcpus: u32,
     /// Disk in GB.
+    #[serde(default)]
     pub disk: u64,
     /// True while the platform works on the droplet (no actions possible).
+    #[serde(default)]
     pub locked: bool,
-    /// Lifecycle state.
+    /// Lifecycle state (`Unknown` for a value this client does not know).
+    #[serde(default)]
     pub status: DropletStatus,
     /// Always null for modern droplets.
     #[serde(default)]
     pub kernel: Option<serde_json::Value>,
     /// ISO-8601 creation time, seconds precision.
+    #[serde(default)]
     pub created_at: String,
     /// Enabled features (`monitoring`, `ipv6`, ...).
     #[serde(default)]
@@ -41,19 +54,24 @@ pub struct Droplet {
     /// Snapshot image ids.
     #[serde(default)]
     pub snapshot_ids: Vec<u64>,
-    /// The image the droplet was created from.
-    pub image: Image,
+    /// The image the droplet was created from (absent on some droplets, e.g. a deleted image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
     /// Attached volume ids.
     #[serde(default)]
     pub volume_ids: Vec<String>,
-    /// The full size object.
-    pub size: Size,
+    /// The full size object (absent on some droplets, e.g. a retired size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Size>,
     /// The size slug.
+    #[serde(default)]
     pub size_slug: String,
     /// IPv4 and IPv6 interfaces (empty while `new`).
+    #[serde(default)]
     pub networks: Networks,
     /// The full region object.
-    pub region: Region,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
     /// Tags on the droplet.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -85,10 +103,42 @@ impl Droplet {
     pub fn is_ready(&self) -> bool {
         self.status == DropletStatus::Active && !self.locked
     }
+
+    /// The region slug (from the region object, empty when DigitalOcean left it out).
+    pub fn region_slug(&self) -> &str {
+        self.region.as_ref().map_or("", |r| r.slug.as_str())
+    }
+
+    /// The creation time, when `created_at` parses.
+    pub fn created(&self) -> Option<jiff::Timestamp> {
+        self.created_at.parse().ok()
+    }
+
+    /// What this client had to tolerate in the droplet (unknown values, absent fields); empty
+    /// for a well-formed droplet. Logged by the client, never an error.
+    pub fn oddities(&self) -> Vec<&'static str> {
+        let mut odd = Vec::new();
+        if self.status == DropletStatus::Unknown {
+            odd.push("unknown status");
+        }
+        if self.image.is_none() {
+            odd.push("no image");
+        }
+        if self.size.is_none() {
+            odd.push("no size");
+        }
+        if self.region.is_none() {
+            odd.push("no region");
+        }
+        if self.created().is_none() {
+            odd.push("unparsable created_at");
+        }
+        odd
+    }
 }
 
 /// A droplet's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DropletStatus {
     /// Being provisioned.
@@ -99,6 +149,10 @@ pub enum DropletStatus {
     Off,
     /// Retired or destroyed.
     Archive,
+    /// A value this client does not know (DigitalOcean added one); treated as not ready.
+    #[default]
+    #[serde(other)]
+    Unknown,
 }
 
 /// The image object embedded in a droplet.
@@ -178,9 +232,12 @@ pub enum NetworkType {
     Public,
     /// VPC-internal.
     Private,
+    /// A type this client does not know.
+    #[serde(other)]
+    Other,
 }
 
-/// A droplet size from `GET /v2/sizes`.
+/// DigitalOcean's size object from `GET /v2/sizes` (the wire shape, not the catalogue's size).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Size {
     /// Size slug, e.g. `s-1vcpu-1gb`.
@@ -334,6 +391,9 @@ pub enum ActionStatus {
     Completed,
     /// Failed.
     Errored,
+    /// A value this client does not know.
+    #[serde(other)]
+    Unknown,
 }
 
 /// The droplet actions the operator issues (`POST /v2/droplets/{id}/actions`).
@@ -350,6 +410,13 @@ pub enum DropletActionRequest {
     PowerOff,
     /// Power on.
     PowerOn,
+    /// Change the size (the droplet must be off); `disk` also grows the disk (irreversible).
+    Resize {
+        /// The new size slug.
+        size: String,
+        /// Whether to resize the disk as well.
+        disk: bool,
+    },
 }
 
 impl DropletActionRequest {
@@ -361,6 +428,7 @@ impl DropletActionRequest {
             Self::Shutdown => "shutdown",
             Self::PowerOff => "power_off",
             Self::PowerOn => "power_on",
+            Self::Resize { .. } => "resize",
         }
     }
 }
@@ -546,11 +614,22 @@ pub struct CreateLinks {
     pub actions: Vec<ActionLink>,
 }
 
+/// One entry of a droplet page: a droplet, or what could not be read as one (logged and left
+/// out, so one odd droplet cannot fail the page).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PageDroplet {
+    /// A droplet (possibly with tolerated oddities).
+    Droplet(Box<Droplet>),
+    /// An entry without even an id.
+    Unreadable(serde_json::Value),
+}
+
 /// A page of droplets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DropletPage {
     /// Droplets on this page.
-    pub droplets: Vec<Droplet>,
+    pub droplets: Vec<PageDroplet>,
     /// Page links.
     #[serde(default)]
     pub links: Links,
@@ -582,6 +661,50 @@ pub struct RegionPage {
     pub meta: Meta,
 }
 
+/// A page of actions (`GET /v2/droplets/{id}/actions`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionPage {
+    /// Actions on this page.
+    pub actions: Vec<Action>,
+    /// Page links.
+    #[serde(default)]
+    pub links: Links,
+    /// Totals.
+    #[serde(default)]
+    pub meta: Meta,
+}
+
+/// The body of `POST /v2/tags/{tag}/resources`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagResourcesRequest {
+    /// The resources to tag.
+    pub resources: Vec<TagResource>,
+}
+
+impl TagResourcesRequest {
+    /// A request tagging these droplets.
+    pub fn droplets(ids: &[u64]) -> Self {
+        Self {
+            resources: ids
+                .iter()
+                .map(|id| TagResource {
+                    resource_id: id.to_string(),
+                    resource_type: "droplet".to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One resource of a tag request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagResource {
+    /// The resource id as text.
+    pub resource_id: String,
+    /// `droplet`, `volume`, ...
+    pub resource_type: String,
+}
+
 /// Envelope of one action.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActionEnvelope {
@@ -607,7 +730,33 @@ pub trait Paged {
 impl Paged for DropletPage {
     type Item = Droplet;
     fn into_parts(self) -> (Vec<Droplet>, Option<String>) {
-        (self.droplets, self.links.pages.and_then(|p| p.next))
+        let droplets = self
+            .droplets
+            .into_iter()
+            .filter_map(|entry| match entry {
+                PageDroplet::Droplet(droplet) => {
+                    let odd = droplet.oddities();
+                    if !odd.is_empty() {
+                        tracing::warn!(droplet = droplet.id, oddities = ?odd, "tolerating an odd droplet");
+                    }
+                    Some(*droplet)
+                }
+                PageDroplet::Unreadable(value) => {
+                    let keys: Vec<&String> =
+                        value.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+                    tracing::warn!(?keys, "skipping a droplet entry without an id");
+                    None
+                }
+            })
+            .collect();
+        (droplets, self.links.pages.and_then(|p| p.next))
+    }
+}
+
+impl Paged for ActionPage {
+    type Item = Action;
+    fn into_parts(self) -> (Vec<Action>, Option<String>) {
+        (self.actions, self.links.pages.and_then(|p| p.next))
     }
 }
 
@@ -639,5 +788,34 @@ mod tests {
         let printed = format!("{request:?}");
         assert!(printed.contains("d1") && printed.contains("bytes, redacted"));
         assert!(!printed.contains("s3cr3t"), "{printed}");
+    }
+
+    #[test]
+    fn an_odd_droplet_is_tolerated_and_an_unreadable_entry_does_not_fail_the_page() {
+        let page: DropletPage = serde_json::from_value(serde_json::json!({
+            "droplets": [
+                {"id": 7, "name": "odd", "status": "migrating", "created_at": "2026-12-02T08:00:00Z",
+                 "tags": ["a"], "networks": {"v4": [{"ip_address": "10.0.0.1", "netmask": "255.0.0.0",
+                 "type": "anycast"}], "v6": []}},
+                {"name": "no id at all"},
+                {"id": 8, "name": "plain", "status": "active", "memory": 1024, "vcpus": 1, "disk": 25,
+                 "locked": false, "created_at": "2026-12-02T08:00:00Z", "size_slug": "s-1vcpu-1gb"}
+            ],
+            "links": {},
+            "meta": {"total": 3}
+        }))
+        .expect("the page decodes");
+        let (droplets, next) = page.into_parts();
+        assert_eq!(next, None);
+        let ids: Vec<u64> = droplets.iter().map(|d| d.id).collect();
+        assert_eq!(ids, vec![7, 8]);
+        assert_eq!(droplets[0].status, DropletStatus::Unknown);
+        assert!(!droplets[0].is_ready());
+        assert_eq!(droplets[0].networks.v4[0].kind, NetworkType::Other);
+        assert_eq!(
+            droplets[0].oddities(),
+            vec!["unknown status", "no image", "no size", "no region"]
+        );
+        assert_eq!(droplets[1].status, DropletStatus::Active);
     }
 }

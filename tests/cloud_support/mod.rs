@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clock::{ManualClock, ScaledClock, SharedClock};
-use mcp_droplet_operator::cloud::DoToken;
 use mcp_droplet_operator::cloud::client::{DoClient, DoClientConfig};
 use mcp_droplet_operator::cloud::metrics::CloudMetrics;
 use mcp_droplet_operator::cloud::models::DropletCreateRequest;
 use mcp_droplet_operator::cloud::rate_limit::RateLimitConfig;
-use mcp_droplet_operator::cloud::retry::FixedJitter;
+use mcp_droplet_operator::retry::Jitter;
 use mcp_droplet_operator::sim::digitalocean::{
     BootDelay, SimDoConfig, SimulatedDo, serve_simulated_do,
 };
@@ -32,12 +31,12 @@ pub async fn start_sim(clock: SharedClock, tweak: impl FnOnce(&mut SimDoConfig))
         ..SimDoConfig::default()
     };
     tweak(&mut config);
-    serve_simulated_do(loopback(), DoToken::new(TOKEN), config)
+    serve_simulated_do(loopback(), TOKEN.into(), config)
         .await
         .expect("simulated DigitalOcean starts")
 }
 
-/// A client for `sim` on `clock`, with fixed jitter.
+/// A client for `sim` on `clock`, without jitter (reproducible waits).
 pub fn client_for(sim: &SimulatedDo, clock: SharedClock, token: &str) -> DoClient {
     client_with(sim, clock, token, |_| {})
 }
@@ -49,16 +48,11 @@ pub fn client_with(
     token: &str,
     tweak: impl FnOnce(&mut DoClientConfig),
 ) -> DoClient {
-    let mut config = DoClientConfig::new(sim.base_url(), DoToken::new(token));
+    let mut config = DoClientConfig::new(sim.base_url(), token.into());
     config.request_timeout = Duration::from_secs(10);
+    config.retry.jitter = Jitter::None;
     tweak(&mut config);
-    DoClient::with_parts(
-        config,
-        clock,
-        Arc::new(FixedJitter(0.5)),
-        CloudMetrics::new(),
-    )
-    .expect("client builds")
+    DoClient::with_parts(config, clock, CloudMetrics::new()).expect("client builds")
 }
 
 /// A client that never waits in the pacer (for tests on a manual clock).
@@ -69,6 +63,7 @@ pub fn unpaced_client(sim: &SimulatedDo, clock: SharedClock) -> DoClient {
             per_hour: 100_000_000,
             safety_margin: 0.0,
             burst: 1_000_000,
+            remaining_reserve: 0.0,
         };
     })
 }

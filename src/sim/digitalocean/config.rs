@@ -59,6 +59,8 @@ pub struct FaultConfig {
     pub server_error_rate: f64,
     /// Share of creates that are committed and then answered with 500 (the duplicate hazard).
     pub create_commit_then_fail_rate: f64,
+    /// Share of droplet actions that are committed and then answered with 500.
+    pub action_commit_then_fail_rate: f64,
     /// Extra latency per request, in simulated time.
     pub latency: Duration,
     /// Share of droplets that never leave `new`.

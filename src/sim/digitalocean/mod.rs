@@ -9,7 +9,7 @@
 
 pub mod config;
 mod routes;
-pub mod world;
+pub mod state;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,11 +18,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cloud::client::DoToken;
-use crate::cloud::models::Droplet;
+use secrecy::SecretString;
+
+use crate::cloud::models::{Droplet, DropletStatus};
 pub use config::{BootDelay, FaultConfig, SimDoConfig, SimRateLimits};
-use world::{LifecycleEvent, World};
-pub use world::{SimError, SimStats};
+use state::{CloudState, LifecycleEvent};
+pub use state::{SimError, SimStats};
 
 /// A droplet that just became active, as the lifecycle hook sees it. Its Debug leaves out the
 /// `user_data`, which carries the droplet's enrolment token.
@@ -98,15 +99,15 @@ pub enum SimDoError {
 }
 
 pub(crate) struct Shared {
-    pub(crate) world: Mutex<World>,
-    pub(crate) token: DoToken,
+    pub(crate) state: Mutex<CloudState>,
+    pub(crate) token: SecretString,
     pub(crate) clock: clock::SharedClock,
     hook: Mutex<Option<Arc<dyn DropletLifecycleHook>>>,
 }
 
 impl Shared {
-    pub(crate) fn world(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn state(&self) -> MutexGuard<'_, CloudState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Tells the hook about events (outside the world lock).
@@ -129,8 +130,7 @@ impl Shared {
     }
 
     fn tick(&self) {
-        let now = std::time::SystemTime::from(self.clock.now());
-        let events = self.world().advance(now);
+        let events = self.state().advance(self.clock.now());
         self.dispatch(events);
     }
 }
@@ -156,7 +156,7 @@ impl std::fmt::Debug for SimulatedDo {
 /// Starts the simulated DigitalOcean on `listen` (port 0 picks one), accepting `token`.
 pub async fn serve_simulated_do(
     listen: SocketAddr,
-    token: DoToken,
+    token: SecretString,
     config: SimDoConfig,
 ) -> Result<SimulatedDo, SimDoError> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -172,7 +172,7 @@ pub async fn serve_simulated_do(
     let clock = Arc::clone(&config.clock);
     let hook = config.hook.clone();
     let shared = Arc::new(Shared {
-        world: Mutex::new(World::new(config)),
+        state: Mutex::new(CloudState::new(config)),
         token,
         clock,
         hook: Mutex::new(hook),
@@ -237,35 +237,55 @@ impl SimulatedDo {
 
     /// Records usage reported by a droplet's agent; false when the droplet does not exist.
     pub fn report_usage(&self, droplet_id: u64, usage: DropletUsage) -> bool {
-        self.shared.world().report_usage(droplet_id, usage)
+        self.shared.state().report_usage(droplet_id, usage)
     }
 
     /// Replaces the fault switches at run time.
     pub fn set_faults(&self, faults: FaultConfig) {
-        self.shared.world().set_faults(faults);
+        self.shared.state().set_faults(faults);
     }
 
     /// Answers the next `count` requests with 429.
     pub fn force_rate_limited(&self, count: u32) {
-        self.shared.world().force_rate_limited(count);
+        self.shared.state().force_rate_limited(count);
     }
 
     /// Makes a droplet vanish as if destroyed outside the operator.
     pub fn lose_droplet(&self, droplet_id: u64) -> bool {
-        let event = self.shared.world().lose_droplet(droplet_id);
+        let event = self.shared.state().lose_droplet(droplet_id);
         let found = event.is_some();
         self.shared.dispatch(event.into_iter().collect());
         found
     }
 
+    /// Makes `GET /v2/droplets/{id}` answer 404 for `duration` of simulated time (a transient
+    /// 404); false when the droplet does not exist.
+    pub fn hide_from_get(&self, droplet_id: u64, duration: Duration) -> bool {
+        let until = clock::add(self.shared.clock.now(), duration);
+        self.shared.state().hide_from_get(droplet_id, until)
+    }
+
+    /// Leaves a droplet out of list responses for `duration` of simulated time (list lag
+    /// beyond the configured one); false when the droplet does not exist.
+    pub fn hide_from_lists(&self, droplet_id: u64, duration: Duration) -> bool {
+        let until = clock::add(self.shared.clock.now(), duration);
+        self.shared.state().hide_from_lists(droplet_id, until)
+    }
+
+    /// Gives a droplet a `status` value and drops its `image` and `size`, as an odd droplet
+    /// of a real account may look; false when it does not exist.
+    pub fn make_droplet_odd(&self, droplet_id: u64, status: DropletStatus) -> bool {
+        self.shared.state().make_droplet_odd(droplet_id, status)
+    }
+
     /// Every droplet, ignoring list lag.
     pub fn droplets(&self) -> Vec<Droplet> {
-        self.shared.world().all_droplets()
+        self.shared.state().all_droplets()
     }
 
     /// Request statistics.
     pub fn stats(&self) -> SimStats {
-        self.shared.world().stats()
+        self.shared.state().stats()
     }
 
     /// Stops the server and the ticker and waits for them.

@@ -14,10 +14,14 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cloud::models::{DropletActionRequest, DropletCreateRequest, DropletMetric};
+use secrecy::ExposeSecret;
+
+use crate::cloud::models::{
+    DropletActionRequest, DropletCreateRequest, DropletMetric, TagResourcesRequest,
+};
 use crate::cloud::offline_catalog;
 use crate::sim::digitalocean::Shared;
-use crate::sim::digitalocean::world::{RateDecision, SimError};
+use crate::sim::digitalocean::state::{RateDecision, SimError};
 use clock::unix_seconds;
 
 type AppState = Arc<Shared>;
@@ -33,7 +37,15 @@ pub(crate) fn router(shared: AppState) -> Router {
                 .delete(delete_by_tag),
         )
         .route("/v2/droplets/{id}", get(get_droplet).delete(delete_droplet))
-        .route("/v2/droplets/{id}/actions", post(droplet_action))
+        .route(
+            "/v2/droplets/{id}/actions",
+            post(droplet_action).get(list_droplet_actions),
+        )
+        .route("/v2/tags", post(create_tag))
+        .route(
+            "/v2/tags/{tag}/resources",
+            post(tag_resources).delete(untag_resources),
+        )
         .route("/v2/actions/{id}", get(get_action))
         .route("/v2/sizes", get(list_sizes))
         .route("/v2/regions", get(list_regions))
@@ -97,7 +109,7 @@ fn apply_rate_headers(headers: &mut HeaderMap, decision: &RateDecision) {
 /// `ratelimit-*` headers and a request id (header and error body).
 async fn gatekeeper(State(shared): State<AppState>, request: Request, next: Next) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let now = std::time::SystemTime::from(shared.clock.now());
+    let now = shared.clock.now();
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -106,9 +118,9 @@ async fn gatekeeper(State(shared): State<AppState>, request: Request, next: Next
         .map(str::trim)
         .map(str::to_owned);
     let mut response = match presented {
-        Some(token) if token == shared.token.expose() => {
+        Some(token) if token == shared.token.expose_secret().trim() => {
             let (decision, injected_error) = {
-                let mut world = shared.world();
+                let mut world = shared.state();
                 let decision = world.admit(&token, now);
                 let injected = decision.allowed && world.draw_server_error();
                 (decision, injected)
@@ -123,13 +135,11 @@ async fn gatekeeper(State(shared): State<AppState>, request: Request, next: Next
             } else if injected_error {
                 error_response(SimError::server_error())
             } else {
-                let latency = shared.world().config().faults.latency;
+                let latency = shared.state().config().faults.latency;
                 if !latency.is_zero() {
                     shared.clock.sleep(latency).await;
                 }
-                let events = shared
-                    .world()
-                    .advance(std::time::SystemTime::from(shared.clock.now()));
+                let events = shared.state().advance(shared.clock.now());
                 shared.dispatch(events);
                 next.run(request).await
             };
@@ -137,7 +147,7 @@ async fn gatekeeper(State(shared): State<AppState>, request: Request, next: Next
             response
         }
         _ => {
-            let decision = shared.world().unauthenticated_limits(now);
+            let decision = shared.state().unauthenticated_limits(now);
             let mut response = error_response(SimError {
                 status: 401,
                 id: "unauthorized",
@@ -159,7 +169,7 @@ async fn not_found() -> Response {
 }
 
 async fn account(State(shared): State<AppState>) -> Response {
-    let limit = shared.world().droplet_limit();
+    let limit = shared.state().droplet_limit();
     json_response(
         StatusCode::OK,
         &json!({
@@ -257,10 +267,7 @@ async fn list_droplets(
             "tag_name and name cannot be combined",
         ));
     }
-    let droplets =
-        shared
-            .world()
-            .list_droplets(tag, name, std::time::SystemTime::from(shared.clock.now()));
+    let droplets = shared.state().list_droplets(tag, name, shared.clock.now());
     paginate(
         "droplets",
         droplets,
@@ -299,9 +306,9 @@ async fn create_droplet(
             )));
         }
     };
-    let now = std::time::SystemTime::from(shared.clock.now());
+    let now = shared.clock.now();
     let (result, fail_after_commit) = {
-        let mut world = shared.world();
+        let mut world = shared.state();
         let result = world.create_droplet(&request, now);
         let fail = result.is_ok() && world.draw_commit_then_fail();
         (result, fail)
@@ -337,10 +344,8 @@ async fn get_droplet(State(shared): State<AppState>, Path(id): Path<String>) -> 
     let Some(id) = parse_id(&id) else {
         return error_response(SimError::not_found());
     };
-    match shared
-        .world()
-        .get_droplet(id, std::time::SystemTime::from(shared.clock.now()))
-    {
+    let now = shared.clock.now();
+    match shared.state().get_droplet(id, now) {
         Ok(droplet) => json_response(StatusCode::OK, &json!({ "droplet": droplet })),
         Err(error) => error_response(error),
     }
@@ -350,7 +355,7 @@ async fn delete_droplet(State(shared): State<AppState>, Path(id): Path<String>) 
     let Some(id) = parse_id(&id) else {
         return error_response(SimError::not_found());
     };
-    let result = shared.world().delete_droplet(id);
+    let result = shared.state().delete_droplet(id);
     match result {
         Ok(event) => {
             shared.dispatch(vec![event]);
@@ -364,7 +369,7 @@ async fn delete_by_tag(State(shared): State<AppState>, Query(params): Params) ->
     let Some(tag) = params.get("tag_name") else {
         return error_response(SimError::bad_request("tag_name is required"));
     };
-    let events = shared.world().delete_by_tag(tag);
+    let events = shared.state().delete_by_tag(tag);
     shared.dispatch(events);
     no_content()
 }
@@ -385,13 +390,93 @@ async fn droplet_action(
             ));
         }
     };
-    let result = shared.world().droplet_action(
-        id,
-        &request,
-        std::time::SystemTime::from(shared.clock.now()),
-    );
+    let now = shared.clock.now();
+    let (result, fail_after_commit) = {
+        let mut world = shared.state();
+        let result = world.droplet_action(id, &request, now);
+        let fail = result.is_ok() && world.draw_action_commit_then_fail();
+        (result, fail)
+    };
     match result {
+        Ok(_) if fail_after_commit => error_response(SimError::server_error()),
         Ok(action) => json_response(StatusCode::CREATED, &json!({ "action": action })),
+        Err(error) => error_response(error),
+    }
+}
+
+async fn list_droplet_actions(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return error_response(SimError::not_found());
+    };
+    let result = shared.state().droplet_actions(id);
+    match result {
+        Ok(actions) => paginate(
+            "actions",
+            actions,
+            &params,
+            &headers,
+            &format!("/v2/droplets/{id}/actions"),
+            &[],
+        ),
+        Err(error) => error_response(error),
+    }
+}
+
+async fn create_tag(body: Bytes) -> Response {
+    let name = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_owned));
+    match name {
+        Some(name) => json_response(
+            StatusCode::CREATED,
+            &json!({ "tag": { "name": name, "resources": { "count": 0 } } }),
+        ),
+        None => error_response(SimError::unprocessable("name is required")),
+    }
+}
+
+fn droplet_ids(body: &[u8]) -> Result<Vec<u64>, SimError> {
+    let request: TagResourcesRequest = serde_json::from_slice(body)
+        .map_err(|_| SimError::bad_request("resources are required"))?;
+    request
+        .resources
+        .iter()
+        .filter(|r| r.resource_type == "droplet")
+        .map(|r| {
+            r.resource_id
+                .parse()
+                .map_err(|_| SimError::unprocessable("resource_id must be a droplet id"))
+        })
+        .collect()
+}
+
+async fn tag_resources(
+    State(shared): State<AppState>,
+    Path(tag): Path<String>,
+    body: Bytes,
+) -> Response {
+    let result = droplet_ids(&body).and_then(|ids| shared.state().tag_droplets(&tag, &ids));
+    match result {
+        Ok(()) => no_content(),
+        Err(error) => error_response(error),
+    }
+}
+
+async fn untag_resources(
+    State(shared): State<AppState>,
+    Path(tag): Path<String>,
+    body: Bytes,
+) -> Response {
+    match droplet_ids(&body) {
+        Ok(ids) => {
+            shared.state().untag_droplets(&tag, &ids);
+            no_content()
+        }
         Err(error) => error_response(error),
     }
 }
@@ -400,7 +485,7 @@ async fn get_action(State(shared): State<AppState>, Path(id): Path<String>) -> R
     let Some(id) = parse_id(&id) else {
         return error_response(SimError::not_found());
     };
-    match shared.world().get_action(id) {
+    match shared.state().get_action(id) {
         Ok(action) => json_response(StatusCode::OK, &json!({ "action": action })),
         Err(error) => error_response(error),
     }
@@ -443,7 +528,7 @@ async fn metrics(
         return error_response(SimError::bad_request("host_id, start and end are required"));
     };
     let end = end.min(unix_seconds(shared.clock.now()));
-    let result = shared.world().metric_series(host_id, metric, start, end);
+    let result = shared.state().metric_series(host_id, metric, start, end);
     json_response(
         StatusCode::OK,
         &json!({

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use clock::Timestamp;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -72,9 +74,9 @@ pub const DROPLET_LIMIT_MESSAGE: &str =
 #[derive(Debug, Clone)]
 struct SimDroplet {
     droplet: Droplet,
-    created: SystemTime,
-    active_at: Option<SystemTime>,
-    lost_at: Option<SystemTime>,
+    created: Timestamp,
+    active_at: Option<Timestamp>,
+    lost_at: Option<Timestamp>,
     user_data: Option<String>,
     monitoring: bool,
     ipv4: Ipv4Addr,
@@ -82,16 +84,29 @@ struct SimDroplet {
     locked_by: Option<u64>,
     announced: bool,
     usage: DropletUsage,
+    /// GET answers 404 until then (a transient 404 injected by a test).
+    hidden_from_get_until: Option<Timestamp>,
+    /// Lists leave it out until then (list lag injected by a test).
+    hidden_from_list_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
 struct SimAction {
     action: Action,
-    completes_at: Option<SystemTime>,
-    effect: Option<DropletStatus>,
+    completes_at: Option<Timestamp>,
+    effect: Option<ActionEffect>,
 }
 
-/// Something the hook must be told, produced by [`World::advance`] and deletes.
+/// What a droplet action changes when it completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ActionEffect {
+    /// The droplet's status becomes this.
+    Status(DropletStatus),
+    /// The droplet's size becomes this slug.
+    Resize(String),
+}
+
+/// Something the hook must be told, produced by [`CloudState::advance`] and deletes.
 #[derive(Debug, Clone)]
 pub enum LifecycleEvent {
     /// A droplet became active.
@@ -130,7 +145,7 @@ pub struct SimStats {
 
 /// The simulated cloud.
 #[derive(Debug)]
-pub struct World {
+pub struct CloudState {
     config: SimDoConfig,
     rng: StdRng,
     next_droplet_id: u64,
@@ -138,8 +153,8 @@ pub struct World {
     next_ip_index: u32,
     droplets: BTreeMap<u64, SimDroplet>,
     actions: HashMap<u64, SimAction>,
-    request_log: HashMap<String, VecDeque<SystemTime>>,
-    minute_window: VecDeque<SystemTime>,
+    request_log: HashMap<String, VecDeque<Timestamp>>,
+    minute_window: VecDeque<Timestamp>,
     forced_rate_limits: u32,
     stats: SimStats,
 }
@@ -147,7 +162,7 @@ pub struct World {
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-impl World {
+impl CloudState {
     /// A world with no droplets.
     pub fn new(config: SimDoConfig) -> Self {
         Self {
@@ -186,24 +201,22 @@ impl World {
     }
 
     /// Counts a request of `token` at `now` against the sliding windows.
-    pub fn admit(&mut self, token: &str, now: SystemTime) -> RateDecision {
+    pub fn admit(&mut self, token: &str, now: Timestamp) -> RateDecision {
         let limits = self.config.rate_limits;
         let enforce = self.config.enforce_rate_limits;
         let log = self.request_log.entry(token.to_owned()).or_default();
-        while log
-            .front()
-            .is_some_and(|t| now.duration_since(*t).unwrap_or_default() >= HOUR)
-        {
+        while log.front().is_some_and(|t| clock::elapsed(*t, now) >= HOUR) {
             log.pop_front();
         }
         let in_minute = log
             .iter()
             .rev()
-            .take_while(|t| now.duration_since(**t).unwrap_or_default() < MINUTE)
+            .take_while(|t| clock::elapsed(**t, now) < MINUTE)
             .count();
-        let reset_of = |log: &VecDeque<SystemTime>| {
-            log.front()
-                .map_or(unix_seconds(now) + 3600, |t| unix_seconds(*t + HOUR))
+        let reset_of = |log: &VecDeque<Timestamp>| {
+            log.front().map_or(clock::unix_seconds(now) + 3600, |t| {
+                clock::unix_seconds(clock::add(*t, HOUR))
+            })
         };
         let forced = self.forced_rate_limits > 0;
         let minute_full = enforce && in_minute >= limits.per_minute as usize;
@@ -217,9 +230,7 @@ impl World {
                 None
             } else if minute_full {
                 let oldest_in_minute = log[log.len() - in_minute];
-                let wait = (oldest_in_minute + MINUTE)
-                    .duration_since(now)
-                    .unwrap_or_default();
+                let wait = clock::elapsed(now, clock::add(oldest_in_minute, MINUTE));
                 Some(wait.as_secs() + 1)
             } else {
                 Some(1)
@@ -240,7 +251,7 @@ impl World {
         while self
             .minute_window
             .front()
-            .is_some_and(|t| now.duration_since(*t).unwrap_or_default() >= MINUTE)
+            .is_some_and(|t| clock::elapsed(*t, now) >= MINUTE)
         {
             self.minute_window.pop_front();
         }
@@ -258,12 +269,12 @@ impl World {
     }
 
     /// Headers for a response to an unauthenticated request (nothing counted).
-    pub fn unauthenticated_limits(&self, now: SystemTime) -> RateDecision {
+    pub fn unauthenticated_limits(&self, now: Timestamp) -> RateDecision {
         RateDecision {
             allowed: true,
             limit: self.config.rate_limits.per_hour,
             remaining: self.config.rate_limits.per_hour,
-            reset: unix_seconds(now),
+            reset: clock::unix_seconds(now),
             retry_after: None,
         }
     }
@@ -291,7 +302,7 @@ impl World {
     pub fn create_droplet(
         &mut self,
         request: &DropletCreateRequest,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Result<(Droplet, Action), SimError> {
         validate_name(&request.name)?;
         let size = catalog::size(&request.size).ok_or_else(|| {
@@ -349,14 +360,7 @@ impl World {
             return Err(SimError::unprocessable(DROPLET_LIMIT_MESSAGE));
         }
         for tag in &request.tags {
-            if tag.is_empty()
-                || tag.len() > 255
-                || !tag
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'))
-            {
-                return Err(SimError::unprocessable(format!("invalid tag name {tag:?}")));
-            }
+            validate_tag(tag)?;
         }
 
         let id = self.next_droplet_id;
@@ -364,9 +368,9 @@ impl World {
         let (ipv4, private_ipv4) = self.next_ip();
         let never_active = self.draw(self.config.faults.never_active_rate);
         let boot = self.config.boot_delay.sample(self.rng.random::<f64>());
-        let active_at = (!never_active).then_some(now + boot);
+        let active_at = (!never_active).then_some(clock::add(now, boot));
         let lost_at = if self.draw(self.config.faults.lost_droplet_rate) {
-            active_at.map(|a| a + boot.max(Duration::from_secs(1)))
+            active_at.map(|a| clock::add(a, boot.max(Duration::from_secs(1))))
         } else {
             None
         };
@@ -391,12 +395,12 @@ impl World {
             backup_ids: Vec::new(),
             next_backup_window: None,
             snapshot_ids: Vec::new(),
-            image: image_for(&request.image, region.slug),
+            image: Some(image_for(&request.image, region.slug)),
             volume_ids: Vec::new(),
-            size: size_model(size),
+            size: Some(size_model(size)),
             size_slug: size.slug.to_owned(),
             networks: Networks::default(),
-            region: region_model(region),
+            region: Some(region_model(region)),
             tags: request.tags.clone(),
             vpc_uuid: Some(
                 request
@@ -420,6 +424,8 @@ impl World {
                 locked_by: None,
                 announced: false,
                 usage: DropletUsage::default(),
+                hidden_from_get_until: None,
+                hidden_from_list_until: None,
             },
         );
         self.stats.droplets_created += 1;
@@ -431,6 +437,11 @@ impl World {
         self.draw(self.config.faults.create_commit_then_fail_rate)
     }
 
+    /// Draws whether a droplet action is committed and then answered with 500.
+    pub fn draw_action_commit_then_fail(&mut self) -> bool {
+        self.draw(self.config.faults.action_commit_then_fail_rate)
+    }
+
     fn draw(&mut self, rate: f64) -> bool {
         rate > 0.0 && self.rng.random::<f64>() < rate
     }
@@ -440,9 +451,9 @@ impl World {
         kind: &str,
         droplet_id: u64,
         region: &str,
-        now: SystemTime,
-        completes_at: Option<SystemTime>,
-        effect: Option<DropletStatus>,
+        now: Timestamp,
+        completes_at: Option<Timestamp>,
+        effect: Option<ActionEffect>,
     ) -> Action {
         let id = self.next_action_id;
         self.next_action_id += 1;
@@ -470,7 +481,7 @@ impl World {
 
     /// Moves time forward: boots droplets, completes actions, loses droplets. Returns the
     /// events the lifecycle hook must hear.
-    pub fn advance(&mut self, now: SystemTime) -> Vec<LifecycleEvent> {
+    pub fn advance(&mut self, now: Timestamp) -> Vec<LifecycleEvent> {
         let mut events = Vec::new();
         let mut completed = Vec::new();
         for (id, action) in &mut self.actions {
@@ -479,7 +490,7 @@ impl World {
             {
                 action.action.status = ActionStatus::Completed;
                 action.action.completed_at = action.completes_at.map(rfc3339);
-                completed.push((*id, action.action.resource_id, action.effect));
+                completed.push((*id, action.action.resource_id, action.effect.clone()));
             }
         }
         for (action_id, droplet_id, effect) in completed {
@@ -488,8 +499,18 @@ impl World {
             {
                 d.locked_by = None;
                 d.droplet.locked = false;
-                if let Some(status) = effect {
-                    d.droplet.status = status;
+                match effect {
+                    Some(ActionEffect::Status(status)) => d.droplet.status = status,
+                    Some(ActionEffect::Resize(slug)) => {
+                        if let Some(size) = catalog::size(&slug) {
+                            d.droplet.memory = size.memory_mib;
+                            d.droplet.vcpus = size.vcpus;
+                            d.droplet.disk = size.disk_gib;
+                            d.droplet.size = Some(size_model(size));
+                            d.droplet.size_slug = slug;
+                        }
+                    }
+                    None => {}
                 }
             }
         }
@@ -524,7 +545,7 @@ impl World {
                     private_ipv4: d.private_ipv4,
                     user_data: d.user_data.clone(),
                     tags: d.droplet.tags.clone(),
-                    region: d.droplet.region.slug.clone(),
+                    region: d.droplet.region_slug().to_owned(),
                     size: d.droplet.size_slug.clone(),
                 }));
             }
@@ -539,8 +560,8 @@ impl World {
         events
     }
 
-    /// The earliest future instant at which [`World::advance`] has work, if any.
-    pub fn next_wakeup(&self) -> Option<SystemTime> {
+    /// The earliest future instant at which [`CloudState::advance`] has work, if any.
+    pub fn next_wakeup(&self) -> Option<Timestamp> {
         let boots = self
             .droplets
             .values()
@@ -556,9 +577,9 @@ impl World {
     }
 
     /// `GET /v2/droplets/{id}`.
-    pub fn get_droplet(&self, id: u64, now: SystemTime) -> Result<Droplet, SimError> {
+    pub fn get_droplet(&self, id: u64, now: Timestamp) -> Result<Droplet, SimError> {
         let d = self.droplets.get(&id).ok_or_else(SimError::not_found)?;
-        if now < d.created + self.config.get_lag {
+        if now < clock::add(d.created, self.config.get_lag) || d.hidden_from_get_until > Some(now) {
             return Err(SimError::not_found());
         }
         Ok(d.droplet.clone())
@@ -569,11 +590,14 @@ impl World {
         &self,
         tag: Option<&str>,
         name: Option<&str>,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Vec<Droplet> {
         self.droplets
             .values()
-            .filter(|d| now >= d.created + self.config.list_lag)
+            .filter(|d| {
+                now >= clock::add(d.created, self.config.list_lag)
+                    && d.hidden_from_list_until.is_none_or(|until| now >= until)
+            })
             .filter(|d| tag.is_none_or(|t| d.droplet.tags.iter().any(|x| x == t)))
             .filter(|d| name.is_none_or(|n| d.droplet.name.eq_ignore_ascii_case(n)))
             .map(|d| d.droplet.clone())
@@ -622,12 +646,12 @@ impl World {
         &mut self,
         id: u64,
         request: &DropletActionRequest,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Result<Action, SimError> {
         let (region, status, locked) = {
             let d = self.droplets.get(&id).ok_or_else(SimError::not_found)?;
             (
-                d.droplet.region.slug.clone(),
+                d.droplet.region_slug().to_owned(),
                 d.droplet.status,
                 d.locked_by.is_some() || d.droplet.status == DropletStatus::New,
             )
@@ -639,15 +663,32 @@ impl World {
         }
         let effect = match request {
             DropletActionRequest::Shutdown | DropletActionRequest::PowerOff => {
-                Some(DropletStatus::Off)
+                ActionEffect::Status(DropletStatus::Off)
             }
             DropletActionRequest::PowerOn
             | DropletActionRequest::Reboot
-            | DropletActionRequest::PowerCycle => Some(DropletStatus::Active),
+            | DropletActionRequest::PowerCycle => ActionEffect::Status(DropletStatus::Active),
+            DropletActionRequest::Resize { size, .. } => {
+                if status != DropletStatus::Off {
+                    return Err(SimError::unprocessable(
+                        "Droplet must be powered off to resize.",
+                    ));
+                }
+                let size = catalog::size(size).ok_or_else(|| {
+                    SimError::unprocessable("You specified an invalid size for Droplet resize.")
+                })?;
+                ActionEffect::Resize(size.slug.to_owned())
+            }
         };
-        let _ = status;
-        let completes = now + self.config.action_delay;
-        let action = self.new_action(request.kind(), id, &region, now, Some(completes), effect);
+        let completes = clock::add(now, self.config.action_delay);
+        let action = self.new_action(
+            request.kind(),
+            id,
+            &region,
+            now,
+            Some(completes),
+            Some(effect),
+        );
         if let Some(d) = self.droplets.get_mut(&id) {
             d.locked_by = Some(action.id);
             d.droplet.locked = true;
@@ -661,6 +702,78 @@ impl World {
             .get(&id)
             .map(|a| a.action.clone())
             .ok_or_else(SimError::not_found)
+    }
+
+    /// `GET /v2/droplets/{id}/actions`: the droplet's actions, newest first.
+    pub fn droplet_actions(&self, id: u64) -> Result<Vec<Action>, SimError> {
+        if !self.droplets.contains_key(&id) {
+            return Err(SimError::not_found());
+        }
+        let mut actions: Vec<Action> = self
+            .actions
+            .values()
+            .filter(|a| a.action.resource_id == Some(id))
+            .map(|a| a.action.clone())
+            .collect();
+        actions.sort_by_key(|a| std::cmp::Reverse(a.id));
+        Ok(actions)
+    }
+
+    /// `POST /v2/tags/{tag}/resources` for droplets: adds the tag (idempotent).
+    pub fn tag_droplets(&mut self, tag: &str, ids: &[u64]) -> Result<(), SimError> {
+        validate_tag(tag)?;
+        if let Some(missing) = ids.iter().find(|id| !self.droplets.contains_key(id)) {
+            return Err(SimError::unprocessable(format!(
+                "droplet {missing} does not exist"
+            )));
+        }
+        for id in ids {
+            if let Some(d) = self.droplets.get_mut(id)
+                && !d.droplet.tags.iter().any(|t| t == tag)
+            {
+                d.droplet.tags.push(tag.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// `DELETE /v2/tags/{tag}/resources` for droplets: removes the tag.
+    pub fn untag_droplets(&mut self, tag: &str, ids: &[u64]) {
+        for id in ids {
+            if let Some(d) = self.droplets.get_mut(id) {
+                d.droplet.tags.retain(|t| t != tag);
+            }
+        }
+    }
+
+    /// Makes `GET /v2/droplets/{id}` answer 404 until `until` (a transient 404); false when
+    /// the droplet does not exist.
+    pub fn hide_from_get(&mut self, id: u64, until: Timestamp) -> bool {
+        self.droplets
+            .get_mut(&id)
+            .map(|d| d.hidden_from_get_until = Some(until))
+            .is_some()
+    }
+
+    /// Leaves the droplet out of lists until `until`; false when it does not exist.
+    pub fn hide_from_lists(&mut self, id: u64, until: Timestamp) -> bool {
+        self.droplets
+            .get_mut(&id)
+            .map(|d| d.hidden_from_list_until = Some(until))
+            .is_some()
+    }
+
+    /// Replaces a droplet's `status` and drops its `image` and `size` objects, as an odd
+    /// droplet in a real account may look; false when it does not exist.
+    pub fn make_droplet_odd(&mut self, id: u64, status: DropletStatus) -> bool {
+        self.droplets
+            .get_mut(&id)
+            .map(|d| {
+                d.droplet.status = status;
+                d.droplet.image = None;
+                d.droplet.size = None;
+            })
+            .is_some()
     }
 
     /// Records what a droplet's agent reports about its usage.
@@ -686,7 +799,7 @@ impl World {
         let Some(d) = self.droplets.get(&id) else {
             return Vec::new();
         };
-        let created = unix_seconds(d.created);
+        let created = clock::unix_seconds(d.created);
         let step = 120;
         let first = start.max(created).div_ceil(step) * step;
         let times: Vec<u64> = (first..=end).step_by(step as usize).collect();
@@ -759,6 +872,18 @@ fn format_value(value: f64) -> String {
     }
 }
 
+fn validate_tag(tag: &str) -> Result<(), SimError> {
+    if tag.is_empty()
+        || tag.len() > 255
+        || !tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'))
+    {
+        return Err(SimError::unprocessable(format!("invalid tag name {tag:?}")));
+    }
+    Ok(())
+}
+
 fn validate_name(name: &str) -> Result<(), SimError> {
     let valid = !name.is_empty()
         && name.len() <= 255
@@ -809,15 +934,6 @@ fn image_for(slug: &str, region: &str) -> Image {
 }
 
 /// RFC 3339 UTC with seconds precision, as DigitalOcean writes timestamps.
-pub fn rfc3339(at: SystemTime) -> String {
-    let secs = unix_seconds(at) as i64;
-    jiff::Timestamp::from_second(secs)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
-}
-
-/// Seconds since the Unix epoch (0 before it).
-fn unix_seconds(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+pub fn rfc3339(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
