@@ -411,6 +411,7 @@ async fn a_man_in_the_middle_cannot_enrol_with_what_the_operator_sends() {
     let listener = mcp_droplet_agent::tls::TlsListener::new(
         tcp,
         mcp_droplet_agent::tls::server_config(&identity).unwrap(),
+        mcp_droplet_agent::tls::ListenerLimits::default(),
         Default::default(),
     )
     .unwrap();
