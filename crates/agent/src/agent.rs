@@ -754,7 +754,10 @@ mod tests {
         let answer = tokio::time::timeout(PROMPT, agent.enroll(wrong_proof()))
             .await
             .expect("a wrong proof waited for the state lock");
-        assert!(matches!(answer, Err(AgentError::Unauthorized)), "{answer:?}");
+        assert!(
+            matches!(answer, Err(AgentError::Unauthorized)),
+            "{answer:?}"
+        );
         // The lockout is enforced outside the lock too.
         for _ in 1..MAX_FAILED_ENROLMENTS {
             let _ = agent.enroll(wrong_proof()).await;
@@ -762,7 +765,10 @@ mod tests {
         let answer = tokio::time::timeout(PROMPT, agent.enroll(wrong_proof()))
             .await
             .expect("the lockout waited for the state lock");
-        assert!(matches!(answer, Err(AgentError::TooManyAttempts)), "{answer:?}");
+        assert!(
+            matches!(answer, Err(AgentError::TooManyAttempts)),
+            "{answer:?}"
+        );
         drop(writing);
         agent.stop().await;
     }

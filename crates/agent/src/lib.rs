@@ -164,12 +164,13 @@ pub async fn spawn_agent(config: AgentConfig) -> Result<AgentHandle, StartError>
         shutdown.child_token(),
     )
     .await?;
-    let listener = tls::TlsListener::new(tcp, tls_config, limits, shutdown.clone()).map_err(
-        |source| StartError::Listen {
-            addr: listen.clone(),
-            source,
-        },
-    )?;
+    let listener =
+        tls::TlsListener::new(tcp, tls_config, limits, shutdown.clone()).map_err(|source| {
+            StartError::Listen {
+                addr: listen.clone(),
+                source,
+            }
+        })?;
     let app = http_api::router(agent.clone());
     let server = tokio::spawn(serve::serve(listener, app, shutdown.clone()));
     tracing::info!(%addr, fingerprint = %identity.fingerprint(), runtime = agent.runtime().kind(), "agent listening");

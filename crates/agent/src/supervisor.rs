@@ -261,8 +261,7 @@ impl Supervisor {
                         Err(reason) => {
                             let now = self.clock.now();
                             let since = *failing_since.get_or_insert(now);
-                            let booting =
-                                clock::elapsed(since, now) < self.timing.startup_grace;
+                            let booting = clock::elapsed(since, now) < self.timing.startup_grace;
                             update(&self.observed, |o| {
                                 if booting {
                                     o.phase = Phase::Starting;
