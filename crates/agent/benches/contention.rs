@@ -2,7 +2,10 @@
 //! proofs, and during a burst of PUTs (each a state write with fsync).
 //!
 //! `cargo bench -p mcp-droplet-agent --bench contention` (prints p50/p99 per phase; loopback
-//! only, simulated runtime). Environment: `CONTENTION_CALLS` (default 300) MCP calls per phase.
+//! only, simulated runtime). Environment: `CONTENTION_CALLS` (default 300) MCP calls per phase,
+//! `FLOOD_RATE` (default 500) wrong proofs per second. The flood is open-loop at a fixed rate and
+//! its client runs on its own thread and runtime (the attacker's CPU is not the agent's), so
+//! the phase measures what the agent does with the flood, not the bench's own client load.
 
 use mcp_droplet_agent::api::{ServerSpec, Transport};
 use mcp_droplet_agent::client_tls::pinned_reqwest_client;
@@ -58,10 +61,7 @@ async fn measure(handle: &AgentHandle, calls: usize) -> Vec<Duration> {
         handle.base_url()
     ))
     .auth_header(ENDPOINT_TOKEN.to_string());
-    let session = ()
-        .serve(StreamableHttpClientTransport::with_client(http, config))
-        .await
-        .unwrap();
+    let session = ().serve(StreamableHttpClientTransport::with_client(http, config)).await.unwrap();
     let mut latencies = Vec::with_capacity(calls);
     for _ in 0..calls {
         let start = Instant::now();
@@ -124,14 +124,10 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let http = pinned_reqwest_client(handle.fingerprint(), Duration::from_secs(5)).unwrap();
-        let config = StreamableHttpClientTransportConfig::with_uri(format!(
-            "{base}/servers/time/mcp"
-        ))
-        .auth_header(ENDPOINT_TOKEN.to_string());
-        if let Ok(s) = ()
-            .serve(StreamableHttpClientTransport::with_client(http, config))
-            .await
-        {
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(format!("{base}/servers/time/mcp"))
+                .auth_header(ENDPOINT_TOKEN.to_string());
+        if let Ok(s) = ().serve(StreamableHttpClientTransport::with_client(http, config)).await {
             let _ = s.cancel().await;
             break;
         }
@@ -143,27 +139,48 @@ async fn main() {
 
     report("quiet", &measure(&handle, calls).await, 0);
 
-    // A flood of wrong enrolment proofs on keep-alive connections.
+    // A flood of wrong enrolment proofs on keep-alive connections, from its own thread.
+    let rate: u64 = std::env::var("FLOOD_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
-    let mut flood = Vec::new();
-    for _ in 0..FLOOD_TASKS {
-        let client = pinned_reqwest_client(handle.fingerprint(), Duration::from_secs(30)).unwrap();
-        let url = format!("{base}/v1/enroll");
+    let flood = {
         let (stop, sent) = (stop.clone(), sent.clone());
-        flood.push(tokio::spawn(async move {
-            let body = serde_json::json!({"enrolmentProof": "0".repeat(64), "credential": "x".repeat(40)});
-            while !stop.load(Ordering::Relaxed) {
-                let _ = client.post(&url).json(&body).send().await;
-                sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+        let fingerprint = handle.fingerprint().to_string();
+        let url = format!("{base}/v1/enroll");
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut tasks = Vec::new();
+                let every = Duration::from_secs_f64(FLOOD_TASKS as f64 / rate.max(1) as f64);
+                for _ in 0..FLOOD_TASKS {
+                    let client =
+                        pinned_reqwest_client(&fingerprint, Duration::from_secs(30)).unwrap();
+                    let (url, stop, sent) = (url.clone(), stop.clone(), sent.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let body = serde_json::json!({"enrolmentProof": "0".repeat(64), "credential": "x".repeat(40)});
+                        let mut tick = tokio::time::interval(every);
+                        while !stop.load(Ordering::Relaxed) {
+                            tick.tick().await;
+                            let _ = client.post(&url).json(&body).send().await;
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }));
+                }
+                for task in tasks {
+                    let _ = task.await;
+                }
+            });
+        })
+    };
     let latencies = measure(&handle, calls).await;
     stop.store(true, Ordering::Relaxed);
-    for task in flood {
-        let _ = task.await;
-    }
+    let _ = flood.join();
     report(
         "flood of wrong proofs",
         &latencies,

@@ -114,7 +114,10 @@ pub fn matches_digest(presented: &str, stored_sha256_hex: &str) -> bool {
 /// certificate fingerprint. It binds the token to one certificate, so it is useless to anyone
 /// relaying the enrolment to an agent with another certificate.
 pub fn enrolment_proof(enrolment_token: &Secret, certificate_sha256: &str) -> Secret {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, enrolment_token.expose().as_bytes());
+    let key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA256,
+        enrolment_token.expose().as_bytes(),
+    );
     let tag = aws_lc_rs::hmac::sign(&key, certificate_sha256.to_ascii_lowercase().as_bytes());
     Secret::new(hex_encode(tag.as_ref()))
 }
