@@ -7,8 +7,12 @@ use mcp_droplet_agent::{
     AgentHandle, AgentOptions, SimulatedAgentOptions, SimulatedRuntime, spawn_simulated_agent,
 };
 use mcp_droplet_operator::agent_client::{
-    AgentClient, AgentClientError, ClientSettings, RetryPolicy, enroll,
+    AgentClient, AgentClientError, ClientSettings, CredentialStore, CredentialStoreError,
+    EnrolmentError, RetryPolicy, enroll,
 };
+#[path = "support/credential_store.rs"]
+mod credential_store;
+use credential_store::MemoryCredentialStore;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -100,7 +104,7 @@ async fn enrol_pin_and_drive_an_agent() {
     let bad = enroll(
         &handle.base_url(),
         &Secret::new("wrong"),
-        &credential,
+        &MemoryCredentialStore::holding(credential.clone()),
         settings(),
     )
     .await;
@@ -108,7 +112,7 @@ async fn enrol_pin_and_drive_an_agent() {
     let enrolment = enroll(
         &handle.base_url(),
         &Secret::new(TOKEN),
-        &credential,
+        &MemoryCredentialStore::holding(credential.clone()),
         settings(),
     )
     .await
@@ -118,11 +122,19 @@ async fn enrol_pin_and_drive_an_agent() {
     let again = enroll(
         &handle.base_url(),
         &Secret::new(TOKEN),
-        &Secret::random(),
+        &MemoryCredentialStore::default(),
         settings(),
     )
     .await;
-    assert_eq!(again.unwrap_err().status(), Some(409));
+    assert!(
+        matches!(
+            again,
+            Err(EnrolmentError::AlreadyEnrolled {
+                had_stored_credential: false
+            })
+        ),
+        "{again:?}"
+    );
 
     let client = AgentClient::new(
         &handle.base_url(),
@@ -206,7 +218,7 @@ async fn a_client_pinned_to_another_certificate_is_refused_and_timeouts_apply() 
     enroll(
         &handle.base_url(),
         &Secret::new(TOKEN),
-        &credential,
+        &MemoryCredentialStore::holding(credential.clone()),
         settings(),
     )
     .await
@@ -273,7 +285,7 @@ async fn the_agent_boots_from_the_user_data_the_operator_renders() {
     let enrolment = enroll(
         &handle.base_url(),
         &Secret::new(token.expose_secret()),
-        &Secret::random(),
+        &MemoryCredentialStore::default(),
         settings(),
     )
     .await
@@ -332,7 +344,7 @@ async fn the_simulated_fleet_runs_an_agent_per_active_droplet() {
     let enrolment = enroll(
         &base,
         &Secret::new(token.expose_secret()),
-        &credential,
+        &MemoryCredentialStore::holding(credential.clone()),
         settings(),
     )
     .await
@@ -418,6 +430,7 @@ async fn a_man_in_the_middle_cannot_enrol_with_what_the_operator_sends() {
     let listener = mcp_droplet_agent::tls::TlsListener::new(
         tcp,
         mcp_droplet_agent::tls::server_config(&identity).unwrap(),
+        mcp_droplet_agent::tls::ListenerLimits::default(),
         Default::default(),
     )
     .unwrap();
@@ -431,7 +444,13 @@ async fn a_man_in_the_middle_cannot_enrol_with_what_the_operator_sends() {
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let credential = Secret::random();
-    let result = enroll(&mitm_url, &Secret::new(TOKEN), &credential, settings()).await;
+    let result = enroll(
+        &mitm_url,
+        &Secret::new(TOKEN),
+        &MemoryCredentialStore::holding(credential.clone()),
+        settings(),
+    )
+    .await;
     assert_eq!(result.unwrap_err().status(), Some(401));
     let captured = relay.captured.lock().unwrap().join("\n");
     assert!(captured.contains("enrolmentProof"), "{captured}");
@@ -449,12 +468,144 @@ async fn a_man_in_the_middle_cannot_enrol_with_what_the_operator_sends() {
     let enrolment = enroll(
         &handle.base_url(),
         &Secret::new(TOKEN),
-        &credential,
+        &MemoryCredentialStore::holding(credential.clone()),
         settings(),
     )
     .await
     .unwrap();
     assert_eq!(enrolment.certificate_sha256, handle.fingerprint());
     server.abort();
+    handle.shutdown().await;
+}
+
+/// A store whose process "dies" right after a save: the save is durable, and the enrolment
+/// that made it never gets further (its future pends until dropped).
+#[derive(Clone, Default)]
+struct DiesAfterSave {
+    inner: MemoryCredentialStore,
+}
+
+impl CredentialStore for DiesAfterSave {
+    async fn load(&self) -> Result<Option<Secret>, CredentialStoreError> {
+        self.inner.load().await
+    }
+
+    async fn save(&self, credential: &Secret) -> Result<(), CredentialStoreError> {
+        self.inner.save(credential).await?;
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_operator_recovers_the_enrolment_with_the_stored_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = SimulatedRuntime::default();
+    let handle = start(dir.path(), &runtime).await;
+    let store = MemoryCredentialStore::default();
+    let first = enroll(&handle.base_url(), &Secret::new(TOKEN), &store, settings())
+        .await
+        .unwrap();
+    let credential = store.current().expect("the credential was stored");
+    // The operator restarts: nothing but the store survives. The token is spent (409), and the
+    // stored credential proves the enrolment.
+    let restarted = store.clone();
+    let second = enroll(
+        &handle.base_url(),
+        &Secret::new(TOKEN),
+        &restarted,
+        settings(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.certificate_sha256, first.certificate_sha256);
+    assert_eq!(second.droplet_name, "d1");
+    assert_eq!(restarted.current(), Some(credential.clone()));
+    let client = AgentClient::new(
+        &handle.base_url(),
+        &second.certificate_sha256,
+        credential,
+        settings(),
+    )
+    .unwrap();
+    assert_eq!(client.info().await.unwrap().droplet_name, "d1");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_spent_token_without_the_enrolled_credential_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = SimulatedRuntime::default();
+    let handle = start(dir.path(), &runtime).await;
+    enroll(
+        &handle.base_url(),
+        &Secret::new(TOKEN),
+        &MemoryCredentialStore::default(),
+        settings(),
+    )
+    .await
+    .unwrap();
+    // No credential stored (the store was lost): the operator cannot pretend to be enrolled.
+    let lost = MemoryCredentialStore::default();
+    let answer = enroll(&handle.base_url(), &Secret::new(TOKEN), &lost, settings()).await;
+    match answer {
+        Err(
+            ref e @ EnrolmentError::AlreadyEnrolled {
+                had_stored_credential: false,
+            },
+        ) => {
+            assert_eq!(e.metric_label(), "already_enrolled");
+            assert!(e.to_string().contains("no credential was stored"), "{e}");
+        }
+        other => panic!("expected AlreadyEnrolled without a credential, got {other:?}"),
+    }
+    // A stored credential the agent does not know is the same error, saying so.
+    let wrong = MemoryCredentialStore::holding(Secret::random());
+    let answer = enroll(&handle.base_url(), &Secret::new(TOKEN), &wrong, settings()).await;
+    assert!(
+        matches!(
+            answer,
+            Err(EnrolmentError::AlreadyEnrolled {
+                had_stored_credential: true
+            })
+        ),
+        "{answer:?}"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_saving_the_credential_and_posting_it_is_recoverable() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = SimulatedRuntime::default();
+    let handle = start(dir.path(), &runtime).await;
+    let dying = DiesAfterSave::default();
+    let crashed = tokio::time::timeout(
+        Duration::from_millis(200),
+        enroll(&handle.base_url(), &Secret::new(TOKEN), &dying, settings()),
+    )
+    .await;
+    assert!(crashed.is_err(), "the enrolment got past the save");
+    let credential = dying.inner.current().expect("saved before the POST");
+    // Nothing was sent: the agent is not enrolled yet.
+    let early = AgentClient::new(
+        &handle.base_url(),
+        handle.fingerprint(),
+        credential.clone(),
+        settings(),
+    )
+    .unwrap();
+    assert_eq!(early.info().await.unwrap_err().status(), Some(401));
+    // The restarted operator enrols with the credential it saved.
+    let enrolment = enroll(
+        &handle.base_url(),
+        &Secret::new(TOKEN),
+        &dying.inner,
+        settings(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(enrolment.certificate_sha256, handle.fingerprint());
+    assert_eq!(dying.inner.current(), Some(credential));
+    assert_eq!(early.info().await.unwrap().droplet_name, "d1");
     handle.shutdown().await;
 }

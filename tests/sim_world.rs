@@ -3,6 +3,8 @@
 //! client enrols with the single-use token and drives it. Only the cloud and the container
 //! runtime are simulated; the DigitalOcean client, the bootstrap, the agent and its API are real.
 
+#[path = "support/credential_store.rs"]
+mod credential_store;
 use std::time::Duration;
 
 use clap::Parser;
@@ -99,7 +101,7 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
     let enrolled = enroll(
         &base,
         &Secret::new(enrolment.expose_secret()),
-        &credential,
+        &credential_store::MemoryCredentialStore::holding(credential.clone()),
         ClientSettings::default(),
     )
     .await

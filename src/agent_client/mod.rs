@@ -1,6 +1,7 @@
 //! Typed client for `mcp-droplet-agent` API v1: enrolment, certificate pinning, timeouts on
 //! every call and retries on transient failures. Every mutating call of the API is idempotent,
-//! so every call may be retried.
+//! so every call may be retried. Enrolment keeps its credential in a [`CredentialStore`] before
+//! it sends it, so an operator that restarts at any point can still prove it (decision 0308).
 
 mod retry;
 
@@ -15,7 +16,25 @@ use mcp_droplet_agent::secret::{Secret, enrolment_proof};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::future::Future;
 use std::time::Duration;
+
+/// Why a [`CredentialStore`] could not load or save (a Kubernetes API error, a disk error).
+#[derive(Debug, thiserror::Error)]
+#[error("credential store: {0}")]
+pub struct CredentialStoreError(pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Durable storage of one droplet's agent credential. The controllers back it with a Secret
+/// owned by the Droplet object; it must survive an operator restart.
+pub trait CredentialStore: Send + Sync {
+    /// The stored credential, if one was saved.
+    fn load(&self) -> impl Future<Output = Result<Option<Secret>, CredentialStoreError>> + Send;
+    /// Stores `credential` durably; returns only once it would survive a restart.
+    fn save(
+        &self,
+        credential: &Secret,
+    ) -> impl Future<Output = Result<(), CredentialStoreError>> + Send;
+}
 
 /// Why a call to an agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +82,28 @@ pub enum AgentClientError {
     Build(String),
 }
 
+/// Why an enrolment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolmentError {
+    /// A call to the agent failed.
+    #[error(transparent)]
+    Agent(#[from] AgentClientError),
+    /// The agent's enrolment token is spent and the credential this operator holds is not the
+    /// enrolled one (none was stored before this attempt, or the store was lost): only replacing
+    /// the droplet recovers.
+    #[error(
+        "enrolment: the agent is already enrolled and {}",
+        if *.had_stored_credential { "rejects the stored credential" } else { "no credential was stored for it" }
+    )]
+    AlreadyEnrolled {
+        /// Whether the store held a credential before this enrolment attempt.
+        had_stored_credential: bool,
+    },
+    /// The credential could not be loaded or saved.
+    #[error(transparent)]
+    CredentialStore(#[from] CredentialStoreError),
+}
+
 impl AgentClientError {
     /// HTTP status of an error answer, if any.
     pub fn status(&self) -> Option<u16> {
@@ -86,6 +127,25 @@ impl AgentClientError {
             Self::Decode { .. } => "decode",
             Self::FingerprintMismatch { .. } => "fingerprint_mismatch",
             Self::Build(_) => "build",
+        }
+    }
+}
+
+impl EnrolmentError {
+    /// HTTP status of an error answer of the agent, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Agent(e) => e.status(),
+            Self::AlreadyEnrolled { .. } | Self::CredentialStore(_) => None,
+        }
+    }
+
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Agent(e) => e.metric_label(),
+            Self::AlreadyEnrolled { .. } => "already_enrolled",
+            Self::CredentialStore(_) => "credential_store",
         }
     }
 }
@@ -137,18 +197,33 @@ fn build_http(
         .map_err(|e| AgentClientError::Build(e.to_string()))
 }
 
-/// Enrols with an agent. A first connection (to `/healthz`) records the certificate the agent
-/// presents; the enrolment then goes over a connection pinned to that certificate and carries
-/// a proof of the single-use token bound to it (never the token itself), so a man in the middle
-/// with its own certificate gets nothing it can replay to the real agent. If the answer to a
-/// first attempt was lost and the token is already spent, the credential is tried: if the agent
-/// accepts it, the enrolment had succeeded.
-pub async fn enroll(
+/// Enrols with an agent, keeping the credential in `store`.
+///
+/// The credential is the stored one, or a fresh one saved to `store` *before* it is sent, so a
+/// crash at any point leaves the operator holding the credential the agent may have accepted.
+/// A first connection (to `/healthz`) records the certificate the agent presents; the
+/// enrolment then goes over a connection pinned to that certificate and carries a proof of the
+/// single-use token bound to it (never the token itself), so a man in the middle with its own
+/// certificate gets nothing it can replay to the real agent. When the token is already spent
+/// (409), the credential is proved with an authenticated call: if the agent accepts it, an
+/// earlier enrolment (by this call or a previous operator) had succeeded.
+pub async fn enroll<S: CredentialStore>(
     base_url: &str,
     enrolment_token: &Secret,
-    credential: &Secret,
+    store: &S,
     settings: ClientSettings,
-) -> Result<Enrolment, AgentClientError> {
+) -> Result<Enrolment, EnrolmentError> {
+    let stored = store.load().await?;
+    let had_stored_credential = stored.is_some();
+    let credential = match stored {
+        Some(credential) => credential,
+        None => {
+            let fresh = Secret::random();
+            store.save(&fresh).await?;
+            fresh
+        }
+    };
+    let credential = &credential;
     let base = base_url.trim_end_matches('/').to_string();
     let observed = observe_certificate(&base, &settings).await?;
     let http = build_http(
@@ -173,27 +248,42 @@ pub async fn enroll(
         .await;
         match result {
             Ok(r) => break r,
-            Err(AgentClientError::Status { status: 409, .. }) if attempt > 1 => {
-                // Our earlier attempt may have gone through; prove it with the credential.
+            Err(AgentClientError::Status { status: 409, .. }) => {
+                // A fresh credential on a first attempt cannot be the enrolled one.
+                if !had_stored_credential && attempt == 1 {
+                    return Err(EnrolmentError::AlreadyEnrolled {
+                        had_stored_credential,
+                    });
+                }
+                // An earlier attempt (ours, or a previous operator's with the stored
+                // credential) may have gone through; prove it with the credential.
                 let client = AgentClient::new(&base, &observed, credential.clone(), settings)?;
-                let info = client.info().await?;
-                return Ok(Enrolment {
-                    droplet_name: info.droplet_name,
-                    certificate_sha256: observed,
-                    agent_version: info.version,
-                });
+                return match client.info().await {
+                    Ok(info) => Ok(Enrolment {
+                        droplet_name: info.droplet_name,
+                        certificate_sha256: observed,
+                        agent_version: info.version,
+                    }),
+                    Err(AgentClientError::Status { status: 401, .. }) => {
+                        Err(EnrolmentError::AlreadyEnrolled {
+                            had_stored_credential,
+                        })
+                    }
+                    Err(e) => Err(e.into()),
+                };
             }
             Err(e) if settings.retry.should_retry(&e, attempt) => {
                 tokio::time::sleep(settings.retry.delay(attempt)).await;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     };
     if !observed.eq_ignore_ascii_case(&response.certificate_sha256) {
         return Err(AgentClientError::FingerprintMismatch {
             observed,
             reported: response.certificate_sha256,
-        });
+        }
+        .into());
     }
     Ok(Enrolment {
         droplet_name: response.droplet_name,

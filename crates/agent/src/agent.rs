@@ -10,7 +10,10 @@ use crate::runtime::{ContainerRuntime, RuntimeError};
 use crate::secret::{self, Secret};
 use crate::store::{AgentState, DataDir, Enrolment, StoreError};
 use crate::supervisor::{ObservedCell, Supervisor, SupervisorTiming};
+use crate::tls::ListenerLimits;
 use crate::validation::{self, ValidationError};
+use arc_swap::ArcSwap;
+use clock::{SharedClock, SystemClock, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -51,7 +54,7 @@ pub enum AgentError {
 }
 
 /// Tunables of an agent instance.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AgentOptions {
     /// Supervisor timing.
     pub timing: SupervisorTiming,
@@ -59,6 +62,23 @@ pub struct AgentOptions {
     pub capacity: Option<Capacity>,
     /// System reserve subtracted from capacity (default 250m CPU and 512 MiB).
     pub reserve: Option<Capacity>,
+    /// Caps of the public listener (connections, handshakes, header-read timeout).
+    pub listener: ListenerLimits,
+    /// The clock of the agent's timers (lockout window, supervisor polls and retries, orphan
+    /// sweep); the simulated world passes its scaled clock.
+    pub clock: SharedClock,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        Self {
+            timing: SupervisorTiming::default(),
+            capacity: None,
+            reserve: None,
+            listener: ListenerLimits::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 struct ServerEntry {
@@ -72,12 +92,15 @@ struct ServerEntry {
     task: JoinHandle<()>,
 }
 
+/// What state changes serialise on. It is held across the state file's fsync, so nothing on the
+/// MCP path or the enrolment-proof check takes it.
 struct Inner {
     state: AgentState,
     servers: BTreeMap<String, ServerEntry>,
-    /// When recent wrong enrolment proofs arrived (sliding window).
-    failed_enrolments: Vec<tokio::time::Instant>,
 }
+
+/// The MCP route's view of the servers: replaced whole after every change, read without a lock.
+type EndpointTable = BTreeMap<String, Arc<EndpointTarget>>;
 
 /// Wrong enrolment proofs answered 401 per [`ENROLMENT_WINDOW`]; later ones get 429.
 pub const MAX_FAILED_ENROLMENTS: usize = 10;
@@ -86,11 +109,8 @@ pub const ENROLMENT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Whether another failed enrolment attempt is answered 401 (true) or 429 (false), given recent
 /// failures and `now`; pure. A valid proof never consults this.
-pub fn enrolment_allowed(
-    failures: &mut Vec<tokio::time::Instant>,
-    now: tokio::time::Instant,
-) -> bool {
-    failures.retain(|t| now.saturating_duration_since(*t) < ENROLMENT_WINDOW);
+pub fn enrolment_allowed(failures: &mut Vec<Timestamp>, now: Timestamp) -> bool {
+    failures.retain(|t| clock::elapsed(*t, now) < ENROLMENT_WINDOW);
     failures.len() < MAX_FAILED_ENROLMENTS
 }
 
@@ -106,6 +126,9 @@ pub fn add_limits(acc: Capacity, spec: &ServerSpec) -> Capacity {
     }
 }
 
+/// How often containers of undesired servers are looked for.
+const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
 /// The agent: one per droplet.
 pub struct Agent {
     bootstrap: BootstrapConfig,
@@ -118,6 +141,10 @@ pub struct Agent {
     /// Copy of the credential digest for the hot auth path.
     credential_sha256: RwLock<Option<String>>,
     inner: Mutex<Inner>,
+    endpoints: ArcSwap<EndpointTable>,
+    /// When recent wrong enrolment proofs arrived (sliding window); a short lock never held
+    /// across an await, so a flood of wrong proofs cannot queue behind a state write.
+    failed_enrolments: std::sync::Mutex<Vec<Timestamp>>,
     shutdown: CancellationToken,
 }
 
@@ -157,8 +184,9 @@ impl Agent {
             inner: Mutex::new(Inner {
                 state: state.clone(),
                 servers: BTreeMap::new(),
-                failed_enrolments: Vec::new(),
             }),
+            endpoints: ArcSwap::from_pointee(EndpointTable::new()),
+            failed_enrolments: std::sync::Mutex::new(Vec::new()),
             shutdown,
         });
         {
@@ -167,6 +195,7 @@ impl Agent {
                 let entry = agent.spawn_entry(&name, spec, None);
                 inner.servers.insert(name, entry);
             }
+            agent.publish_endpoints(&inner);
         }
         let sweeper = agent.clone();
         tokio::spawn(async move { sweeper.sweep_orphans_forever().await });
@@ -209,21 +238,27 @@ impl Agent {
             ))
             .into());
         }
-        let mut inner = self.inner.lock().await;
         // The proof is checked first and a valid one always passes: only failures count
         // towards the lockout, so nobody can lock the operator out by posting wrong proofs.
+        // Both happen before the state lock: the port is public, and a flood of wrong proofs
+        // must not queue behind a state write or in front of the operator.
         if !secret::enrolment_proof_valid(
             &request.enrolment_proof,
             &self.bootstrap.enrolment_token,
             &self.fingerprint,
         ) {
-            let now = tokio::time::Instant::now();
-            if !enrolment_allowed(&mut inner.failed_enrolments, now) {
+            let now = self.options.clock.now();
+            let mut failures = self
+                .failed_enrolments
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !enrolment_allowed(&mut failures, now) {
                 return Err(AgentError::TooManyAttempts);
             }
-            inner.failed_enrolments.push(now);
+            failures.push(now);
             return Err(AgentError::Unauthorized);
         }
+        let mut inner = self.inner.lock().await;
         let token_digest = self.bootstrap.enrolment_token.sha256_hex();
         if inner.state.spent_token_sha256.as_deref() == Some(token_digest.as_str()) {
             return Err(AgentError::AlreadyEnrolled);
@@ -311,6 +346,7 @@ impl Agent {
             upstream: upstream.clone(),
             stop: stop.clone(),
             timing: self.options.timing,
+            clock: self.options.clock.clone(),
         };
         let task = tokio::spawn(async move {
             // The old supervisor must be gone before the new one looks at containers, so the
@@ -383,6 +419,7 @@ impl Agent {
         let entry = self.spawn_entry(name, spec, previous);
         let status = Self::status_of(name, &entry);
         inner.servers.insert(name.to_string(), entry);
+        self.publish_endpoints(&inner);
         Ok(PutResponse { outcome, status })
     }
 
@@ -419,7 +456,9 @@ impl Agent {
                 self.persist(&state).await?;
                 inner.state = state;
             }
-            inner.servers.remove(name)
+            let entry = inner.servers.remove(name);
+            self.publish_endpoints(&inner);
+            entry
         };
         let existed = entry.is_some();
         if let Some(entry) = entry {
@@ -467,13 +506,26 @@ impl Agent {
         }
     }
 
-    /// The endpoint of a server, for the MCP route.
-    pub async fn endpoint(&self, name: &str) -> Option<EndpointTarget> {
-        let inner = self.inner.lock().await;
-        inner.servers.get(name).map(|e| EndpointTarget {
-            token: e.spec.endpoint_token.clone(),
-            service: e.endpoint.clone(),
-        })
+    /// The endpoint of a server, for the MCP route; never waits for a lock.
+    pub fn endpoint(&self, name: &str) -> Option<Arc<EndpointTarget>> {
+        self.endpoints.load().get(name).cloned()
+    }
+
+    /// Replaces the MCP route's table with the current servers (called with the state lock
+    /// held, so tables are published in the order of the changes).
+    fn publish_endpoints(&self, inner: &Inner) {
+        let table: EndpointTable = inner
+            .servers
+            .iter()
+            .map(|(name, e)| {
+                let target = EndpointTarget {
+                    token: e.spec.endpoint_token.clone(),
+                    service: e.endpoint.clone(),
+                };
+                (name.clone(), Arc::new(target))
+            })
+            .collect();
+        self.endpoints.store(Arc::new(table));
     }
 
     /// Capacity, allocatable and allocated.
@@ -574,7 +626,7 @@ impl Agent {
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                _ = self.options.clock.sleep(ORPHAN_SWEEP_INTERVAL) => {}
             }
         }
     }
@@ -584,10 +636,9 @@ impl Agent {
         self.shutdown.cancel();
         let tasks: Vec<JoinHandle<()>> = {
             let mut inner = self.inner.lock().await;
-            std::mem::take(&mut inner.servers)
-                .into_values()
-                .map(|e| e.task)
-                .collect()
+            let servers = std::mem::take(&mut inner.servers);
+            self.publish_endpoints(&inner);
+            servers.into_values().map(|e| e.task).collect()
         };
         for task in tasks {
             let _ = task.await;
@@ -621,15 +672,164 @@ mod tests {
 
     #[test]
     fn enrolment_attempts_are_limited_per_window() {
-        let start = tokio::time::Instant::now();
+        let start = Timestamp::from_second(1_800_000_000).unwrap();
         let mut failures = vec![start; MAX_FAILED_ENROLMENTS - 1];
         assert!(enrolment_allowed(&mut failures, start));
         failures.push(start);
         assert!(!enrolment_allowed(
             &mut failures,
-            start + Duration::from_secs(59)
+            clock::add(start, Duration::from_secs(59))
         ));
-        assert!(enrolment_allowed(&mut failures, start + ENROLMENT_WINDOW));
+        assert!(enrolment_allowed(
+            &mut failures,
+            clock::add(start, ENROLMENT_WINDOW)
+        ));
         assert!(failures.is_empty());
+    }
+
+    async fn agent_in(dir: &std::path::Path) -> Arc<Agent> {
+        let bootstrap = BootstrapConfig {
+            droplet_name: "d1".into(),
+            enrolment_token: Secret::new("enrol-token-0123456789"),
+            listen: "127.0.0.1:0".into(),
+            operator_ca: None,
+        };
+        Agent::start(
+            bootstrap,
+            DataDir::open(dir).unwrap(),
+            Arc::new(crate::SimulatedRuntime::default()),
+            "ab".repeat(32),
+            AgentOptions::default(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn spec(token: &str) -> ServerSpec {
+        serde_json::from_value(serde_json::json!({
+            "image": "mcp-test/time:1",
+            "transport": "stdio",
+            "endpointToken": token,
+        }))
+        .unwrap()
+    }
+
+    fn wrong_proof() -> EnrollRequest {
+        EnrollRequest {
+            enrolment_proof: Secret::new("0".repeat(64)),
+            credential: Secret::new("c".repeat(MIN_CREDENTIAL_LEN)),
+        }
+    }
+
+    const PROMPT: Duration = Duration::from_secs(2);
+
+    /// Holding the state lock is exactly what a PUT or DELETE does across its fsync.
+    #[tokio::test]
+    async fn the_mcp_route_finds_its_endpoint_while_a_state_write_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = agent_in(dir.path()).await;
+        agent
+            .put_server("time", spec("endpoint-token-0123456789abcdef"))
+            .await
+            .unwrap();
+        let writing = agent.inner.lock().await;
+        let target = tokio::time::timeout(PROMPT, async { agent.endpoint("time") })
+            .await
+            .expect("the MCP route waited for the state lock");
+        assert_eq!(
+            target.unwrap().token.expose(),
+            "endpoint-token-0123456789abcdef"
+        );
+        assert!(agent.endpoint("other").is_none());
+        drop(writing);
+        agent.stop().await;
+    }
+
+    #[tokio::test]
+    async fn wrong_enrolment_proofs_are_answered_while_a_state_write_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = agent_in(dir.path()).await;
+        let writing = agent.inner.lock().await;
+        let answer = tokio::time::timeout(PROMPT, agent.enroll(wrong_proof()))
+            .await
+            .expect("a wrong proof waited for the state lock");
+        assert!(
+            matches!(answer, Err(AgentError::Unauthorized)),
+            "{answer:?}"
+        );
+        // The lockout is enforced outside the lock too.
+        for _ in 1..MAX_FAILED_ENROLMENTS {
+            let _ = agent.enroll(wrong_proof()).await;
+        }
+        let answer = tokio::time::timeout(PROMPT, agent.enroll(wrong_proof()))
+            .await
+            .expect("the lockout waited for the state lock");
+        assert!(
+            matches!(answer, Err(AgentError::TooManyAttempts)),
+            "{answer:?}"
+        );
+        drop(writing);
+        agent.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_table_follows_puts_replacements_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = agent_in(dir.path()).await;
+        assert!(agent.endpoint("time").is_none());
+        agent
+            .put_server("time", spec("endpoint-token-0123456789abcdef"))
+            .await
+            .unwrap();
+        agent
+            .put_server("time", spec("endpoint-token-rotated-000000000"))
+            .await
+            .unwrap();
+        assert_eq!(
+            agent.endpoint("time").unwrap().token.expose(),
+            "endpoint-token-rotated-000000000"
+        );
+        assert!(agent.delete_server("time").await.unwrap());
+        assert!(agent.endpoint("time").is_none());
+        agent.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_lockout_window_runs_on_the_agent_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let manual = clock::ManualClock::new(Timestamp::from_second(1_800_000_000).unwrap());
+        let bootstrap = BootstrapConfig {
+            droplet_name: "d1".into(),
+            enrolment_token: Secret::new("enrol-token-0123456789"),
+            listen: "127.0.0.1:0".into(),
+            operator_ca: None,
+        };
+        let agent = Agent::start(
+            bootstrap,
+            DataDir::open(dir.path()).unwrap(),
+            Arc::new(crate::SimulatedRuntime::default()),
+            "ab".repeat(32),
+            AgentOptions {
+                clock: Arc::new(manual.clone()),
+                ..AgentOptions::default()
+            },
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        for _ in 0..MAX_FAILED_ENROLMENTS {
+            let _ = agent.enroll(wrong_proof()).await;
+        }
+        assert!(matches!(
+            agent.enroll(wrong_proof()).await,
+            Err(AgentError::TooManyAttempts)
+        ));
+        manual.advance(ENROLMENT_WINDOW);
+        assert!(matches!(
+            agent.enroll(wrong_proof()).await,
+            Err(AgentError::Unauthorized)
+        ));
+        agent.stop().await;
     }
 }

@@ -325,12 +325,12 @@ async fn mcp_endpoint(
             "a valid endpoint token is required",
         )
     };
-    let target = agent.endpoint(&name).await.ok_or_else(unauthorized)?;
+    let target = agent.endpoint(&name).ok_or_else(unauthorized)?;
     let presented = bearer(request.headers()).ok_or_else(unauthorized)?;
     if !secret::secrets_equal(presented, target.token.expose()) {
         return Err(unauthorized());
     }
-    match target.service.oneshot(request).await {
+    match target.service.clone().oneshot(request).await {
         Ok(response) => Ok(response.map(Body::new)),
         Err(never) => match never {},
     }

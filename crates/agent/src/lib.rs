@@ -15,6 +15,7 @@ pub mod http_api;
 pub mod metrics;
 pub mod runtime;
 pub mod secret;
+pub mod serve;
 pub mod sim_mcp;
 pub mod sse_client;
 pub mod store;
@@ -153,6 +154,7 @@ pub async fn spawn_agent(config: AgentConfig) -> Result<AgentHandle, StartError>
     let identity = data.load_or_create_identity(names)?;
     let tls_config = tls::server_config(&identity)?;
     let shutdown = CancellationToken::new();
+    let limits = config.options.listener;
     let agent = Agent::start(
         config.bootstrap,
         data,
@@ -162,22 +164,15 @@ pub async fn spawn_agent(config: AgentConfig) -> Result<AgentHandle, StartError>
         shutdown.child_token(),
     )
     .await?;
-    let listener = tls::TlsListener::new(tcp, tls_config, shutdown.clone()).map_err(|source| {
-        StartError::Listen {
-            addr: listen.clone(),
-            source,
-        }
-    })?;
+    let listener =
+        tls::TlsListener::new(tcp, tls_config, limits, shutdown.clone()).map_err(|source| {
+            StartError::Listen {
+                addr: listen.clone(),
+                source,
+            }
+        })?;
     let app = http_api::router(agent.clone());
-    let stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled_owned().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "agent HTTP server failed");
-        }
-    });
+    let server = tokio::spawn(serve::serve(listener, app, shutdown.clone()));
     tracing::info!(%addr, fingerprint = %identity.fingerprint(), runtime = agent.runtime().kind(), "agent listening");
     Ok(AgentHandle {
         addr,

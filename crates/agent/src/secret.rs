@@ -1,39 +1,72 @@
 //! A string that must never reach a log, an error message or a GET response.
+//!
+//! The value lives in a `secrecy::SecretString` (zeroized on drop, exposed only through
+//! `expose_secret`). This wrapper adds what secrecy deliberately leaves out and the agent's API
+//! needs (decision 0309): serialisation as the plain string (the operator must send tokens to
+//! the agent; GET responses carry only `***` placeholders, see `ServerSpec::redacted`) and a
+//! constant-time equality.
 
-use serde::{Deserialize, Serialize};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use subtle::ConstantTimeEq;
 
 /// A secret value (token, password, secret env value); Debug and Display print `***`.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(transparent)]
-pub struct Secret(String);
+#[derive(Clone, Default)]
+pub struct Secret(SecretString);
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
 
     /// The secret value itself, for the few places that must send or compare it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// Whether the secret is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 
     /// A fresh random secret of 32 bytes, hex encoded (for credentials and endpoint tokens).
     pub fn random() -> Self {
         let bytes: [u8; 32] = rand::random();
-        Self(hex_encode(&bytes))
+        Self::new(hex_encode(&bytes))
     }
 
     /// Hex SHA-256 of the value, which is what the agent stores for credentials.
     pub fn sha256_hex(&self) -> String {
-        sha256_hex(self.0.as_bytes())
+        sha256_hex(self.expose().as_bytes())
+    }
+}
+
+/// Constant time (via digests), so comparing specs that carry tokens leaks nothing.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        secrets_equal(self.expose(), other.expose())
+    }
+}
+
+impl Eq for Secret {}
+
+impl std::hash::Hash for Secret {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.expose().hash(state);
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        SecretString::deserialize(deserializer).map(Self)
     }
 }
 
@@ -81,9 +114,12 @@ pub fn matches_digest(presented: &str, stored_sha256_hex: &str) -> bool {
 /// certificate fingerprint. It binds the token to one certificate, so it is useless to anyone
 /// relaying the enrolment to an agent with another certificate.
 pub fn enrolment_proof(enrolment_token: &Secret, certificate_sha256: &str) -> Secret {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, enrolment_token.0.as_bytes());
+    let key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA256,
+        enrolment_token.expose().as_bytes(),
+    );
     let tag = aws_lc_rs::hmac::sign(&key, certificate_sha256.to_ascii_lowercase().as_bytes());
-    Secret(hex_encode(tag.as_ref()))
+    Secret::new(hex_encode(tag.as_ref()))
 }
 
 /// Whether a presented enrolment proof is the one for this token and certificate (constant time).
@@ -111,6 +147,9 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "*** ***");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"hunter2\"");
+        let back: Secret = serde_json::from_str("\"hunter2\"").unwrap();
+        assert_eq!(back, s);
+        assert_ne!(back, Secret::new("hunter3"));
     }
 
     #[test]

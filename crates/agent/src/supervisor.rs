@@ -84,6 +84,8 @@ pub struct Supervisor {
     pub stop: CancellationToken,
     /// Timing.
     pub timing: SupervisorTiming,
+    /// The clock of the polls, retries and the startup grace.
+    pub clock: clock::SharedClock,
 }
 
 fn update(cell: &ObservedCell, f: impl FnOnce(&mut Observed)) {
@@ -157,7 +159,7 @@ impl Supervisor {
                     });
                     tokio::select! {
                         _ = self.stop.cancelled() => break,
-                        _ = tokio::time::sleep(self.timing.retry) => {}
+                        _ = self.clock.sleep(self.timing.retry) => {}
                     }
                 }
             }
@@ -215,7 +217,7 @@ impl Supervisor {
         update(&self.observed, |o| o.container_id = Some(id.to_string()));
         let mut client: Option<UpstreamClient> = None;
         let mut bridged_incarnation: Option<String> = None;
-        let mut failing_since: Option<tokio::time::Instant> = None;
+        let mut failing_since: Option<clock::Timestamp> = None;
         loop {
             let info = match self.runtime.inspect(id).await {
                 Ok(info) => info,
@@ -257,9 +259,9 @@ impl Supervisor {
                             });
                         }
                         Err(reason) => {
-                            let since =
-                                *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                            let booting = since.elapsed() < self.timing.startup_grace;
+                            let now = self.clock.now();
+                            let since = *failing_since.get_or_insert(now);
+                            let booting = clock::elapsed(since, now) < self.timing.startup_grace;
                             update(&self.observed, |o| {
                                 if booting {
                                     o.phase = Phase::Starting;
@@ -270,13 +272,13 @@ impl Supervisor {
                                     o.reason = Some(reason);
                                 }
                             });
-                            tokio::time::sleep(self.timing.retry).await;
+                            self.clock.sleep(self.timing.retry).await;
                             continue;
                         }
                     }
                 }
             }
-            tokio::time::sleep(self.timing.poll).await;
+            self.clock.sleep(self.timing.poll).await;
         }
     }
 

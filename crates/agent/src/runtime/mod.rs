@@ -1,6 +1,7 @@
 //! The container runtime seen by the agent: Docker on droplets, a simulation in tests and in the
 //! simulated world.
 
+#[cfg(feature = "docker")]
 pub mod docker;
 pub mod simulated;
 
