@@ -11,6 +11,10 @@ pub mod catalog;
 pub mod cli;
 pub mod cloud;
 pub mod dtma;
+pub mod fleet;
 pub mod probe;
-pub mod scheduler;
 pub mod sim;
+
+// The scheduler is its own pure crate (crates/scheduler); re-exported so `crate::scheduler`
+// paths keep working in the operator.
+pub use scheduler;

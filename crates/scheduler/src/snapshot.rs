@@ -4,9 +4,10 @@
 //! droplet in the hot loop compares integers, not strings.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::SchedulerError;
-use super::model::{Droplet, Location, Pool, Region, Resources, Size, Weights};
+use super::model::{FleetDroplet, Location, Pool, Region, Resources, SizeOffer, Weights};
 
 /// Index meaning "none" in the interned tables.
 pub(crate) const NONE: usize = usize::MAX;
@@ -14,9 +15,11 @@ pub(crate) const NONE: usize = usize::MAX;
 /// The fleet for one scheduling or consolidation pass.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    droplets: Vec<Droplet>,
+    generation: u64,
+    droplets: Vec<FleetDroplet>,
+    reported_usage: Vec<Resources>,
     pools: Vec<Pool>,
-    sizes: Vec<Size>,
+    sizes: Vec<SizeOffer>,
     region_slugs: Vec<String>,
     region_locations: Vec<Option<Location>>,
     region_index: HashMap<String, usize>,
@@ -49,6 +52,9 @@ pub fn unit_price(monthly_usd: f64, allocatable: &Resources) -> f64 {
     }
 }
 
+/// Source of [`Snapshot::generation`]: every snapshot built gets the next number.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
 /// Splits `namespace/name` into its parts (no slash: empty namespace).
 pub fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
@@ -58,9 +64,9 @@ impl Snapshot {
     /// Builds the snapshot; droplets are ordered by namespace and name so ties resolve the
     /// same way every time.
     pub fn new(
-        mut droplets: Vec<Droplet>,
+        mut droplets: Vec<FleetDroplet>,
         pools: Vec<Pool>,
-        sizes: Vec<Size>,
+        sizes: Vec<SizeOffer>,
         regions: Vec<Region>,
     ) -> Result<Self, SchedulerError> {
         droplets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -180,7 +186,10 @@ impl Snapshot {
             .iter()
             .map(|d| format!("{}/{}", d.namespace, d.name))
             .collect();
+        let reported_usage = droplets.iter().map(FleetDroplet::used).collect();
         Ok(Snapshot {
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            reported_usage,
             droplet_keys,
             droplets,
             pools,
@@ -202,7 +211,7 @@ impl Snapshot {
     }
 
     /// The droplets, ordered by namespace and name.
-    pub fn droplets(&self) -> &[Droplet] {
+    pub fn droplets(&self) -> &[FleetDroplet] {
         &self.droplets
     }
 
@@ -212,7 +221,7 @@ impl Snapshot {
     }
 
     /// The purchasable sizes.
-    pub fn sizes(&self) -> &[Size] {
+    pub fn sizes(&self) -> &[SizeOffer] {
         &self.sizes
     }
 
@@ -269,8 +278,15 @@ impl Snapshot {
             .unwrap_or_default()
     }
 
-    /// What is allocated on each droplet according to the droplets themselves.
-    pub fn reported_usage(&self) -> Vec<Resources> {
-        self.droplets.iter().map(|d| d.allocated).collect()
+    /// What each droplet holds according to the snapshot itself ([`FleetDroplet::used`]:
+    /// its deployments plus unlisted usage), aligned with [`Snapshot::droplets`].
+    pub fn reported_usage(&self) -> &[Resources] {
+        &self.reported_usage
+    }
+
+    /// Identifies this snapshot (and its clones): the ledger keeps its usage aligned with
+    /// the last snapshot it saw and rebuilds it only when the generation changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 }

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mcp_droplet_operator::scheduler::fixtures::{self, droplet, request};
-use mcp_droplet_operator::scheduler::{
-    Decision, Ledger, PendingDeployment, Resources, SharedLedger, Snapshot,
-};
 use proptest::prelude::*;
+use scheduler::fixtures::{self, droplet, request};
+use scheduler::{Decision, Ledger, PendingDeployment, Resources, SharedLedger, Snapshot};
 
 const SIZES: [&str; 4] = ["s-1vcpu-1gb", "s-1vcpu-2gb", "s-2vcpu-4gb", "s-4vcpu-8gb"];
 

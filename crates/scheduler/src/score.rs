@@ -273,7 +273,11 @@ fn weighted(weights: &super::model::Weights, scores: &FactorScores) -> f64 {
 
 /// Scores `deployment` against every droplet of `snapshot`, with `used[i]` the resources
 /// already taken on droplet `i` (confirmed and assumed placements).
-pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeployment) -> Decision {
+pub fn choose_droplet(
+    snapshot: &Snapshot,
+    used: &[Resources],
+    deployment: &PendingDeployment,
+) -> Decision {
     let (namespace, _) = split_key(&deployment.key);
     let ns = snapshot.namespace_position(namespace);
     let pool = snapshot.pool_position(&deployment.pool);
@@ -302,6 +306,12 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
         [(f64::NEG_INFINITY, NONE, FactorScores::default()); RUNNERS_UP + 1];
     let mut pinned_unusable = false;
     let droplets = snapshot.droplets();
+    // Usage not aligned with the snapshot (an empty slice) means "as the droplets report".
+    let used = if used.len() == droplets.len() {
+        used
+    } else {
+        snapshot.reported_usage()
+    };
     let has_selector = !deployment.selector.is_empty();
     for (i, d) in droplets.iter().enumerate() {
         if snapshot.droplet_namespace[i] != ns {
@@ -346,7 +356,7 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
             pinned_unusable |= is_pin;
             continue;
         }
-        let before = used.get(i).copied().unwrap_or(d.allocated);
+        let before = used[i];
         let after = before.plus(deployment.request);
         if let Some(kind) = after.first_shortfall(&d.allocatable) {
             rejections.insufficient(kind);
@@ -450,10 +460,10 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::fixtures::{self, droplet, request};
-    use crate::scheduler::model::{DropletPhase, Location, Weights};
+    use crate::fixtures::{self, droplet, request};
+    use crate::model::{DropletPhase, Location, Weights};
 
-    fn snapshot(droplets: Vec<crate::scheduler::Droplet>) -> Snapshot {
+    fn snapshot(droplets: Vec<crate::FleetDroplet>) -> Snapshot {
         Snapshot::new(
             droplets,
             vec![fixtures::pool()],
@@ -468,14 +478,14 @@ mod tests {
     }
 
     fn place(snap: &Snapshot, dep: &PendingDeployment) -> Placement {
-        match decide(snap, &snap.reported_usage(), dep) {
+        match choose_droplet(snap, &snap.reported_usage(), dep) {
             Decision::Place(p) => p,
             Decision::NoFit(n) => panic!("expected a placement, got {}", n.reason),
         }
     }
 
     fn no_fit(snap: &Snapshot, dep: &PendingDeployment) -> NoFit {
-        match decide(snap, &snap.reported_usage(), dep) {
+        match choose_droplet(snap, &snap.reported_usage(), dep) {
             Decision::NoFit(n) => n,
             Decision::Place(p) => panic!("expected no fit, got {}", p.droplet),
         }
@@ -535,7 +545,7 @@ mod tests {
     #[test]
     fn nothing_fits_names_the_short_resource_per_droplet() {
         let mut a = droplet("a", "s-1vcpu-1gb");
-        a.allocated = a.allocatable;
+        a.unlisted_usage = a.allocatable;
         let b = droplet("b", "s-1vcpu-1gb");
         let snap = snapshot(vec![a, b]);
         // 1 GiB never fits in 512 MiB allocatable.
@@ -547,7 +557,7 @@ mod tests {
     #[test]
     fn the_fit_factor_prefers_the_fuller_droplet_below_ninety_percent() {
         let mut half = droplet("half", "s-2vcpu-4gb");
-        half.allocated = request(1536, 500);
+        half.unlisted_usage = request(1536, 500);
         let empty = droplet("empty", "s-2vcpu-4gb");
         let snap = snapshot(vec![empty, half]);
         let p = place(&snap, &deployment(512, 100));
@@ -560,9 +570,9 @@ mod tests {
     #[test]
     fn a_droplet_pushed_above_ninety_percent_loses_to_one_with_room() {
         let mut nearly = droplet("nearly", "s-2vcpu-4gb");
-        nearly.allocated = request(3000, 500); // 3000 + 512 of 3584 MiB = 98 %
+        nearly.unlisted_usage = request(3000, 500); // 3000 + 512 of 3584 MiB = 98 %
         let mut some = droplet("some", "s-2vcpu-4gb");
-        some.allocated = request(1024, 500);
+        some.unlisted_usage = request(1024, 500);
         let snap = snapshot(vec![nearly, some]);
         assert_eq!(place(&snap, &deployment(512, 100)).droplet, "some");
     }
@@ -629,7 +639,7 @@ mod tests {
     fn pool_weights_apply_unless_the_deployment_overrides_them() {
         let mut far = droplet("a-far", "s-2vcpu-4gb");
         far.region = "ams3".into();
-        far.allocated = request(2048, 500);
+        far.unlisted_usage = request(2048, 500);
         let near = droplet("b-near", "s-2vcpu-4gb");
         let mut pool = fixtures::pool();
         pool.weights = Some(only(|w| w.latency = 1.0));
@@ -668,7 +678,7 @@ mod tests {
     #[test]
     fn pinned_droplet_full_is_reported_and_not_replaced_by_another() {
         let mut pinned = droplet("pinned", "s-1vcpu-2gb");
-        pinned.allocated = pinned.allocatable;
+        pinned.unlisted_usage = pinned.allocatable;
         let snap = snapshot(vec![pinned, droplet("other", "s-8vcpu-16gb")]);
         let mut dep = deployment(512, 100);
         dep.pin = Some("pinned".into());
@@ -743,11 +753,11 @@ mod tests {
         let used = vec![request(1024, 100)];
         // 1536 MiB allocatable, 1024 assumed: 768 MiB no longer fits.
         assert!(matches!(
-            decide(&snap, &used, &deployment(768, 100)),
+            choose_droplet(&snap, &used, &deployment(768, 100)),
             Decision::NoFit(_)
         ));
         assert!(matches!(
-            decide(&snap, &snap.reported_usage(), &deployment(768, 100)),
+            choose_droplet(&snap, &snap.reported_usage(), &deployment(768, 100)),
             Decision::Place(_)
         ));
     }
