@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench -p mcp-droplet-operator --bench scheduler -- --warm-up-time 1 --measurement-time 3`
 //! Quality only: `SCHEDULER_BENCH=quality cargo bench -p mcp-droplet-operator --bench scheduler`
-//! Speed only: `SCHEDULER_BENCH=speed cargo bench ...`
+//! Speed only: `SCHEDULER_BENCH=speed cargo bench ...`; the ledger's `place` path only:
+//! `SCHEDULER_BENCH=ledger cargo bench ...`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -501,6 +502,12 @@ fn quality_small_cases(cases: usize) {
 }
 
 fn latency_report() {
+    decide_report();
+    batch_report();
+}
+
+/// `choose_droplet` alone over a precomputed usage vector, for comparison with the ledger.
+fn decide_report() {
     for n in [1000usize, 5000] {
         let snap = fleet_snapshot(n, 1);
         let used = snap.reported_usage();
@@ -522,6 +529,9 @@ fn latency_report() {
             percentile(&samples, 100.0)
         );
     }
+}
+
+fn batch_report() {
     let snap = fleet_snapshot(1000, 3);
     let deps = pending(10_000, 4);
     let started = Instant::now();
@@ -674,6 +684,13 @@ fn speed(c: &mut Criterion) {
 
 fn main() {
     let which = std::env::var("SCHEDULER_BENCH").unwrap_or_default();
+    if which == "ledger" {
+        for _ in 0..2 {
+            ledger_report();
+            decide_report();
+        }
+        return;
+    }
     if which != "speed" {
         println!("## Scheduler quality report");
         ledger_report();

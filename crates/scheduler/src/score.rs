@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use super::model::{PendingDeployment, ResourceKind, Resources, selector_matches};
-use super::snapshot::{NONE, Snapshot, split_key};
+use super::snapshot::{Gate, NONE, NONE32, Snapshot, split_key};
 
 /// Heartbeats older than this make a droplet unhealthy (filtered out).
 pub const HEARTBEAT_STALE: Duration = Duration::from_secs(300);
@@ -313,65 +313,74 @@ pub fn choose_droplet(
         snapshot.reported_usage()
     };
     let has_selector = !deployment.selector.is_empty();
-    for (i, d) in droplets.iter().enumerate() {
-        if snapshot.droplet_namespace[i] != ns {
+    let ns = u32::try_from(ns).unwrap_or(NONE32);
+    let pool32 = pool.map(|p| u32::try_from(p).unwrap_or(NONE32));
+    let region_allowed = pool.map(|p| snapshot.pool_region_allowed[p].as_slice());
+    // The filter and the score read only the compact hot fields (and the labels when there
+    // is a selector), in the order documented in docs/scheduler.md.
+    for (i, h) in snapshot.hot.iter().enumerate() {
+        if h.namespace != ns {
             rejections.other_pool += 1;
             continue;
         }
-        let dpool = snapshot.droplet_pool[i];
         if let Some(p) = pinned {
             if p != i {
                 rejections.not_pinned += 1;
                 continue;
             }
-        } else if dpool != NONE && Some(dpool) != pool {
+        } else if h.pool != NONE32 && Some(h.pool) != pool32 {
             rejections.other_pool += 1;
             continue;
         }
         let is_pin = pinned.is_some();
-        if let Some(p) = pool
+        if let Some(allowed) = region_allowed
             && !is_pin
-            && !snapshot.pool_region_allowed[p][snapshot.droplet_region[i]]
+            && !allowed[h.region as usize]
         {
             rejections.region_not_allowed += 1;
             continue;
         }
-        if d.phase != super::model::DropletPhase::Ready {
-            rejections.not_ready += 1;
-            pinned_unusable |= is_pin;
-            continue;
+        match h.gate {
+            Gate::Open => {}
+            Gate::NotReady => {
+                rejections.not_ready += 1;
+                pinned_unusable |= is_pin;
+                continue;
+            }
+            Gate::Unhealthy => {
+                rejections.unhealthy += 1;
+                pinned_unusable |= is_pin;
+                continue;
+            }
+            Gate::Cordoned => {
+                rejections.cordoned += 1;
+                pinned_unusable |= is_pin;
+                continue;
+            }
         }
-        if !d.healthy || d.heartbeat_age.is_some_and(|a| a > HEARTBEAT_STALE) {
-            rejections.unhealthy += 1;
-            pinned_unusable |= is_pin;
-            continue;
-        }
-        if d.cordoned {
-            rejections.cordoned += 1;
-            pinned_unusable |= is_pin;
-            continue;
-        }
-        if has_selector && !selector_matches(&deployment.selector, &d.labels) {
+        if has_selector && !selector_matches(&deployment.selector, &droplets[i].labels) {
             rejections.selector_mismatch += 1;
             pinned_unusable |= is_pin;
             continue;
         }
         let before = used[i];
         let after = before.plus(deployment.request);
-        if let Some(kind) = after.first_shortfall(&d.allocatable) {
+        if let Some(kind) = after.first_shortfall(&h.allocatable) {
             rejections.insufficient(kind);
             pinned_unusable |= is_pin;
             continue;
         }
+        let observed = if h.observed_load.is_nan() {
+            before.dominant_share_of(&h.allocatable)
+        } else {
+            h.observed_load
+        };
         let scores = FactorScores {
-            resources: fit_score(after.dominant_share_of(&d.allocatable), target),
-            load: load_score(
-                d.observed_load
-                    .unwrap_or_else(|| before.dominant_share_of(&d.allocatable)),
-            ),
-            latency: latency_by_region[snapshot.droplet_region[i]],
-            cost: cost_score(snapshot.droplet_unit_price[i], reference_price),
-            health: health_score(d.heartbeat_age, d.recent_failures),
+            resources: fit_score(after.dominant_share_of(&h.allocatable), target),
+            load: load_score(observed),
+            latency: latency_by_region[h.region as usize],
+            cost: cost_score(h.unit_price, reference_price),
+            health: h.health,
         };
         let total = weighted(&weights, &scores);
         // Insert into the small sorted top list; strict `>` keeps the earlier (name-ordered)

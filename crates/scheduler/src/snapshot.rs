@@ -12,6 +12,43 @@ use super::model::{FleetDroplet, Location, Pool, Region, Resources, SizeOffer, W
 /// Index meaning "none" in the interned tables.
 pub(crate) const NONE: usize = usize::MAX;
 
+/// Why a droplet takes no work whatever the request, known when the snapshot is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Ready, healthy, fresh and not cordoned.
+    Open,
+    /// Not in phase Ready.
+    NotReady,
+    /// Unhealthy or heartbeat stale.
+    Unhealthy,
+    /// Cordoned by a person.
+    Cordoned,
+}
+
+/// What the filter and score read of one droplet, packed into one cache line so a decision
+/// over thousands of droplets streams through memory instead of chasing each droplet's
+/// strings and maps (decision 0511).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HotDroplet {
+    pub(crate) namespace: u32,
+    pub(crate) pool: u32,
+    pub(crate) region: u32,
+    pub(crate) gate: Gate,
+    pub(crate) allocatable: Resources,
+    pub(crate) unit_price: f64,
+    /// The health factor (heartbeat freshness and failures), fixed for the pass.
+    pub(crate) health: f64,
+    /// Observed load, NaN before the first sample.
+    pub(crate) observed_load: f64,
+}
+
+/// `NONE` in the compact `u32` tables of [`HotDroplet`].
+pub(crate) const NONE32: u32 = u32::MAX;
+
+fn compact(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(NONE32)
+}
+
 /// The fleet for one scheduling or consolidation pass.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -28,9 +65,8 @@ pub struct Snapshot {
     pool_index: HashMap<String, usize>,
     namespace_index: HashMap<String, usize>,
     pub(crate) droplet_pool: Vec<usize>,
-    pub(crate) droplet_region: Vec<usize>,
-    pub(crate) droplet_namespace: Vec<usize>,
-    pub(crate) droplet_unit_price: Vec<f64>,
+    /// The hot fields of every droplet, aligned with `droplets`.
+    pub(crate) hot: Vec<HotDroplet>,
     /// Per pool, per region index: allowed.
     pub(crate) pool_region_allowed: Vec<Vec<bool>>,
     /// Per pool: the cheapest price per allocatable unit among its droplets and sizes.
@@ -187,6 +223,31 @@ impl Snapshot {
             .map(|d| format!("{}/{}", d.namespace, d.name))
             .collect();
         let reported_usage = droplets.iter().map(FleetDroplet::used).collect();
+        let hot = droplets
+            .iter()
+            .enumerate()
+            .map(|(i, d)| HotDroplet {
+                namespace: compact(droplet_namespace[i]),
+                pool: compact(droplet_pool[i]),
+                region: compact(droplet_region[i]),
+                gate: if d.phase != crate::model::DropletPhase::Ready {
+                    Gate::NotReady
+                } else if !d.healthy
+                    || d.heartbeat_age
+                        .is_some_and(|a| a > crate::score::HEARTBEAT_STALE)
+                {
+                    Gate::Unhealthy
+                } else if d.cordoned {
+                    Gate::Cordoned
+                } else {
+                    Gate::Open
+                },
+                allocatable: d.allocatable,
+                unit_price: droplet_unit_price[i],
+                health: crate::score::health_score(d.heartbeat_age, d.recent_failures),
+                observed_load: d.observed_load.unwrap_or(f64::NAN),
+            })
+            .collect();
         Ok(Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             reported_usage,
@@ -201,9 +262,7 @@ impl Snapshot {
             pool_index,
             namespace_index,
             droplet_pool,
-            droplet_region,
-            droplet_namespace,
-            droplet_unit_price,
+            hot,
             pool_region_allowed,
             pool_reference_unit_price,
             global_reference_unit_price,
