@@ -516,7 +516,7 @@ fn decide_report() {
         let started = Instant::now();
         for i in 0..20_000 {
             let t = Instant::now();
-            black_box(choose_droplet(&snap, &used, &deps[i % deps.len()]));
+            black_box(choose_droplet(&snap, used, &deps[i % deps.len()]));
             samples.push(t.elapsed().as_secs_f64() * 1e6);
         }
         let total = started.elapsed().as_secs_f64();
@@ -658,7 +658,7 @@ fn speed(c: &mut Criterion) {
         group.bench_function(format!("{n}_droplets_five_factors"), |b| {
             b.iter(|| {
                 i = (i + 1) % deps.len();
-                black_box(choose_droplet(&snap, &used, &deps[i]))
+                black_box(choose_droplet(&snap, used, &deps[i]))
             })
         });
         group.finish();

@@ -227,7 +227,7 @@ fn a_decision_converts_into_the_deployment_status_placement() {
     )
     .unwrap();
     let dep = PendingDeployment::new("team-a/x", request(512, 100), fixtures::POOL);
-    let Decision::Place(p) = choose_droplet(&snap, &snap.reported_usage(), &dep) else {
+    let Decision::Place(p) = choose_droplet(&snap, snap.reported_usage(), &dep) else {
         panic!("expected a placement");
     };
     let status = placement_status(&p, "nyc3");

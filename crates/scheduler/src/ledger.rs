@@ -81,7 +81,7 @@ pub enum BookingState {
 impl BookingState {
     /// True for claims that come from the snapshot (reports and recorded placements), which
     /// the next sync replaces; false for the ledger's own (assumed, confirmed).
-    fn from_snapshot(self) -> bool {
+    fn comes_from_snapshot(self) -> bool {
         matches!(self, BookingState::Recorded | BookingState::Reported)
     }
 }
@@ -227,7 +227,7 @@ impl Ledger {
             .filter(|k| {
                 self.bookings
                     .get(*k)
-                    .is_some_and(|b| b.state.from_snapshot())
+                    .is_some_and(|b| b.state.comes_from_snapshot())
             })
             .cloned()
             .collect();
@@ -242,7 +242,7 @@ impl Ledger {
             } else {
                 match existing {
                     // The ledger's own booking is newer than the recorded status.
-                    Some(b) if !b.state.from_snapshot() => continue,
+                    Some(b) if !b.state.comes_from_snapshot() => continue,
                     _ => BookingState::Recorded,
                 }
             };

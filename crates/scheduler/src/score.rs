@@ -263,12 +263,17 @@ pub fn score_new_droplet(
 }
 
 fn weighted(weights: &super::model::Weights, scores: &FactorScores) -> f64 {
-    (weights.resources * scores.resources
+    weighted_sum(weights, scores) / weights.total()
+}
+
+/// The weighted total before normalisation: the same positive divisor for every droplet of
+/// one decision, so droplets are ranked on this and only the kept ones are divided.
+fn weighted_sum(weights: &super::model::Weights, scores: &FactorScores) -> f64 {
+    weights.resources * scores.resources
         + weights.load * scores.load
         + weights.latency * scores.latency
         + weights.cost * scores.cost
-        + weights.health * scores.health)
-        / weights.total()
+        + weights.health * scores.health
 }
 
 /// Scores `deployment` against every droplet of `snapshot`, with `used[i]` the resources
@@ -382,7 +387,7 @@ pub fn choose_droplet(
             cost: cost_score(h.unit_price, reference_price),
             health: h.health,
         };
-        let total = weighted(&weights, &scores);
+        let total = weighted_sum(&weights, &scores);
         // Insert into the small sorted top list; strict `>` keeps the earlier (name-ordered)
         // droplet on ties.
         if total > top[RUNNERS_UP].0 {
@@ -395,6 +400,10 @@ pub fn choose_droplet(
         }
     }
 
+    let norm = weights.total();
+    for entry in top.iter_mut().filter(|e| e.1 != NONE) {
+        entry.0 /= norm;
+    }
     let considered = droplets.len();
     let (best_score, best_index, breakdown) = top[0];
     if best_index == NONE {
@@ -487,14 +496,14 @@ mod tests {
     }
 
     fn place(snap: &Snapshot, dep: &PendingDeployment) -> Placement {
-        match choose_droplet(snap, &snap.reported_usage(), dep) {
+        match choose_droplet(snap, snap.reported_usage(), dep) {
             Decision::Place(p) => p,
             Decision::NoFit(n) => panic!("expected a placement, got {}", n.reason),
         }
     }
 
     fn no_fit(snap: &Snapshot, dep: &PendingDeployment) -> NoFit {
-        match choose_droplet(snap, &snap.reported_usage(), dep) {
+        match choose_droplet(snap, snap.reported_usage(), dep) {
             Decision::NoFit(n) => n,
             Decision::Place(p) => panic!("expected no fit, got {}", p.droplet),
         }
@@ -766,7 +775,7 @@ mod tests {
             Decision::NoFit(_)
         ));
         assert!(matches!(
-            choose_droplet(&snap, &snap.reported_usage(), &deployment(768, 100)),
+            choose_droplet(&snap, snap.reported_usage(), &deployment(768, 100)),
             Decision::Place(_)
         ));
     }

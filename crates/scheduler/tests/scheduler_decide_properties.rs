@@ -134,7 +134,7 @@ proptest! {
             health: f64::from(e),
         });
         let feasible: Vec<&FleetDroplet> = snap.droplets().iter().filter(|d| passes(d, &dep, &allowed)).collect();
-        match choose_droplet(&snap, &snap.reported_usage(), &dep) {
+        match choose_droplet(&snap, snap.reported_usage(), &dep) {
             Decision::Place(p) => {
                 let chosen = &snap.droplets()[p.droplet_index];
                 prop_assert_eq!(&chosen.name, &p.droplet);
@@ -152,7 +152,7 @@ proptest! {
                 for d in &feasible {
                     let mut pinned = dep.clone();
                     pinned.pin = Some(d.name.clone());
-                    if let Decision::Place(q) = choose_droplet(&snap, &snap.reported_usage(), &pinned) {
+                    if let Decision::Place(q) = choose_droplet(&snap, snap.reported_usage(), &pinned) {
                         // A pin skips only the pool and region checks, so the factor scores are
                         // the same as in the unpinned decision.
                         prop_assert!(q.score <= p.score + 1e-9, "{} scores {} > {}", d.name, q.score, p.score);
