@@ -1,10 +1,10 @@
 //! `mcp-droplet-operator plan -f PATH... [-o table|json]`: an offline placement plan.
 //!
 //! Reads MCPTemplates, DropletPools, Droplets and MCPDeployments from YAML files or folders
-//! (multi-document; other kinds are skipped), converts them at this edge into the scheduler's
-//! model, packs the pending deployments and prints where each goes, which droplets would be
-//! created, what the fleet costs and how tight the packing is. See docs/scheduler.md for the
-//! JSON fields.
+//! (multi-document; other kinds are skipped), converts them into the scheduler's model through
+//! `crate::fleet` (the conversion the controllers share), packs the pending deployments and
+//! prints where each goes, which droplets would be created, what the fleet costs and how tight
+//! the packing is. See docs/scheduler.md for the JSON fields.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! Builders for scheduler test data (tests, property tests and benchmarks).
 //!
 //! The sizes here are a small stand-in shaped like DigitalOcean's basic family so tests do
-//! not depend on the embedded catalogue; production code takes sizes from `crate::catalog`.
+//! not depend on the embedded catalogue; production code takes sizes from the operator's
+//! `catalog::size_offers`. Compiled only for tests and with the `testing` feature.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
