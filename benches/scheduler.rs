@@ -3,25 +3,24 @@
 //!
 //! Run: `cargo bench -p mcp-droplet-operator --bench scheduler -- --warm-up-time 1 --measurement-time 3`
 //! Quality only: `SCHEDULER_BENCH=quality cargo bench -p mcp-droplet-operator --bench scheduler`
-//! Speed only: `SCHEDULER_BENCH=speed cargo bench ...`
+//! Speed only: `SCHEDULER_BENCH=speed cargo bench ...`; the ledger's `place` path only:
+//! `SCHEDULER_BENCH=ledger cargo bench ...`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput};
 use mcp_droplet_operator::catalog;
-use mcp_droplet_operator::cli::plan::{catalog_regions, catalog_sizes};
-use mcp_droplet_operator::scheduler::exact::{
-    first_fit_decreasing, lower_bound_bins, optimal_bins,
-};
-use mcp_droplet_operator::scheduler::provision::{fractional_cost_lower_bound, smallest_request};
-use mcp_droplet_operator::scheduler::{
-    DEFAULT_SYSTEM_RESERVE, Droplet, DropletPhase, MIB, PackingObjective, PendingDeployment,
-    PlacedDeployment, Pool, Resources, Size, Snapshot, cheapest_size_that_fits, decide, plan_batch,
-    plan_batch_for, plan_consolidation, summarize,
-};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use scheduler::analysis::{fractional_cost_lower_bound, smallest_request};
+use scheduler::exact::{first_fit_decreasing, lower_bound_bins, optimal_bins};
+use scheduler::{
+    DEFAULT_SYSTEM_RESERVE, DropletPhase, FleetDroplet, MIB, PackingObjective, PendingDeployment,
+    PlacedDeployment, Pool, Resources, SizeOffer, Snapshot, cheapest_size_that_fits,
+    choose_droplet, plan_batch, plan_batch_for, plan_consolidation, summarize,
+};
+use scheduler::{Decision, Ledger};
 
 const POOL: &str = "bench/default";
 const REGIONS: [&str; 6] = ["nyc3", "sfo3", "ams3", "fra1", "lon1", "sgp1"];
@@ -65,8 +64,8 @@ fn uniform_request(rng: &mut StdRng) -> Resources {
     )
 }
 
-fn fleet(n: usize, rng: &mut StdRng, sizes: &[Size]) -> Vec<Droplet> {
-    let choices: Vec<&Size> = sizes
+fn fleet(n: usize, rng: &mut StdRng, sizes: &[SizeOffer]) -> Vec<FleetDroplet> {
+    let choices: Vec<&SizeOffer> = sizes
         .iter()
         .filter(|s| ["s-2vcpu-4gb", "s-4vcpu-8gb", "s-8vcpu-16gb"].contains(&s.slug.as_str()))
         .collect();
@@ -75,7 +74,7 @@ fn fleet(n: usize, rng: &mut StdRng, sizes: &[Size]) -> Vec<Droplet> {
             let size = choices[rng.random_range(0..choices.len())];
             let allocatable = size.allocatable(&DEFAULT_SYSTEM_RESERVE);
             let fill = rng.random_range(0.0..0.7);
-            Droplet {
+            FleetDroplet {
                 namespace: "bench".into(),
                 name: format!("d{i:05}"),
                 pool: POOL.into(),
@@ -83,7 +82,7 @@ fn fleet(n: usize, rng: &mut StdRng, sizes: &[Size]) -> Vec<Droplet> {
                 size: size.slug.clone(),
                 labels: Default::default(),
                 allocatable,
-                allocated: Resources::new(
+                unlisted_usage: Resources::new(
                     (allocatable.memory as f64 * fill) as u64,
                     (allocatable.cpu_millis as f64 * fill) as u64,
                     0,
@@ -110,13 +109,13 @@ fn fleet(n: usize, rng: &mut StdRng, sizes: &[Size]) -> Vec<Droplet> {
 
 fn fleet_snapshot(n: usize, seed: u64) -> Snapshot {
     let mut rng = StdRng::seed_from_u64(seed);
-    let sizes = catalog_sizes();
+    let sizes = catalog::size_offers();
     let droplets = fleet(n, &mut rng, &sizes);
     Snapshot::new(
         droplets,
         vec![pool(&REGIONS, basic_sizes())],
         sizes,
-        catalog_regions(),
+        catalog::region_locations(),
     )
     .expect("valid bench snapshot")
 }
@@ -135,21 +134,21 @@ fn pending(n: usize, seed: u64) -> Vec<PendingDeployment> {
 /// A consolidation fleet: under-used droplets with placed deployments.
 fn consolidation_snapshot(n: usize, seed: u64) -> Snapshot {
     let mut rng = StdRng::seed_from_u64(seed);
-    let sizes = catalog_sizes();
+    let sizes = catalog::size_offers();
     let mut droplets = fleet(n, &mut rng, &sizes);
     for d in &mut droplets {
-        d.allocated = Resources::ZERO;
+        d.unlisted_usage = Resources::ZERO;
         d.phase = DropletPhase::Ready;
         let count = rng.random_range(1..5);
         for k in 0..count {
             let r = tier_request(&mut rng);
-            if !d.allocated.plus(r).fits_in(&d.allocatable) {
+            if !d.used().plus(r).fits_in(&d.allocatable) {
                 break;
             }
-            d.allocated = d.allocated.plus(r);
             d.deployments.push(PlacedDeployment {
                 key: format!("bench/{}-{k}", d.name),
                 request: r,
+                reported: true,
                 do_not_disrupt: rng.random_range(0..20) == 0,
                 pinned: false,
             });
@@ -157,7 +156,8 @@ fn consolidation_snapshot(n: usize, seed: u64) -> Snapshot {
     }
     // The default budget (10 %) lets the multi-droplet search consider 50 candidates.
     let p = pool(&REGIONS, basic_sizes());
-    Snapshot::new(droplets, vec![p], sizes, catalog_regions()).expect("valid bench snapshot")
+    Snapshot::new(droplets, vec![p], sizes, catalog::region_locations())
+        .expect("valid bench snapshot")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -213,7 +213,7 @@ fn pack_baseline(
     bins
 }
 
-fn bins_cost(bins: &[Resources], sizes: &[Size], allowed: &[String], region: &str) -> f64 {
+fn bins_cost(bins: &[Resources], sizes: &[SizeOffer], allowed: &[String], region: &str) -> f64 {
     bins.iter()
         .map(|b| {
             cheapest_size_that_fits(sizes, allowed, region, &DEFAULT_SYSTEM_RESERVE, b)
@@ -331,7 +331,7 @@ impl Quality {
 }
 
 fn quality_over_mixes(label: &str, gen_request: fn(&mut StdRng) -> Resources, mixes: usize) {
-    let sizes = catalog_sizes();
+    let sizes = catalog::size_offers();
     let allowed = basic_sizes();
     let region = "nyc3";
     let p = pool(&[region], allowed.clone());
@@ -346,8 +346,13 @@ fn quality_over_mixes(label: &str, gen_request: fn(&mut StdRng) -> Resources, mi
         .filter_map(|s| sizes.iter().find(|z| &z.slug == s))
         .map(|s| (s.allocatable(&DEFAULT_SYSTEM_RESERVE), s.monthly_usd))
         .collect();
-    let snapshot = Snapshot::new(Vec::new(), vec![p], sizes.clone(), catalog_regions())
-        .expect("valid snapshot");
+    let snapshot = Snapshot::new(
+        Vec::new(),
+        vec![p],
+        sizes.clone(),
+        catalog::region_locations(),
+    )
+    .expect("valid snapshot");
     let mut rng = StdRng::seed_from_u64(7);
     let mut ours = Quality::new("ours (plan_batch)");
     let mut cheapest = Quality::new("ours, LowestCost objective");
@@ -413,13 +418,13 @@ fn quality_over_mixes(label: &str, gen_request: fn(&mut StdRng) -> Resources, mi
 
 fn quality_small_cases(cases: usize) {
     // One size so "droplets" means the same thing for every packer and the optimum.
-    let sizes = catalog_sizes();
+    let sizes = catalog::size_offers();
     let allowed = vec!["s-4vcpu-8gb".to_string()];
     let snapshot = Snapshot::new(
         Vec::new(),
         vec![pool(&["nyc3"], allowed.clone())],
         sizes.clone(),
-        catalog_regions(),
+        catalog::region_locations(),
     )
     .expect("valid snapshot");
     let cap = sizes
@@ -497,6 +502,12 @@ fn quality_small_cases(cases: usize) {
 }
 
 fn latency_report() {
+    decide_report();
+    batch_report();
+}
+
+/// `choose_droplet` alone over a precomputed usage vector, for comparison with the ledger.
+fn decide_report() {
     for n in [1000usize, 5000] {
         let snap = fleet_snapshot(n, 1);
         let used = snap.reported_usage();
@@ -505,19 +516,22 @@ fn latency_report() {
         let started = Instant::now();
         for i in 0..20_000 {
             let t = Instant::now();
-            black_box(decide(&snap, &used, &deps[i % deps.len()]));
+            black_box(choose_droplet(&snap, used, &deps[i % deps.len()]));
             samples.push(t.elapsed().as_secs_f64() * 1e6);
         }
         let total = started.elapsed().as_secs_f64();
         samples.sort_by(f64::total_cmp);
         println!(
-            "decide over {n} droplets: {:.0} decisions/s, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            "choose_droplet over {n} droplets: {:.0} decisions/s, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
             20_000.0 / total,
             percentile(&samples, 50.0),
             percentile(&samples, 99.0),
             percentile(&samples, 100.0)
         );
     }
+}
+
+fn batch_report() {
     let snap = fleet_snapshot(1000, 3);
     let deps = pending(10_000, 4);
     let started = Instant::now();
@@ -560,18 +574,91 @@ fn latency_report() {
     );
 }
 
+/// The controllers' path: `Ledger::place` (expire, reconcile with the snapshot, decide,
+/// assume) against one snapshot, the clock advancing one second per call so assumptions
+/// (TTL 60 s) keep expiring and about 60 are live at any time.
+struct LedgerRun {
+    snap: Snapshot,
+    deps: Vec<PendingDeployment>,
+    ledger: Ledger,
+    calls: usize,
+}
+
+impl LedgerRun {
+    fn new(n: usize) -> Self {
+        let snap = fleet_snapshot(n, 1);
+        let mut ledger = Ledger::new(Duration::from_secs(60));
+        ledger.sync_snapshot(&snap);
+        LedgerRun {
+            snap,
+            deps: pending(2000, 2),
+            ledger,
+            calls: 0,
+        }
+    }
+
+    fn place(&mut self) -> Decision {
+        let dep = &self.deps[self.calls % self.deps.len()];
+        let now = jiff::Timestamp::from_second(1_800_000_000 + self.calls as i64)
+            .expect("timestamp in range");
+        self.calls += 1;
+        self.ledger
+            .place(&self.snap, dep, now)
+            .expect("no deployment is placed twice within its TTL")
+    }
+}
+
+fn ledger_report() {
+    for n in [1000usize, 5000] {
+        let mut run = LedgerRun::new(n);
+        for _ in 0..2000 {
+            black_box(run.place());
+        }
+        let mut samples = Vec::with_capacity(20_000);
+        let started = Instant::now();
+        for _ in 0..20_000 {
+            let t = Instant::now();
+            black_box(run.place());
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        let total = started.elapsed().as_secs_f64();
+        samples.sort_by(f64::total_cmp);
+        // A new snapshot (the informer saw a change) is synced once, on its first use.
+        let fresh = fleet_snapshot(n, 9);
+        let t = Instant::now();
+        run.ledger.sync_snapshot(&fresh);
+        let sync = t.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "Ledger::place over {n} droplets: {:.0} decisions/s, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs; syncing a new snapshot: {sync:.2} ms",
+            20_000.0 / total,
+            percentile(&samples, 50.0),
+            percentile(&samples, 99.0),
+            percentile(&samples, 100.0)
+        );
+    }
+}
+
 fn speed(c: &mut Criterion) {
+    for n in [1000usize, 5000] {
+        let mut run = LedgerRun::new(n);
+        let mut group = c.benchmark_group("ledger_place");
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(format!("{n}_droplets"), |b| {
+            b.iter(|| black_box(run.place()))
+        });
+        group.finish();
+    }
     for n in [1000usize, 5000] {
         let snap = fleet_snapshot(n, 1);
         let used = snap.reported_usage();
         let deps = pending(2000, 2);
-        let mut group = c.benchmark_group("decide");
+        let mut group = c.benchmark_group("choose_droplet");
         group.throughput(Throughput::Elements(1));
         let mut i = 0;
         group.bench_function(format!("{n}_droplets_five_factors"), |b| {
             b.iter(|| {
                 i = (i + 1) % deps.len();
-                black_box(decide(&snap, &used, &deps[i]))
+                black_box(choose_droplet(&snap, used, &deps[i]))
             })
         });
         group.finish();
@@ -597,8 +684,16 @@ fn speed(c: &mut Criterion) {
 
 fn main() {
     let which = std::env::var("SCHEDULER_BENCH").unwrap_or_default();
+    if which == "ledger" {
+        for _ in 0..2 {
+            ledger_report();
+            decide_report();
+        }
+        return;
+    }
     if which != "speed" {
         println!("## Scheduler quality report");
+        ledger_report();
         latency_report();
         quality_over_mixes("MCP tier requests", tier_request, 1000);
         quality_over_mixes("uniform requests", uniform_request, 1000);

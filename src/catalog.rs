@@ -5,6 +5,12 @@
 //! sections 6 and 7: the Basic Regular family and two General Purpose sizes are confirmed by captured
 //! API responses; rows marked `approximate` are not, and the live API always wins over this table.
 //! Hourly prices follow DigitalOcean's rule: monthly price divided by the 672-hour monthly cap.
+//!
+//! This table is the one source of truth; the other shapes are thin conversions at the edges:
+//! [`size_offers`] and [`region_locations`] (the scheduler's model, here) and
+//! `cloud::offline_catalog` (the API's wire shape, `cloud::models`).
+
+use scheduler::{Location, Region, Resources, SizeOffer};
 
 /// Hours in DigitalOcean's monthly billing cap: hourly price = monthly price / 672.
 pub const BILLING_HOURS_PER_MONTH: f64 = 672.0;
@@ -53,6 +59,11 @@ impl SizeSpec {
         self.disk_gib * 1024 * 1024 * 1024
     }
 
+    /// Raw capacity in the scheduler's units (before any system reserve).
+    pub fn capacity(&self) -> Resources {
+        Resources::new(self.memory_bytes(), self.cpu_millis(), self.disk_bytes())
+    }
+
     /// Whether the size is sold in `region` (by this catalogue; the live API is authoritative).
     pub fn sold_in(&self, region: &str) -> bool {
         let region_open = self::region(region).is_some_and(|r| r.available);
@@ -76,25 +87,18 @@ pub struct RegionSpec {
 }
 
 impl RegionSpec {
-    /// Great-circle distance to another region in kilometres (haversine).
-    pub fn distance_km(&self, other: &RegionSpec) -> f64 {
-        great_circle_km(
-            self.latitude,
-            self.longitude,
-            other.latitude,
-            other.longitude,
-        )
+    /// Where the region is, in the scheduler's model.
+    pub fn location(&self) -> Location {
+        Location {
+            latitude: self.latitude,
+            longitude: self.longitude,
+        }
     }
-}
 
-/// Great-circle distance between two points in kilometres (haversine, mean Earth radius).
-pub fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    const EARTH_RADIUS_KM: f64 = 6371.0;
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = (lat2 - lat1).to_radians();
-    let dl = (lon2 - lon1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * a.sqrt().atan2((1.0 - a).sqrt())
+    /// Great-circle distance to another region in kilometres (the scheduler's haversine).
+    pub fn distance_km(&self, other: &RegionSpec) -> f64 {
+        self.location().distance_km(&other.location())
+    }
 }
 
 // One row of the size table; positional on purpose so the table reads like the research table.
@@ -246,6 +250,38 @@ pub fn default_pool_sizes() -> Vec<&'static str> {
         .collect()
 }
 
+/// A catalogue size as the scheduler's offer: capacity, prices and the available regions
+/// where it is sold.
+pub fn size_offer(spec: &SizeSpec) -> SizeOffer {
+    SizeOffer {
+        slug: spec.slug.to_string(),
+        capacity: spec.capacity(),
+        hourly_usd: spec.price_hourly(),
+        monthly_usd: spec.price_monthly,
+        regions: REGIONS
+            .iter()
+            .filter(|r| r.available && spec.sold_in(r.slug))
+            .map(|r| r.slug.to_string())
+            .collect(),
+    }
+}
+
+/// Every catalogue size as the scheduler's offer.
+pub fn size_offers() -> Vec<SizeOffer> {
+    SIZES.iter().map(size_offer).collect()
+}
+
+/// Every catalogue region with its location, in the scheduler's model.
+pub fn region_locations() -> Vec<Region> {
+    REGIONS
+        .iter()
+        .map(|r| Region {
+            slug: r.slug.to_string(),
+            location: r.location(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +329,25 @@ mod tests {
             "NYC-London is about 5,570 km, got {d}"
         );
         assert!(nyc.distance_km(region("nyc1").unwrap()) < 1.0);
+    }
+
+    #[test]
+    fn the_scheduler_shape_is_a_conversion_of_the_same_rows() {
+        let offers = size_offers();
+        assert_eq!(offers.len(), sizes().len());
+        let small = offers
+            .iter()
+            .find(|o| o.slug == "s-1vcpu-512mb-10gb")
+            .unwrap();
+        assert_eq!(small.capacity, Resources::new(512 << 20, 1000, 10 << 30));
+        assert!(small.regions.contains(&"fra1".to_string()));
+        assert!(!small.regions.contains(&"lon1".to_string()));
+        assert!((small.hourly_usd - 4.0 / 672.0).abs() < 1e-12);
+        let nyc = region_locations()
+            .into_iter()
+            .find(|r| r.slug == "nyc3")
+            .unwrap();
+        assert_eq!(nyc.location, region("nyc3").unwrap().location());
     }
 
     #[test]

@@ -11,8 +11,12 @@ pub mod catalog;
 pub mod cli;
 pub mod cloud;
 pub mod dtma;
+pub mod fleet;
 pub mod probe;
 pub mod registry_import;
 pub mod retry;
-pub mod scheduler;
 pub mod sim;
+
+// The scheduler is its own pure crate (crates/scheduler); re-exported so `crate::scheduler`
+// paths keep working in the operator.
+pub use scheduler;

@@ -112,7 +112,7 @@ fn lowest_cost_packing_is_never_dearer_and_places_everything() {
     let cheapest = mcp_droplet_operator::cli::plan::plan_inputs_with(
         &inputs,
         now(),
-        mcp_droplet_operator::scheduler::PackingObjective::LowestCost,
+        scheduler::PackingObjective::LowestCost,
     )
     .unwrap();
     assert!(cheapest.unschedulable.is_empty());
@@ -216,9 +216,9 @@ fn an_unknown_size_in_a_pool_is_named() {
 
 #[test]
 fn a_decision_converts_into_the_deployment_status_placement() {
-    use mcp_droplet_operator::cli::plan::placement_status;
-    use mcp_droplet_operator::scheduler::fixtures::{self, droplet, request};
-    use mcp_droplet_operator::scheduler::{Decision, PendingDeployment, Snapshot, decide};
+    use mcp_droplet_operator::fleet::placement_status;
+    use scheduler::fixtures::{self, droplet, request};
+    use scheduler::{Decision, PendingDeployment, Snapshot, choose_droplet};
     let snap = Snapshot::new(
         vec![droplet("a", "s-2vcpu-4gb"), droplet("b", "s-2vcpu-4gb")],
         vec![fixtures::pool()],
@@ -227,7 +227,7 @@ fn a_decision_converts_into_the_deployment_status_placement() {
     )
     .unwrap();
     let dep = PendingDeployment::new("team-a/x", request(512, 100), fixtures::POOL);
-    let Decision::Place(p) = decide(&snap, &snap.reported_usage(), &dep) else {
+    let Decision::Place(p) = choose_droplet(&snap, snap.reported_usage(), &dep) else {
         panic!("expected a placement");
     };
     let status = placement_status(&p, "nyc3");

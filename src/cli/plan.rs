@@ -1,36 +1,26 @@
 //! `mcp-droplet-operator plan -f PATH... [-o table|json]`: an offline placement plan.
 //!
 //! Reads MCPTemplates, DropletPools, Droplets and MCPDeployments from YAML files or folders
-//! (multi-document; other kinds are skipped), converts them at this edge into the scheduler's
-//! model, packs the pending deployments and prints where each goes, which droplets would be
-//! created, what the fleet costs and how tight the packing is. See docs/scheduler.md for the
-//! JSON fields.
+//! (multi-document; other kinds are skipped), converts them into the scheduler's model through
+//! `crate::fleet` (the conversion the controllers share), packs the pending deployments and
+//! prints where each goes, which droplets would be created, what the fleet costs and how tight
+//! the packing is. See docs/scheduler.md for the JSON fields.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::common::parse_duration;
+use crate::api;
 use crate::api::deployment::MCPDeployment;
-use crate::api::droplet::{self as api_droplet, Droplet as ApiDroplet};
-use crate::api::pool::{self as api_pool, DropletPool};
-use crate::api::quantity::{CPU_TIER_LOW_MILLIS, parse_bytes, parse_cpu_millis};
+use crate::api::droplet::Droplet as DropletObject;
+use crate::api::pool::DropletPool;
 use crate::api::template::MCPTemplate;
-use crate::api::{self, DO_NOT_DISRUPT_ANNOTATION, ResourceList, ResourceRequests};
-use crate::catalog;
-use crate::scheduler::{
-    self, BatchPlan, Budget, BudgetLimit, ConsolidationPolicy, DEFAULT_SYSTEM_RESERVE, Disruption,
-    DisruptionReason, DropletPhase, Location, PendingDeployment, PlacedDeployment, Pool,
-    PoolLimits, Region, Resources, Size, Snapshot, Target, Weights,
-};
-
-/// Memory a template asks for when it names none.
-pub const DEFAULT_MEMORY: u64 = 256 * scheduler::MIB;
-/// Regions of the implicit pool of a namespace without a DropletPool.
-pub const DEFAULT_POOL_REGIONS: [&str; 3] = ["nyc3", "sfo3", "ams3"];
+use crate::fleet::deployment::round2;
+use crate::fleet::{self, FleetError, FleetObjects, FleetView};
+use scheduler::{BatchPlan, DropletPhase, PendingDeployment, Snapshot, Target};
 
 /// Arguments of `plan`.
 #[derive(clap::Args, Debug, Clone)]
@@ -128,7 +118,7 @@ pub struct Inputs {
     /// Pools.
     pub pools: Vec<(PathBuf, DropletPool)>,
     /// Droplets.
-    pub droplets: Vec<(PathBuf, ApiDroplet)>,
+    pub droplets: Vec<(PathBuf, DropletObject)>,
     /// Deployments.
     pub deployments: Vec<(PathBuf, MCPDeployment)>,
 }
@@ -239,401 +229,6 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Inputs, PlanError> {
     Ok(inputs)
 }
 
-/// The catalogue's sizes in the scheduler's model.
-pub fn catalog_sizes() -> Vec<Size> {
-    let regions: Vec<&str> = catalog::regions()
-        .iter()
-        .filter(|r| r.available)
-        .map(|r| r.slug)
-        .collect();
-    catalog::sizes()
-        .iter()
-        .map(|s| Size {
-            slug: s.slug.to_string(),
-            capacity: Resources::new(s.memory_bytes(), s.cpu_millis(), s.disk_bytes()),
-            hourly_usd: s.price_hourly(),
-            monthly_usd: s.price_monthly,
-            regions: regions
-                .iter()
-                .filter(|r| s.sold_in(r))
-                .map(|r| r.to_string())
-                .collect(),
-        })
-        .collect()
-}
-
-/// The catalogue's regions in the scheduler's model.
-pub fn catalog_regions() -> Vec<Region> {
-    catalog::regions()
-        .iter()
-        .map(|r| Region {
-            slug: r.slug.to_string(),
-            location: Location {
-                latitude: r.latitude,
-                longitude: r.longitude,
-            },
-        })
-        .collect()
-}
-
-struct Ctx<'a> {
-    path: &'a Path,
-    kind: &'static str,
-    name: String,
-}
-
-impl Ctx<'_> {
-    fn err(&self, field: &str, message: impl std::fmt::Display) -> PlanError {
-        PlanError::Field {
-            path: self.path.to_path_buf(),
-            kind: self.kind.to_string(),
-            name: self.name.clone(),
-            field: field.to_string(),
-            message: message.to_string(),
-        }
-    }
-
-    fn bytes(&self, field: &str, value: Option<&String>) -> Result<Option<u64>, PlanError> {
-        value
-            .map(|v| parse_bytes(v).map_err(|e| self.err(field, e)))
-            .transpose()
-    }
-
-    fn cpu(&self, field: &str, value: Option<&String>) -> Result<Option<u64>, PlanError> {
-        value
-            .map(|v| parse_cpu_millis(v).map_err(|e| self.err(field, e)))
-            .transpose()
-    }
-
-    fn list(&self, field: &str, list: &ResourceList) -> Result<Option<Resources>, PlanError> {
-        let memory = self.bytes(&format!("{field}.memory"), list.memory.as_ref())?;
-        let cpu = self.cpu(&format!("{field}.cpu"), list.cpu.as_ref())?;
-        let disk = self.bytes(&format!("{field}.disk"), list.disk.as_ref())?;
-        if memory.is_none() && cpu.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(Resources::new(
-            memory.unwrap_or(0),
-            cpu.unwrap_or(0),
-            disk.unwrap_or(0),
-        )))
-    }
-}
-
-fn weights_from(w: &api::Weights) -> Weights {
-    let [resources, load, latency, cost, health] = w.values().map(f64::from);
-    Weights {
-        resources,
-        load,
-        latency,
-        cost,
-        health,
-    }
-}
-
-fn namespace_of(meta: &kube::api::ObjectMeta) -> String {
-    meta.namespace.clone().unwrap_or_else(|| "default".into())
-}
-
-/// Converts a DropletPool into the scheduler's pool (named `namespace/name`).
-pub fn pool_from_api(path: &Path, pool: &DropletPool) -> Result<Pool, PlanError> {
-    let ns = namespace_of(&pool.metadata);
-    let name = format!("{ns}/{}", pool.metadata.name.clone().unwrap_or_default());
-    let ctx = Ctx {
-        path,
-        kind: "DropletPool",
-        name: name.clone(),
-    };
-    let spec = &pool.spec;
-    let sizes = if spec.sizes.is_empty() {
-        catalog::default_pool_sizes()
-            .into_iter()
-            .map(String::from)
-            .collect()
-    } else {
-        for (i, s) in spec.sizes.iter().enumerate() {
-            if catalog::size(s).is_none() {
-                return Err(ctx.err(&format!("spec.sizes[{i}]"), format!("unknown size {s:?}")));
-            }
-        }
-        spec.sizes.clone()
-    };
-    for (i, r) in spec.regions.iter().enumerate() {
-        if catalog::region(r).is_none() {
-            return Err(ctx.err(
-                &format!("spec.regions[{i}]"),
-                format!("unknown region {r:?}"),
-            ));
-        }
-    }
-    let mut out = Pool::new(name, spec.regions.clone(), sizes);
-    out.target_utilization = f64::from(spec.target_utilization.clamp(1, 100)) / 100.0;
-    out.min_score = f64::from(spec.min_score.unwrap_or(0));
-    out.weights = spec.weights.as_ref().map(weights_from);
-    if let Some(l) = &spec.limits {
-        out.limits = PoolLimits {
-            max_droplets: l.max_droplets,
-            max_monthly_usd: l.max_monthly_cost_usd,
-        };
-    }
-    if let Some(d) = &spec.disruption {
-        out.disruption = disruption_from_api(&ctx, d)?;
-    }
-    Ok(out)
-}
-
-fn disruption_from_api(ctx: &Ctx<'_>, d: &api_pool::Disruption) -> Result<Disruption, PlanError> {
-    let policy = match d.consolidation_policy {
-        api_pool::ConsolidationPolicy::Never => ConsolidationPolicy::Never,
-        api_pool::ConsolidationPolicy::WhenEmpty => ConsolidationPolicy::WhenEmpty,
-        api_pool::ConsolidationPolicy::WhenUnderutilized => ConsolidationPolicy::WhenUnderutilized,
-    };
-    let consolidate_after = parse_duration(&d.consolidate_after)
-        .map_err(|e| ctx.err("spec.disruption.consolidateAfter", e))?
-        .unwrap_or(Duration::MAX);
-    let mut budgets = Vec::new();
-    for (i, b) in d.budgets.iter().enumerate() {
-        let field = format!("spec.disruption.budgets[{i}]");
-        let limit = match b.droplets.strip_suffix('%') {
-            Some(p) => BudgetLimit::Percent(
-                p.parse()
-                    .map_err(|_| ctx.err(&format!("{field}.droplets"), "not a percentage"))?,
-            ),
-            None => BudgetLimit::Count(
-                b.droplets
-                    .parse()
-                    .map_err(|_| ctx.err(&format!("{field}.droplets"), "not a count"))?,
-            ),
-        };
-        if let Some(s) = &b.schedule {
-            scheduler::cron::Schedule::parse(s)
-                .map_err(|e| ctx.err(&format!("{field}.schedule"), e))?;
-        }
-        let duration = match &b.duration {
-            Some(text) => parse_duration(text)
-                .map_err(|e| ctx.err(&format!("{field}.duration"), e))?
-                .unwrap_or(Duration::ZERO),
-            None => Duration::ZERO,
-        };
-        budgets.push(Budget {
-            limit,
-            schedule: b.schedule.clone(),
-            duration,
-            reasons: b
-                .reasons
-                .iter()
-                .map(|r| match r {
-                    api_pool::DisruptionReason::Empty => DisruptionReason::Empty,
-                    api_pool::DisruptionReason::Underutilized => DisruptionReason::Underutilized,
-                    api_pool::DisruptionReason::Drifted => DisruptionReason::Drifted,
-                })
-                .collect(),
-        });
-    }
-    Ok(Disruption {
-        policy,
-        consolidate_after,
-        budgets,
-        ..Disruption::default()
-    })
-}
-
-/// Converts a Droplet. A Droplet without status is planned as a Ready, empty droplet of
-/// its size (the plan is a what-if over manifests). Returns `None` for droplets whose size
-/// is unknown (adopted and never observed).
-pub fn droplet_from_api(
-    path: &Path,
-    droplet: &ApiDroplet,
-    now: jiff::Timestamp,
-) -> Result<Option<scheduler::Droplet>, PlanError> {
-    let ns = namespace_of(&droplet.metadata);
-    let name = droplet.metadata.name.clone().unwrap_or_default();
-    let ctx = Ctx {
-        path,
-        kind: "Droplet",
-        name: format!("{ns}/{name}"),
-    };
-    let status = droplet.status.as_ref();
-    let size_slug = droplet
-        .spec
-        .size
-        .clone()
-        .or_else(|| status.and_then(|s| s.size.clone()));
-    let region = droplet
-        .spec
-        .region
-        .clone()
-        .or_else(|| status.and_then(|s| s.region.clone()));
-    let (Some(size_slug), Some(region)) = (size_slug, region) else {
-        return Ok(None);
-    };
-    let size = catalog::size(&size_slug);
-    let reserve = match &droplet.spec.reserved {
-        Some(r) => Resources::new(
-            ctx.bytes("spec.reserved.memory", r.memory.as_ref())?
-                .unwrap_or(DEFAULT_SYSTEM_RESERVE.memory),
-            ctx.cpu("spec.reserved.cpu", r.cpu.as_ref())?
-                .unwrap_or(DEFAULT_SYSTEM_RESERVE.cpu_millis),
-            ctx.bytes("spec.reserved.disk", r.disk.as_ref())?
-                .unwrap_or(DEFAULT_SYSTEM_RESERVE.disk),
-        ),
-        None => DEFAULT_SYSTEM_RESERVE,
-    };
-    let from_size = size
-        .map(|s| Resources::new(s.memory_bytes(), s.cpu_millis(), s.disk_bytes()).minus(reserve));
-    let observed_allocatable = match status {
-        Some(s) => ctx.list("status.allocatable", &s.allocatable)?,
-        None => None,
-    };
-    let Some(allocatable) = observed_allocatable.or(from_size) else {
-        return Err(ctx.err("spec.size", format!("unknown size {size_slug:?}")));
-    };
-    let allocated = match status {
-        Some(s) => ctx
-            .list("status.allocated", &s.allocated)?
-            .unwrap_or_default(),
-        None => Resources::ZERO,
-    };
-    let (phase, healthy, heartbeat_age, failures, observed_load) = match status {
-        None => (DropletPhase::Ready, true, Some(Duration::ZERO), 0, None),
-        Some(s) => {
-            let phase = match s.phase {
-                api_droplet::DropletPhase::Ready => DropletPhase::Ready,
-                api_droplet::DropletPhase::Pending
-                | api_droplet::DropletPhase::Provisioning
-                | api_droplet::DropletPhase::Booting
-                | api_droplet::DropletPhase::Enrolling => DropletPhase::Provisioning,
-                api_droplet::DropletPhase::NotReady | api_droplet::DropletPhase::Failed => {
-                    DropletPhase::NotReady
-                }
-                api_droplet::DropletPhase::Draining => DropletPhase::Draining,
-                api_droplet::DropletPhase::Terminating => DropletPhase::Terminating,
-            };
-            let age = s.health.last_heartbeat.as_ref().map(|t| {
-                let seen = t.0;
-                Duration::from_secs(now.duration_since(seen).as_secs().max(0) as u64)
-            });
-            let load = s
-                .utilization
-                .sampled_at
-                .as_ref()
-                .map(|_| s.utilization.cpu.max(s.utilization.memory));
-            (
-                phase,
-                s.health.score >= 50,
-                age,
-                s.health.consecutive_failures,
-                load,
-            )
-        }
-    };
-    let price = status.map(|s| &s.price).filter(|p| p.monthly_usd > 0.0);
-    let (hourly_usd, monthly_usd) = match (price, size) {
-        (Some(p), _) => (p.hourly_usd, p.monthly_usd),
-        (None, Some(s)) => (s.price_hourly(), s.price_monthly),
-        (None, None) => (0.0, 0.0),
-    };
-    Ok(Some(scheduler::Droplet {
-        namespace: ns.clone(),
-        name,
-        pool: droplet
-            .spec
-            .pool
-            .as_ref()
-            .map(|p| format!("{ns}/{p}"))
-            .unwrap_or_default(),
-        region,
-        size: size_slug,
-        labels: droplet.metadata.labels.clone().unwrap_or_default(),
-        allocatable,
-        allocated,
-        deployments: Vec::new(),
-        phase,
-        healthy,
-        cordoned: droplet.spec.unschedulable,
-        observed_load,
-        heartbeat_age,
-        recent_failures: failures,
-        hourly_usd,
-        monthly_usd,
-        since_last_change: None,
-        do_not_disrupt: droplet
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(DO_NOT_DISRUPT_ANNOTATION))
-            .is_some_and(|v| v == "true"),
-    }))
-}
-
-/// What a deployment requests: the template's resources, overridden field by field by the
-/// deployment's. Memory defaults to 256Mi and CPU to the low tier when neither names them.
-pub fn request_of(
-    path: &Path,
-    deployment: &MCPDeployment,
-    template: Option<&ResourceRequests>,
-) -> Result<Resources, PlanError> {
-    let ns = namespace_of(&deployment.metadata);
-    let ctx = Ctx {
-        path,
-        kind: "MCPDeployment",
-        name: format!(
-            "{ns}/{}",
-            deployment.metadata.name.clone().unwrap_or_default()
-        ),
-    };
-    let own = deployment.spec.resources.clone().unwrap_or_default();
-    let tmpl = template.cloned().unwrap_or_default();
-    let memory = match own.memory.as_ref() {
-        Some(m) => ctx.bytes("spec.resources.memory", Some(m))?,
-        None => ctx.bytes("template spec.resources.memory", tmpl.memory.as_ref())?,
-    };
-    let cpu = match own.cpu.as_ref() {
-        Some(c) => ctx.cpu("spec.resources.cpu", Some(c))?,
-        None => ctx.cpu("template spec.resources.cpu", tmpl.cpu.as_ref())?,
-    };
-    let disk = match own.disk.as_ref() {
-        Some(d) => ctx.bytes("spec.resources.disk", Some(d))?,
-        None => ctx.bytes("template spec.resources.disk", tmpl.disk.as_ref())?,
-    };
-    Ok(Resources::new(
-        memory.unwrap_or(DEFAULT_MEMORY),
-        cpu.unwrap_or(CPU_TIER_LOW_MILLIS),
-        disk.unwrap_or(0),
-    ))
-}
-
-/// The scheduler's decision as an MCPDeployment `status.placement` (for controllers: the
-/// breakdown, the reason and the runners-up answer "why this droplet?" in `kubectl describe`).
-pub fn placement_status(
-    placement: &scheduler::Placement,
-    region: &str,
-) -> crate::api::deployment::PlacementStatus {
-    use crate::api::deployment::{Alternative, PlacementStatus, ScoreBreakdown};
-    let b = &placement.breakdown;
-    PlacementStatus {
-        droplet: Some(placement.droplet.clone()),
-        region: Some(region.to_string()),
-        score: Some(round2(placement.score)),
-        breakdown: Some(ScoreBreakdown {
-            resources: round2(b.resources),
-            load: round2(b.load),
-            latency: round2(b.latency),
-            cost: round2(b.cost),
-            health: round2(b.health),
-        }),
-        reason: Some(placement.reason.clone()),
-        alternatives: placement
-            .runners_up
-            .iter()
-            .map(|c| Alternative {
-                droplet: c.droplet.clone(),
-                score: round2(c.score),
-            })
-            .collect(),
-    }
-}
-
 /// One placement in the JSON output.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -726,10 +321,6 @@ pub struct PlanReport {
     pub unschedulable: Vec<UnschedulableOut>,
 }
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
@@ -745,131 +336,71 @@ pub fn plan_inputs_with(
     now: jiff::Timestamp,
     objective: scheduler::PackingObjective,
 ) -> Result<PlanReport, PlanError> {
-    let mut pools = Vec::new();
-    for (path, p) in &inputs.pools {
-        pools.push(pool_from_api(path, p)?);
+    let objects = FleetObjects {
+        templates: inputs.templates.iter().map(|(_, t)| t).collect(),
+        pools: inputs.pools.iter().map(|(_, p)| p).collect(),
+        droplets: inputs.droplets.iter().map(|(_, d)| d).collect(),
+        deployments: inputs.deployments.iter().map(|(_, d)| d).collect(),
+    };
+    let mut view = FleetView::build(&objects, now).map_err(|e| plan_error(inputs, e))?;
+    // The plan is a what-if over manifests: a droplet without status is planned as a
+    // Ready, empty droplet of its size (decision 0505). Only `plan` assumes this.
+    for &i in &view.unobserved {
+        let d = &mut view.droplets[i];
+        d.phase = DropletPhase::Ready;
+        d.healthy = true;
+        d.heartbeat_age = Some(Duration::ZERO);
     }
-    let mut droplets = Vec::new();
-    for (path, d) in &inputs.droplets {
-        if let Some(d) = droplet_from_api(path, d, now)? {
-            droplets.push(d);
-        }
-    }
-    let templates: HashMap<String, &ResourceRequests> = inputs
-        .templates
-        .iter()
-        .filter_map(|(_, t)| t.metadata.name.clone().map(|n| (n, &t.spec.resources)))
+    let snapshot = view.snapshot().map_err(|e| plan_error(inputs, e))?;
+    let plan = scheduler::plan_batch_for(&snapshot, &[], &view.pending, objective);
+    let unschedulable = view
+        .not_planned
+        .into_iter()
+        .map(|n| UnschedulableOut {
+            deployment: n.deployment,
+            reason: n.reason,
+        })
         .collect();
-    let droplet_at: HashMap<(String, String), usize> = droplets
-        .iter()
-        .enumerate()
-        .map(|(i, d)| ((d.namespace.clone(), d.name.clone()), i))
-        .collect();
+    Ok(report(&snapshot, &view.pending, &plan, unschedulable))
+}
 
-    let mut pending = Vec::new();
-    let mut unschedulable = Vec::new();
-    for (path, dep) in &inputs.deployments {
-        let ns = namespace_of(&dep.metadata);
-        let key = format!("{ns}/{}", dep.metadata.name.clone().unwrap_or_default());
-        let template_name = &dep.spec.template_ref.name;
-        let template = templates.get(template_name).copied();
-        if template.is_none() && dep.spec.resources.is_none() {
-            unschedulable.push(UnschedulableOut {
-                deployment: key,
-                reason: format!("template {template_name} is not in the inputs"),
-            });
-            continue;
-        }
-        let request = request_of(path, dep, template)?;
-        let placement = &dep.spec.placement;
-        let do_not_disrupt = dep
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(DO_NOT_DISRUPT_ANNOTATION))
-            .is_some_and(|v| v == "true");
-        let pin = placement.droplet_name.clone().filter(|n| !n.is_empty());
-        // Already placed deployments count on their droplet, they are not re-planned.
-        let placed_on = dep
-            .status
-            .as_ref()
-            .and_then(|s| s.placement.as_ref())
-            .and_then(|p| p.droplet.clone());
-        if let Some(on) = placed_on
-            && let Some(&i) = droplet_at.get(&(ns.clone(), on))
-        {
-            droplets[i].deployments.push(PlacedDeployment {
-                key,
-                request,
-                do_not_disrupt,
-                pinned: pin.is_some(),
-            });
-            continue;
-        }
-        let mut selector = BTreeMap::new();
-        if let Some(sel) = &placement.droplet_selector {
-            if sel
-                .match_expressions
-                .as_ref()
-                .is_some_and(|e| !e.is_empty())
-            {
-                return Err(PlanError::Field {
-                    path: path.clone(),
-                    kind: "MCPDeployment".into(),
-                    name: key,
-                    field: "spec.placement.dropletSelector.matchExpressions".into(),
-                    message: "not supported yet; use matchLabels".into(),
-                });
+/// A conversion error with the file the object came from.
+fn plan_error(inputs: &Inputs, error: FleetError) -> PlanError {
+    match error {
+        FleetError::Field {
+            kind,
+            name,
+            field,
+            message,
+        } => {
+            let named = |meta: &kube::api::ObjectMeta| fleet::key_of(meta) == name;
+            let path = match kind {
+                "DropletPool" => inputs
+                    .pools
+                    .iter()
+                    .find(|(_, o)| named(&o.metadata))
+                    .map(|(p, _)| p),
+                "Droplet" => inputs
+                    .droplets
+                    .iter()
+                    .find(|(_, o)| named(&o.metadata))
+                    .map(|(p, _)| p),
+                _ => inputs
+                    .deployments
+                    .iter()
+                    .find(|(_, o)| named(&o.metadata))
+                    .map(|(p, _)| p),
+            };
+            PlanError::Field {
+                path: path.cloned().unwrap_or_default(),
+                kind: kind.to_string(),
+                name,
+                field,
+                message,
             }
-            selector = sel.match_labels.clone().unwrap_or_default();
         }
-        pending.push(PendingDeployment {
-            key,
-            request,
-            pin,
-            selector,
-            regions: placement.regions.clone(),
-            location: None,
-            weights: placement.weights.as_ref().map(weights_from),
-            pool: format!(
-                "{ns}/{}",
-                placement.pool.clone().unwrap_or_else(|| "default".into())
-            ),
-            auto_provision: placement.auto_provision,
-            do_not_disrupt,
-        });
+        FleetError::Scheduler(e) => PlanError::Scheduler(e),
     }
-    // Droplets that report no allocation carry the requests of the deployments placed on them.
-    for d in &mut droplets {
-        if d.allocated.is_zero() {
-            d.allocated = d
-                .deployments
-                .iter()
-                .fold(Resources::ZERO, |a, p| a.plus(p.request));
-        }
-    }
-    // A namespace without any DropletPool uses the operator's default pool settings; in a
-    // namespace that has pools, naming a missing one leaves the deployment unschedulable.
-    let namespaces_with_pools: std::collections::HashSet<String> = pools
-        .iter()
-        .map(|p| scheduler::snapshot::split_key(&p.name).0.to_string())
-        .collect();
-    for dep in &pending {
-        let (ns, _) = scheduler::snapshot::split_key(&dep.pool);
-        if !namespaces_with_pools.contains(ns) && !pools.iter().any(|p| p.name == dep.pool) {
-            pools.push(Pool::new(
-                dep.pool.clone(),
-                DEFAULT_POOL_REGIONS.iter().map(|r| r.to_string()).collect(),
-                catalog::default_pool_sizes()
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
-            ));
-        }
-    }
-    let snapshot = Snapshot::new(droplets, pools, catalog_sizes(), catalog_regions())?;
-    let plan = scheduler::plan_batch_for(&snapshot, &[], &pending, objective);
-    Ok(report(&snapshot, &pending, &plan, unschedulable))
 }
 
 fn report(

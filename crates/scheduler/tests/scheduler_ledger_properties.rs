@@ -1,16 +1,15 @@
 //! Property tests: no sequence of ledger operations, sequential or concurrent, overcommits
-//! a droplet.
+//! a droplet, and reports interleaved with the ledger's own bookings never count a
+//! deployment twice or lose one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mcp_droplet_operator::scheduler::fixtures::{self, droplet, request};
-use mcp_droplet_operator::scheduler::{
-    Decision, Ledger, PendingDeployment, Resources, SharedLedger, Snapshot,
-};
 use proptest::prelude::*;
+use scheduler::fixtures::{self, droplet, request};
+use scheduler::{Decision, Ledger, PendingDeployment, Resources, SharedLedger, Snapshot};
 
 const SIZES: [&str; 4] = ["s-1vcpu-1gb", "s-1vcpu-2gb", "s-2vcpu-4gb", "s-4vcpu-8gb"];
 
@@ -54,6 +53,11 @@ enum Op {
     Advance {
         secs: u64,
     },
+    /// Droplet `droplet` reports exactly these deployments running.
+    Report {
+        droplet: u8,
+        deps: Vec<u8>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -84,6 +88,7 @@ proptest! {
                 Op::Confirm { dep } => { let _ = l.confirm(&format!("team-a/x{dep}"), t(now)); }
                 Op::Forget { dep } => { l.forget(&format!("team-a/x{dep}")); }
                 Op::Advance { secs } => { now += secs; l.expire(t(now)); }
+                Op::Report { .. } => {}
             }
             assert_no_overcommit(&l);
         }
@@ -123,5 +128,68 @@ proptest! {
             h.join().unwrap();
         }
         shared.with(|l| assert_no_overcommit(l)).unwrap();
+    }
+
+    #[test]
+    fn reports_and_bookings_count_every_deployment_once(
+        ops in prop::collection::vec(prop_oneof![
+            3 => op().prop_map(Some),
+            2 => (0u8..4, prop::collection::vec(0u8..16, 0..5))
+                .prop_map(|(droplet, deps)| Some(Op::Report { droplet, deps })),
+        ], 1..80),
+    ) {
+        let droplets: Vec<_> = SIZES.iter().enumerate().map(|(i, s)| droplet(&format!("d{i}"), s)).collect();
+        let mut l = Ledger::new(Duration::from_secs(60));
+        let mut latest: Vec<scheduler::FleetDroplet> = droplets.clone();
+        for d in &droplets {
+            l.sync_droplet(d);
+        }
+        let size_of = |dep: u8| request(64 * (u64::from(dep) + 1), 10);
+        let mut now = 0;
+        for op in ops.into_iter().flatten() {
+            match op {
+                Op::Report { droplet: d, deps: mut listed } => {
+                    let index = usize::from(d);
+                    listed.sort_unstable();
+                    listed.dedup();
+                    let mut report = droplets[index].clone();
+                    report.deployments = listed.iter().map(|dep| scheduler::PlacedDeployment {
+                        key: format!("team-a/x{dep}"),
+                        request: size_of(*dep),
+                        reported: true,
+                        do_not_disrupt: false,
+                        pinned: false,
+                    }).collect();
+                    l.sync_droplet(&report);
+                    latest[index] = report;
+                    // Reported deployments are booked where reported, once.
+                    for dep in &listed {
+                        let b = l.booking(&format!("team-a/x{dep}")).unwrap();
+                        prop_assert_eq!(b.droplet.as_str(), format!("team-a/d{index}"));
+                    }
+                }
+                Op::Assume { dep, droplet, .. } => {
+                    let _ = l.assume(&format!("team-a/x{dep}"), &format!("team-a/d{droplet}"), size_of(dep), t(now));
+                }
+                Op::Confirm { dep } => { let _ = l.confirm(&format!("team-a/x{dep}"), t(now)); }
+                Op::Forget { dep } => { l.forget(&format!("team-a/x{dep}")); }
+                Op::Advance { secs } => { now += secs; l.expire(t(now)); }
+            }
+            // Every droplet's usage is exactly the sum of its bookings: nothing twice.
+            let mut sums: HashMap<String, Resources> = HashMap::new();
+            for (_, b) in l.bookings() {
+                let e = sums.entry(b.droplet.clone()).or_default();
+                *e = e.plus(b.request);
+            }
+            for key in l.droplet_keys() {
+                prop_assert_eq!(l.used(key).unwrap(), sums.get(key).copied().unwrap_or_default());
+            }
+        }
+        // The usage aligned with a snapshot of the latest reports matches the ledger's.
+        let snap = Snapshot::new(latest, vec![fixtures::pool()], fixtures::test_sizes(), fixtures::test_regions()).unwrap();
+        let usage = l.usage_for(&snap).to_vec();
+        for (i, u) in usage.iter().enumerate() {
+            prop_assert_eq!(Some(*u), l.used(snap.droplet_key(i)));
+        }
     }
 }

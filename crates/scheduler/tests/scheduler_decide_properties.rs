@@ -1,15 +1,15 @@
-//! Property test: `decide` agrees with a naive re-statement of the filter and the scoring
+//! Property test: `choose_droplet` agrees with a naive re-statement of the filter and the scoring
 //! rule: it only picks droplets that pass every filter, picks one with the highest score,
 //! finds one whenever any droplet passes, and lists runners-up best first.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mcp_droplet_operator::scheduler::fixtures::{self, droplet, request};
-use mcp_droplet_operator::scheduler::{
-    Decision, Droplet, DropletPhase, PendingDeployment, Snapshot, Weights, decide,
-};
 use proptest::prelude::*;
+use scheduler::fixtures::{self, droplet, request};
+use scheduler::{
+    Decision, DropletPhase, FleetDroplet, PendingDeployment, Snapshot, Weights, choose_droplet,
+};
 
 const SIZES: [&str; 4] = ["s-1vcpu-1gb", "s-1vcpu-2gb", "s-2vcpu-4gb", "s-4vcpu-8gb"];
 const REGIONS: [&str; 4] = ["nyc3", "sfo3", "ams3", "lon1"];
@@ -65,9 +65,9 @@ fn droplet_case() -> impl Strategy<Value = DropletCase> {
         )
 }
 
-fn build(i: usize, c: &DropletCase) -> Droplet {
+fn build(i: usize, c: &DropletCase) -> FleetDroplet {
     let mut d = droplet(&format!("d{i:02}"), SIZES[c.size]);
-    d.allocated = mcp_droplet_operator::scheduler::Resources::new(
+    d.unlisted_usage = scheduler::Resources::new(
         d.allocatable.memory * c.fill_pct / 100,
         d.allocatable.cpu_millis * c.fill_pct / 100,
         0,
@@ -93,7 +93,7 @@ fn build(i: usize, c: &DropletCase) -> Droplet {
 }
 
 /// The filter as the docs state it (no pin in this test).
-fn passes(d: &Droplet, dep: &PendingDeployment, allowed_regions: &[String]) -> bool {
+fn passes(d: &FleetDroplet, dep: &PendingDeployment, allowed_regions: &[String]) -> bool {
     d.namespace == "team-a"
         && allowed_regions.contains(&d.region)
         && d.phase == DropletPhase::Ready
@@ -102,7 +102,7 @@ fn passes(d: &Droplet, dep: &PendingDeployment, allowed_regions: &[String]) -> b
             .is_none_or(|a| a <= Duration::from_secs(300))
         && !d.cordoned
         && dep.selector.iter().all(|(k, v)| d.labels.get(k) == Some(v))
-        && d.allocated.plus(dep.request).fits_in(&d.allocatable)
+        && d.used().plus(dep.request).fits_in(&d.allocatable)
 }
 
 proptest! {
@@ -117,7 +117,7 @@ proptest! {
         preferred in prop::option::of(0usize..3),
         weights in prop::option::of((0u8..5, 0u8..5, 0u8..5, 0u8..5, 1u8..5)),
     ) {
-        let droplets: Vec<Droplet> = cases.iter().enumerate().map(|(i, c)| build(i, c)).collect();
+        let droplets: Vec<FleetDroplet> = cases.iter().enumerate().map(|(i, c)| build(i, c)).collect();
         let pool = fixtures::pool();
         let allowed = pool.regions.clone();
         let snap = Snapshot::new(droplets, vec![pool], fixtures::test_sizes(), fixtures::test_regions()).unwrap();
@@ -133,8 +133,8 @@ proptest! {
             cost: f64::from(d),
             health: f64::from(e),
         });
-        let feasible: Vec<&Droplet> = snap.droplets().iter().filter(|d| passes(d, &dep, &allowed)).collect();
-        match decide(&snap, &snap.reported_usage(), &dep) {
+        let feasible: Vec<&FleetDroplet> = snap.droplets().iter().filter(|d| passes(d, &dep, &allowed)).collect();
+        match choose_droplet(&snap, snap.reported_usage(), &dep) {
             Decision::Place(p) => {
                 let chosen = &snap.droplets()[p.droplet_index];
                 prop_assert_eq!(&chosen.name, &p.droplet);
@@ -152,7 +152,7 @@ proptest! {
                 for d in &feasible {
                     let mut pinned = dep.clone();
                     pinned.pin = Some(d.name.clone());
-                    if let Decision::Place(q) = decide(&snap, &snap.reported_usage(), &pinned) {
+                    if let Decision::Place(q) = choose_droplet(&snap, snap.reported_usage(), &pinned) {
                         // A pin skips only the pool and region checks, so the factor scores are
                         // the same as in the unpinned decision.
                         prop_assert!(q.score <= p.score + 1e-9, "{} scores {} > {}", d.name, q.score, p.score);

@@ -6,13 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mcp_droplet_operator::scheduler::consolidate::{Destination, allowed_disruptions};
-use mcp_droplet_operator::scheduler::fixtures::{self, droplet, request};
-use mcp_droplet_operator::scheduler::{
-    Budget, BudgetLimit, DisruptionReason, Droplet, PendingDeployment, PlacedDeployment,
+use proptest::prelude::*;
+use scheduler::consolidate::{Destination, allowed_disruptions};
+use scheduler::fixtures::{self, droplet, request};
+use scheduler::{
+    Budget, BudgetLimit, DisruptionReason, FleetDroplet, PendingDeployment, PlacedDeployment,
     PoolLimits, Snapshot, Target, plan_batch, plan_consolidation,
 };
-use proptest::prelude::*;
 
 const SIZES: [&str; 6] = [
     "s-1vcpu-1gb",
@@ -33,12 +33,12 @@ fn pending() -> impl Strategy<Value = Vec<(u64, u64, u8)>> {
     prop::collection::vec((128u64..4096, 50u64..2500, 0u8..4), 1..40)
 }
 
-fn build_existing(spec: &[(usize, u64)]) -> Vec<Droplet> {
+fn build_existing(spec: &[(usize, u64)]) -> Vec<FleetDroplet> {
     spec.iter()
         .enumerate()
         .map(|(i, (s, pct))| {
             let mut d = droplet(&format!("d{i}"), SIZES[*s]);
-            d.allocated = mcp_droplet_operator::scheduler::Resources::new(
+            d.unlisted_usage = scheduler::Resources::new(
                 d.allocatable.memory * pct / 100,
                 d.allocatable.cpu_millis * pct / 100,
                 0,
@@ -70,9 +70,7 @@ fn consolidation_case() -> impl Strategy<Value = ConsolidationCase> {
     )
 }
 
-fn build_consolidation(
-    case: &ConsolidationCase,
-) -> (mcp_droplet_operator::scheduler::Pool, Snapshot, Timestamp) {
+fn build_consolidation(case: &ConsolidationCase) -> (scheduler::Pool, Snapshot, Timestamp) {
     let (fleet, budget, draining, ratio) = case;
     let (budget, draining, ratio) = (*budget, *draining, *ratio);
     let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
@@ -92,19 +90,19 @@ fn build_consolidation(
         }
         for (n, (mib, dnd)) in deps.iter().enumerate() {
             let r = request(*mib, 100);
-            if !d.allocated.plus(r).fits_in(&d.allocatable) {
+            if !d.used().plus(r).fits_in(&d.allocatable) {
                 continue;
             }
-            d.allocated = d.allocated.plus(r);
             d.deployments.push(PlacedDeployment {
                 key: format!("team-a/x{i}-{n}"),
                 request: r,
+                reported: true,
                 do_not_disrupt: *dnd,
                 pinned: false,
             });
         }
         if i < draining {
-            d.phase = mcp_droplet_operator::scheduler::DropletPhase::Draining;
+            d.phase = scheduler::DropletPhase::Draining;
         }
         // Every seventh droplet carries the droplet-level annotation.
         d.do_not_disrupt = i % 7 == 3;
@@ -196,7 +194,7 @@ proptest! {
         // Each new droplet holds its content and no cheaper allowed size in its region does.
         let by_key: HashMap<&str, &PendingDeployment> = deps.iter().map(|d| (d.key.as_str(), d)).collect();
         for nd in &plan.new_droplets {
-            let content = nd.deployments.iter().fold(mcp_droplet_operator::scheduler::Resources::ZERO, |a, k| a.plus(by_key[k.as_str()].request));
+            let content = nd.deployments.iter().fold(scheduler::Resources::ZERO, |a, k| a.plus(by_key[k.as_str()].request));
             prop_assert_eq!(content, nd.used);
             prop_assert!(content.fits_in(&nd.allocatable));
             prop_assert!(pool.sizes.contains(&nd.size));
@@ -219,10 +217,10 @@ proptest! {
         prop_assert_eq!(plan.snapshots_built, 1);
 
         let pool_size = snap.droplets().len() as u32;
-        let in_flight = snap.droplets().iter().filter(|d| d.phase == mcp_droplet_operator::scheduler::DropletPhase::Draining).count() as u32;
+        let in_flight = snap.droplets().iter().filter(|d| d.phase == scheduler::DropletPhase::Draining).count() as u32;
         let mut disrupted = 0u32;
-        let mut usage: HashMap<String, mcp_droplet_operator::scheduler::Resources> =
-            snap.droplets().iter().map(|d| (d.name.clone(), d.allocated)).collect();
+        let mut usage: HashMap<String, scheduler::Resources> =
+            snap.droplets().iter().map(|d| (d.name.clone(), d.used())).collect();
         let mut removed: HashSet<String> = HashSet::new();
         for action in &plan.actions {
             // Budget: counted cumulatively over the pass, including droplets already draining.

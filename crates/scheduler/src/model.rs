@@ -207,7 +207,7 @@ pub struct Region {
 
 /// A droplet size that can be bought, with its raw capacity and price.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Size {
+pub struct SizeOffer {
     /// DigitalOcean slug, e.g. `s-2vcpu-4gb`.
     pub slug: String,
     /// Raw capacity before the system reserve.
@@ -220,7 +220,7 @@ pub struct Size {
     pub regions: Vec<String>,
 }
 
-impl Size {
+impl SizeOffer {
     /// What deployments may use on a droplet of this size once `reserve` is set aside.
     pub fn allocatable(&self, reserve: &Resources) -> Resources {
         self.capacity.minus(*reserve)
@@ -250,13 +250,16 @@ pub enum DropletPhase {
     Terminating,
 }
 
-/// A deployment already running (or assumed) on a droplet.
+/// A deployment running on a droplet, or recorded as placed there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlacedDeployment {
     /// `namespace/name` of the MCPDeployment.
     pub key: String,
     /// What it requested.
     pub request: Resources,
+    /// True when the droplet's agent reports it running there; false when only the
+    /// deployment's recorded placement names the droplet (decided, not yet reported).
+    pub reported: bool,
     /// Annotated `mcp.agentopia.io/do-not-disrupt`: never moved by consolidation.
     pub do_not_disrupt: bool,
     /// Pinned to this droplet by name: it cannot move either.
@@ -265,7 +268,7 @@ pub struct PlacedDeployment {
 
 /// One droplet as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Droplet {
+pub struct FleetDroplet {
     /// Namespace of the Droplet object; deployments only use droplets of their namespace.
     pub namespace: String,
     /// Name of the Droplet object (unique within its namespace).
@@ -280,9 +283,11 @@ pub struct Droplet {
     pub labels: BTreeMap<String, String>,
     /// Size minus system reserve.
     pub allocatable: Resources,
-    /// Requests of the deployments placed here (as reported, confirmed).
-    pub allocated: Resources,
-    /// The deployments placed here.
+    /// Usage the droplet reports that none of `deployments` accounts for (containers of
+    /// deployments the caller does not know, or a total without the list). Together with
+    /// `deployments` it is the one record of what the droplet holds: see [`FleetDroplet::used`].
+    pub unlisted_usage: Resources,
+    /// The deployments placed here: reported by the agent, or recorded as placed here.
     pub deployments: Vec<PlacedDeployment>,
     /// Lifecycle phase.
     pub phase: DropletPhase,
@@ -308,7 +313,14 @@ pub struct Droplet {
     pub do_not_disrupt: bool,
 }
 
-impl Droplet {
+impl FleetDroplet {
+    /// What the droplet holds: its deployments' requests plus the unlisted usage.
+    pub fn used(&self) -> Resources {
+        self.deployments
+            .iter()
+            .fold(self.unlisted_usage, |sum, d| sum.plus(d.request))
+    }
+
     /// True when the droplet is in a state that accepts new deployments.
     pub fn accepts_work(&self) -> bool {
         self.phase == DropletPhase::Ready && self.healthy && !self.cordoned

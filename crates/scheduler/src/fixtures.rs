@@ -1,13 +1,15 @@
 //! Builders for scheduler test data (tests, property tests and benchmarks).
 //!
 //! The sizes here are a small stand-in shaped like DigitalOcean's basic family so tests do
-//! not depend on the embedded catalogue; production code takes sizes from `crate::catalog`.
+//! not depend on the embedded catalogue; production code takes sizes from the operator's
+//! `catalog::size_offers`. Compiled only for tests and with the `testing` feature.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::model::{
-    DEFAULT_SYSTEM_RESERVE, Droplet, DropletPhase, GIB, Location, Pool, Region, Resources, Size,
+    DEFAULT_SYSTEM_RESERVE, DropletPhase, FleetDroplet, GIB, Location, Pool, Region, Resources,
+    SizeOffer,
 };
 
 /// Namespace used by the builders.
@@ -16,8 +18,8 @@ pub const NAMESPACE: &str = "team-a";
 pub const POOL: &str = "team-a/default";
 
 /// A size with `vcpus`, `memory_gib` and a disk of 25 GiB per vCPU, in every test region.
-pub fn size(slug: &str, vcpus: u64, memory_gib: u64, monthly_usd: f64) -> Size {
-    Size {
+pub fn size(slug: &str, vcpus: u64, memory_gib: u64, monthly_usd: f64) -> SizeOffer {
+    SizeOffer {
         slug: slug.to_string(),
         capacity: Resources::new(memory_gib * GIB, vcpus * 1000, (25 + 25 * vcpus) * GIB),
         hourly_usd: monthly_usd / 730.0,
@@ -27,7 +29,7 @@ pub fn size(slug: &str, vcpus: u64, memory_gib: u64, monthly_usd: f64) -> Size {
 }
 
 /// Six sizes shaped like the basic family, cheapest first.
-pub fn test_sizes() -> Vec<Size> {
+pub fn test_sizes() -> Vec<SizeOffer> {
     vec![
         size("s-1vcpu-1gb", 1, 1, 6.0),
         size("s-1vcpu-2gb", 1, 2, 12.0),
@@ -64,13 +66,13 @@ pub fn pool() -> Pool {
 }
 
 /// A Ready, healthy droplet of the named test size in nyc3 of the default pool, empty.
-pub fn droplet(name: &str, size_slug: &str) -> Droplet {
+pub fn droplet(name: &str, size_slug: &str) -> FleetDroplet {
     let sizes = test_sizes();
     let size = sizes
         .iter()
         .find(|s| s.slug == size_slug)
         .unwrap_or(&sizes[3]);
-    Droplet {
+    FleetDroplet {
         namespace: NAMESPACE.to_string(),
         name: name.to_string(),
         pool: POOL.to_string(),
@@ -78,7 +80,7 @@ pub fn droplet(name: &str, size_slug: &str) -> Droplet {
         size: size.slug.clone(),
         labels: BTreeMap::new(),
         allocatable: size.allocatable(&DEFAULT_SYSTEM_RESERVE),
-        allocated: Resources::ZERO,
+        unlisted_usage: Resources::ZERO,
         deployments: Vec::new(),
         phase: DropletPhase::Ready,
         healthy: true,

@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use super::model::{PendingDeployment, ResourceKind, Resources, selector_matches};
-use super::snapshot::{NONE, Snapshot, split_key};
+use super::snapshot::{Gate, NONE, NONE32, Snapshot, split_key};
 
 /// Heartbeats older than this make a droplet unhealthy (filtered out).
 pub const HEARTBEAT_STALE: Duration = Duration::from_secs(300);
@@ -263,17 +263,26 @@ pub fn score_new_droplet(
 }
 
 fn weighted(weights: &super::model::Weights, scores: &FactorScores) -> f64 {
-    (weights.resources * scores.resources
+    weighted_sum(weights, scores) / weights.total()
+}
+
+/// The weighted total before normalisation: the same positive divisor for every droplet of
+/// one decision, so droplets are ranked on this and only the kept ones are divided.
+fn weighted_sum(weights: &super::model::Weights, scores: &FactorScores) -> f64 {
+    weights.resources * scores.resources
         + weights.load * scores.load
         + weights.latency * scores.latency
         + weights.cost * scores.cost
-        + weights.health * scores.health)
-        / weights.total()
+        + weights.health * scores.health
 }
 
 /// Scores `deployment` against every droplet of `snapshot`, with `used[i]` the resources
 /// already taken on droplet `i` (confirmed and assumed placements).
-pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeployment) -> Decision {
+pub fn choose_droplet(
+    snapshot: &Snapshot,
+    used: &[Resources],
+    deployment: &PendingDeployment,
+) -> Decision {
     let (namespace, _) = split_key(&deployment.key);
     let ns = snapshot.namespace_position(namespace);
     let pool = snapshot.pool_position(&deployment.pool);
@@ -302,68 +311,83 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
         [(f64::NEG_INFINITY, NONE, FactorScores::default()); RUNNERS_UP + 1];
     let mut pinned_unusable = false;
     let droplets = snapshot.droplets();
+    // Usage not aligned with the snapshot (an empty slice) means "as the droplets report".
+    let used = if used.len() == droplets.len() {
+        used
+    } else {
+        snapshot.reported_usage()
+    };
     let has_selector = !deployment.selector.is_empty();
-    for (i, d) in droplets.iter().enumerate() {
-        if snapshot.droplet_namespace[i] != ns {
+    let ns = u32::try_from(ns).unwrap_or(NONE32);
+    let pool32 = pool.map(|p| u32::try_from(p).unwrap_or(NONE32));
+    let region_allowed = pool.map(|p| snapshot.pool_region_allowed[p].as_slice());
+    // The filter and the score read only the compact hot fields (and the labels when there
+    // is a selector), in the order documented in docs/scheduler.md.
+    for (i, h) in snapshot.hot.iter().enumerate() {
+        if h.namespace != ns {
             rejections.other_pool += 1;
             continue;
         }
-        let dpool = snapshot.droplet_pool[i];
         if let Some(p) = pinned {
             if p != i {
                 rejections.not_pinned += 1;
                 continue;
             }
-        } else if dpool != NONE && Some(dpool) != pool {
+        } else if h.pool != NONE32 && Some(h.pool) != pool32 {
             rejections.other_pool += 1;
             continue;
         }
         let is_pin = pinned.is_some();
-        if let Some(p) = pool
+        if let Some(allowed) = region_allowed
             && !is_pin
-            && !snapshot.pool_region_allowed[p][snapshot.droplet_region[i]]
+            && !allowed[h.region as usize]
         {
             rejections.region_not_allowed += 1;
             continue;
         }
-        if d.phase != super::model::DropletPhase::Ready {
-            rejections.not_ready += 1;
-            pinned_unusable |= is_pin;
-            continue;
+        match h.gate {
+            Gate::Open => {}
+            Gate::NotReady => {
+                rejections.not_ready += 1;
+                pinned_unusable |= is_pin;
+                continue;
+            }
+            Gate::Unhealthy => {
+                rejections.unhealthy += 1;
+                pinned_unusable |= is_pin;
+                continue;
+            }
+            Gate::Cordoned => {
+                rejections.cordoned += 1;
+                pinned_unusable |= is_pin;
+                continue;
+            }
         }
-        if !d.healthy || d.heartbeat_age.is_some_and(|a| a > HEARTBEAT_STALE) {
-            rejections.unhealthy += 1;
-            pinned_unusable |= is_pin;
-            continue;
-        }
-        if d.cordoned {
-            rejections.cordoned += 1;
-            pinned_unusable |= is_pin;
-            continue;
-        }
-        if has_selector && !selector_matches(&deployment.selector, &d.labels) {
+        if has_selector && !selector_matches(&deployment.selector, &droplets[i].labels) {
             rejections.selector_mismatch += 1;
             pinned_unusable |= is_pin;
             continue;
         }
-        let before = used.get(i).copied().unwrap_or(d.allocated);
+        let before = used[i];
         let after = before.plus(deployment.request);
-        if let Some(kind) = after.first_shortfall(&d.allocatable) {
+        if let Some(kind) = after.first_shortfall(&h.allocatable) {
             rejections.insufficient(kind);
             pinned_unusable |= is_pin;
             continue;
         }
-        let scores = FactorScores {
-            resources: fit_score(after.dominant_share_of(&d.allocatable), target),
-            load: load_score(
-                d.observed_load
-                    .unwrap_or_else(|| before.dominant_share_of(&d.allocatable)),
-            ),
-            latency: latency_by_region[snapshot.droplet_region[i]],
-            cost: cost_score(snapshot.droplet_unit_price[i], reference_price),
-            health: health_score(d.heartbeat_age, d.recent_failures),
+        let observed = if h.observed_load.is_nan() {
+            before.dominant_share_of(&h.allocatable)
+        } else {
+            h.observed_load
         };
-        let total = weighted(&weights, &scores);
+        let scores = FactorScores {
+            resources: fit_score(after.dominant_share_of(&h.allocatable), target),
+            load: load_score(observed),
+            latency: latency_by_region[h.region as usize],
+            cost: cost_score(h.unit_price, reference_price),
+            health: h.health,
+        };
+        let total = weighted_sum(&weights, &scores);
         // Insert into the small sorted top list; strict `>` keeps the earlier (name-ordered)
         // droplet on ties.
         if total > top[RUNNERS_UP].0 {
@@ -376,6 +400,10 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
         }
     }
 
+    let norm = weights.total();
+    for entry in top.iter_mut().filter(|e| e.1 != NONE) {
+        entry.0 /= norm;
+    }
     let considered = droplets.len();
     let (best_score, best_index, breakdown) = top[0];
     if best_index == NONE {
@@ -450,10 +478,10 @@ pub fn decide(snapshot: &Snapshot, used: &[Resources], deployment: &PendingDeplo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::fixtures::{self, droplet, request};
-    use crate::scheduler::model::{DropletPhase, Location, Weights};
+    use crate::fixtures::{self, droplet, request};
+    use crate::model::{DropletPhase, Location, Weights};
 
-    fn snapshot(droplets: Vec<crate::scheduler::Droplet>) -> Snapshot {
+    fn snapshot(droplets: Vec<crate::FleetDroplet>) -> Snapshot {
         Snapshot::new(
             droplets,
             vec![fixtures::pool()],
@@ -468,14 +496,14 @@ mod tests {
     }
 
     fn place(snap: &Snapshot, dep: &PendingDeployment) -> Placement {
-        match decide(snap, &snap.reported_usage(), dep) {
+        match choose_droplet(snap, snap.reported_usage(), dep) {
             Decision::Place(p) => p,
             Decision::NoFit(n) => panic!("expected a placement, got {}", n.reason),
         }
     }
 
     fn no_fit(snap: &Snapshot, dep: &PendingDeployment) -> NoFit {
-        match decide(snap, &snap.reported_usage(), dep) {
+        match choose_droplet(snap, snap.reported_usage(), dep) {
             Decision::NoFit(n) => n,
             Decision::Place(p) => panic!("expected no fit, got {}", p.droplet),
         }
@@ -535,7 +563,7 @@ mod tests {
     #[test]
     fn nothing_fits_names_the_short_resource_per_droplet() {
         let mut a = droplet("a", "s-1vcpu-1gb");
-        a.allocated = a.allocatable;
+        a.unlisted_usage = a.allocatable;
         let b = droplet("b", "s-1vcpu-1gb");
         let snap = snapshot(vec![a, b]);
         // 1 GiB never fits in 512 MiB allocatable.
@@ -547,7 +575,7 @@ mod tests {
     #[test]
     fn the_fit_factor_prefers_the_fuller_droplet_below_ninety_percent() {
         let mut half = droplet("half", "s-2vcpu-4gb");
-        half.allocated = request(1536, 500);
+        half.unlisted_usage = request(1536, 500);
         let empty = droplet("empty", "s-2vcpu-4gb");
         let snap = snapshot(vec![empty, half]);
         let p = place(&snap, &deployment(512, 100));
@@ -560,9 +588,9 @@ mod tests {
     #[test]
     fn a_droplet_pushed_above_ninety_percent_loses_to_one_with_room() {
         let mut nearly = droplet("nearly", "s-2vcpu-4gb");
-        nearly.allocated = request(3000, 500); // 3000 + 512 of 3584 MiB = 98 %
+        nearly.unlisted_usage = request(3000, 500); // 3000 + 512 of 3584 MiB = 98 %
         let mut some = droplet("some", "s-2vcpu-4gb");
-        some.allocated = request(1024, 500);
+        some.unlisted_usage = request(1024, 500);
         let snap = snapshot(vec![nearly, some]);
         assert_eq!(place(&snap, &deployment(512, 100)).droplet, "some");
     }
@@ -629,7 +657,7 @@ mod tests {
     fn pool_weights_apply_unless_the_deployment_overrides_them() {
         let mut far = droplet("a-far", "s-2vcpu-4gb");
         far.region = "ams3".into();
-        far.allocated = request(2048, 500);
+        far.unlisted_usage = request(2048, 500);
         let near = droplet("b-near", "s-2vcpu-4gb");
         let mut pool = fixtures::pool();
         pool.weights = Some(only(|w| w.latency = 1.0));
@@ -668,7 +696,7 @@ mod tests {
     #[test]
     fn pinned_droplet_full_is_reported_and_not_replaced_by_another() {
         let mut pinned = droplet("pinned", "s-1vcpu-2gb");
-        pinned.allocated = pinned.allocatable;
+        pinned.unlisted_usage = pinned.allocatable;
         let snap = snapshot(vec![pinned, droplet("other", "s-8vcpu-16gb")]);
         let mut dep = deployment(512, 100);
         dep.pin = Some("pinned".into());
@@ -743,11 +771,11 @@ mod tests {
         let used = vec![request(1024, 100)];
         // 1536 MiB allocatable, 1024 assumed: 768 MiB no longer fits.
         assert!(matches!(
-            decide(&snap, &used, &deployment(768, 100)),
+            choose_droplet(&snap, &used, &deployment(768, 100)),
             Decision::NoFit(_)
         ));
         assert!(matches!(
-            decide(&snap, &snap.reported_usage(), &deployment(768, 100)),
+            choose_droplet(&snap, snap.reported_usage(), &deployment(768, 100)),
             Decision::Place(_)
         ));
     }

@@ -1,86 +1,23 @@
-//! Provisioning: which droplets to buy when nothing fits, and batch packing of a burst.
+//! Batch packing: where a burst of pending deployments goes, and which droplets to buy.
 //!
 //! A batch is sorted largest first (by dominant share), each deployment goes to the best
 //! scoring existing droplet, else first-fit into a new virtual droplet opened earlier in
 //! the batch, else into a new virtual droplet in the best allowed region. A virtual droplet
 //! packs against the largest allowed size of its region and always carries the cheapest
 //! size that holds what was packed into it, so its final size is known when the batch ends.
-//! Pool limits (droplet count, monthly cost) are checked on every open and every growth.
+//! Small bursts are also packed exactly (`crate::exact`), and the lowest-cost objective adds
+//! the cost step (`crate::cost_step`). Pool limits (droplet count, monthly cost) are checked
+//! on every open and every growth.
 
 use std::collections::HashMap;
 
-use super::model::{PendingDeployment, Pool, Resources, Size, selector_matches};
-use super::score::{Decision, Placement, decide};
-use super::snapshot::Snapshot;
-
-/// The cheapest size in `region`, among `allowed` slugs (all sizes when empty), whose
-/// allocatable (capacity minus `reserve`) holds `demand`. Equal prices go to the larger
-/// allocatable (more headroom), then to the slug.
-pub fn cheapest_size_that_fits<'a>(
-    sizes: &'a [Size],
-    allowed: &[String],
-    region: &str,
-    reserve: &Resources,
-    demand: &Resources,
-) -> Option<&'a Size> {
-    sizes
-        .iter()
-        .filter(|s| allowed.is_empty() || allowed.iter().any(|a| a == &s.slug))
-        .filter(|s| s.available_in(region))
-        .filter(|s| demand.fits_in(&s.allocatable(reserve)))
-        .min_by(|a, b| {
-            a.monthly_usd
-                .total_cmp(&b.monthly_usd)
-                .then_with(|| headroom(b, reserve).cmp(&headroom(a, reserve)))
-                .then_with(|| a.slug.cmp(&b.slug))
-        })
-}
-
-fn headroom(size: &Size, reserve: &Resources) -> (u64, u64, u64) {
-    let a = size.allocatable(reserve);
-    (a.memory, a.cpu_millis, a.disk)
-}
-
-/// The largest allocatable of the allowed sizes in `region`, per resource: a virtual
-/// droplet never packs more than this.
-fn largest_allocatable(sizes: &[Size], pool: &Pool, region: &str) -> Option<Resources> {
-    sizes
-        .iter()
-        .filter(|s| pool.sizes.is_empty() || pool.sizes.iter().any(|a| a == &s.slug))
-        .filter(|s| s.available_in(region))
-        .map(|s| s.allocatable(&pool.reserve))
-        .max_by_key(|a| (a.memory, a.cpu_millis, a.disk))
-}
-
-/// Regions to try for a deployment: its preferred regions the pool allows, in its order,
-/// then the pool's regions in the pool's order.
-fn region_order<'a>(pool: &'a Pool, deployment: &'a PendingDeployment) -> Vec<&'a str> {
-    let allowed = |r: &str| pool.regions.is_empty() || pool.regions.iter().any(|p| p == r);
-    let mut order: Vec<&str> = deployment
-        .regions
-        .iter()
-        .map(String::as_str)
-        .filter(|r| allowed(r))
-        .collect();
-    for r in &pool.regions {
-        if !order.contains(&r.as_str()) {
-            order.push(r);
-        }
-    }
-    order
-}
-
-/// The cheapest size in the best allowed region that fits one deployment on its own.
-pub fn provision_for<'a>(
-    sizes: &'a [Size],
-    pool: &'a Pool,
-    deployment: &'a PendingDeployment,
-) -> Option<(&'a str, &'a Size)> {
-    region_order(pool, deployment).into_iter().find_map(|r| {
-        cheapest_size_that_fits(sizes, &pool.sizes, r, &pool.reserve, &deployment.request)
-            .map(|s| (r, s))
-    })
-}
+use crate::analysis::smallest_request;
+use crate::model::{PendingDeployment, Resources, selector_matches};
+use crate::score::{Decision, Placement, choose_droplet};
+use crate::sizing::{
+    best_region_and_size, cheapest_size_that_fits, largest_allocatable, region_order,
+};
+use crate::snapshot::Snapshot;
 
 /// A droplet the plan wants to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,9 +113,9 @@ pub struct BatchPlan {
 
 /// Existing count and cost of each pool, for limit checks.
 #[derive(Debug, Clone, Copy, Default)]
-struct PoolSpend {
-    droplets: u32,
-    monthly_usd: f64,
+pub(crate) struct PoolSpend {
+    pub(crate) droplets: u32,
+    pub(crate) monthly_usd: f64,
 }
 
 struct Virtual {
@@ -194,7 +131,7 @@ struct Virtual {
 /// Measuring against the pool's own bins matters: against the catalogue's largest machines
 /// every MCP server looks CPU-bound, the order degenerates to "by CPU", and first-fit then
 /// segregates CPU-heavy and memory-heavy servers onto different droplets.
-fn ordering_capacity(snapshot: &Snapshot, pool: Option<usize>) -> Resources {
+pub(crate) fn ordering_capacity(snapshot: &Snapshot, pool: Option<usize>) -> Resources {
     let grow = |m: Resources, a: Resources| Resources {
         memory: m.memory.max(a.memory),
         cpu_millis: m.cpu_millis.max(a.cpu_millis),
@@ -211,7 +148,7 @@ fn ordering_capacity(snapshot: &Snapshot, pool: Option<usize>) -> Resources {
         None => snapshot
             .sizes()
             .iter()
-            .map(|s| s.allocatable(&super::model::DEFAULT_SYSTEM_RESERVE))
+            .map(|s| s.allocatable(&crate::model::DEFAULT_SYSTEM_RESERVE))
             .chain(snapshot.droplets().iter().map(|d| d.allocatable))
             .fold(start, grow),
     }
@@ -243,20 +180,20 @@ pub fn decreasing_order(snapshot: &Snapshot, pending: &[PendingDeployment]) -> V
 
 /// A deployment no existing droplet takes, waiting for a new one.
 #[derive(Debug, Clone)]
-struct Leftover {
-    index: usize,
-    pool: usize,
-    no_fit: String,
+pub(crate) struct Leftover {
+    pub(crate) index: usize,
+    pub(crate) pool: usize,
+    pub(crate) no_fit: String,
     /// Pack only with deployments of the same template, into droplets no larger than this
     /// size (index into the snapshot's sizes); `None` packs against the largest size.
-    template: Option<usize>,
+    pub(crate) template: Option<usize>,
 }
 
 /// The new-droplet part of a batch plan.
-struct NewPacking {
-    droplets: Vec<NewDroplet>,
-    placements: Vec<PlannedPlacement>,
-    unschedulable: Vec<Unschedulable>,
+pub(crate) struct NewPacking {
+    pub(crate) droplets: Vec<NewDroplet>,
+    pub(crate) placements: Vec<PlannedPlacement>,
+    pub(crate) unschedulable: Vec<Unschedulable>,
 }
 
 /// Largest burst packed exactly (branch and bound) instead of only first-fit.
@@ -279,16 +216,16 @@ fn pack_exact(
     }
     let pool = &snapshot.pools()[first.pool];
     let sizes = snapshot.sizes();
-    let (region, _) = provision_for(sizes, pool, &pending[first.index])?;
+    let (region, _) = best_region_and_size(sizes, pool, &pending[first.index])?;
     for l in leftovers {
-        if provision_for(sizes, pool, &pending[l.index]).map(|(r, _)| r) != Some(region) {
+        if best_region_and_size(sizes, pool, &pending[l.index]).map(|(r, _)| r) != Some(region) {
             return None;
         }
     }
     let capacity = largest_allocatable(sizes, pool, region)?;
     let items: Vec<Resources> = leftovers.iter().map(|l| pending[l.index].request).collect();
     let (result, assignment) =
-        super::exact::optimal_assignment(&items, &capacity, EXACT_NODE_LIMIT)?;
+        crate::exact::optimal_assignment(&items, &capacity, EXACT_NODE_LIMIT)?;
     let short_pool = pool.name.rsplit('/').next().unwrap_or(&pool.name);
     let mut droplets: Vec<NewDroplet> = Vec::with_capacity(result.bins);
     let mut placements = Vec::with_capacity(leftovers.len());
@@ -336,7 +273,7 @@ fn pack_exact(
 }
 
 /// First-fit of `leftovers` (in the given order) into virtual droplets; see the module docs.
-fn pack_new(
+pub(crate) fn pack_new(
     snapshot: &Snapshot,
     pending: &[PendingDeployment],
     leftovers: &[Leftover],
@@ -421,14 +358,14 @@ fn pack_new(
         });
         let Some((region, size)) = templated
             .map(|(r, s, _)| (r, s))
-            .or_else(|| provision_for(sizes, pool, dep))
+            .or_else(|| best_region_and_size(sizes, pool, dep))
         else {
             out.unschedulable.push(unschedulable(
                 format!(
                     "{}; no allowed size of pool {} holds {} MiB memory, {}m cpu",
                     left.no_fit,
                     pool.name,
-                    dep.request.memory / super::model::MIB,
+                    dep.request.memory / crate::model::MIB,
                     dep.request.cpu_millis
                 ),
                 Blocker::NoSizeFits,
@@ -506,7 +443,7 @@ pub enum PackingObjective {
 impl PackingObjective {
     /// True when packing `a` is better than packing `b` under this objective. Fewer
     /// unschedulable deployments always come first.
-    fn prefers(self, a: &NewPacking, b: &NewPacking) -> bool {
+    pub(crate) fn prefers(self, a: &NewPacking, b: &NewPacking) -> bool {
         let rank = |p: &NewPacking| {
             (
                 p.unschedulable.len(),
@@ -525,136 +462,6 @@ impl PackingObjective {
             }
         }
     }
-}
-
-/// Grid steps of the cost step's first sweep over how many deployments get a template.
-const TEMPLATE_SWEEP_STEPS: usize = 16;
-
-/// The cost step: moves the deployments that are most lopsided toward the batch's binding
-/// resource onto droplets of a smaller template size that sells that resource cheaper
-/// (per unit per month) than the pool's largest size, when that gives a better packing
-/// under `objective`. For each pool and each such size (best price per unit first) it
-/// tries the k most lopsided deployments that fit the size, k on a coarse grid then a fine
-/// grid around the best, and keeps the best packing. Returns `best` when nothing beats it.
-fn cost_step(
-    snapshot: &Snapshot,
-    pending: &[PendingDeployment],
-    leftovers: &[Leftover],
-    spend: &[PoolSpend],
-    objective: PackingObjective,
-    mut best: NewPacking,
-) -> NewPacking {
-    let sizes = snapshot.sizes();
-    let mut working: Vec<Leftover> = leftovers.to_vec();
-    let mut pools: Vec<usize> = working.iter().map(|l| l.pool).collect();
-    pools.sort_unstable();
-    pools.dedup();
-    for pi in pools {
-        let pool = &snapshot.pools()[pi];
-        let cap = ordering_capacity(snapshot, Some(pi));
-        let total = working
-            .iter()
-            .filter(|l| l.pool == pi)
-            .fold(Resources::ZERO, |a, l| a.plus(pending[l.index].request));
-        let shares = total.shares_of(&cap);
-        let Some(binding) = (0..3)
-            .filter(|&k| shares[k].is_finite())
-            .max_by(|&a, &b| shares[a].total_cmp(&shares[b]))
-        else {
-            continue;
-        };
-        let amount = |r: &Resources| [r.memory, r.cpu_millis, r.disk][binding] as f64;
-        let allowed: Vec<usize> = (0..sizes.len())
-            .filter(|&i| pool.sizes.is_empty() || pool.sizes.iter().any(|a| a == &sizes[i].slug))
-            .filter(|&i| sizes[i].monthly_usd > 0.0)
-            .collect();
-        // The reference: the allowed size with the largest allocatable, as first-fit uses.
-        let Some(reference) = allowed.iter().copied().max_by_key(|&i| {
-            let a = sizes[i].allocatable(&pool.reserve);
-            (a.memory, a.cpu_millis, a.disk)
-        }) else {
-            continue;
-        };
-        let per_usd =
-            |i: usize| amount(&sizes[i].allocatable(&pool.reserve)) / sizes[i].monthly_usd;
-        let mut templates: Vec<usize> = allowed
-            .iter()
-            .copied()
-            .filter(|&i| per_usd(i) > per_usd(reference) * (1.0 + 1e-9))
-            .collect();
-        templates.sort_by(|&a, &b| {
-            per_usd(b)
-                .total_cmp(&per_usd(a))
-                .then_with(|| sizes[a].slug.cmp(&sizes[b].slug))
-        });
-        for t in templates {
-            let talloc = sizes[t].allocatable(&pool.reserve);
-            // Lopsidedness: the binding resource's share minus the largest other share.
-            let skew = |r: &Resources| {
-                let s = r.shares_of(&cap);
-                let other = (0..3)
-                    .filter(|&k| k != binding && s[k].is_finite())
-                    .map(|k| s[k])
-                    .fold(0.0, f64::max);
-                s[binding] - other
-            };
-            let mut eligible: Vec<usize> = (0..working.len())
-                .filter(|&w| {
-                    let l = &working[w];
-                    l.pool == pi
-                        && l.template.is_none()
-                        && pending[l.index].request.fits_in(&talloc)
-                })
-                .collect();
-            if eligible.is_empty() {
-                continue;
-            }
-            eligible.sort_by(|&a, &b| {
-                let (ra, rb) = (&pending[working[a].index], &pending[working[b].index]);
-                skew(&rb.request)
-                    .total_cmp(&skew(&ra.request))
-                    .then_with(|| ra.key.cmp(&rb.key))
-            });
-            let n = eligible.len();
-            let try_k = |k: usize| {
-                let mut candidate = working.clone();
-                for &w in &eligible[..k] {
-                    candidate[w].template = Some(t);
-                }
-                let packing = pack_new(snapshot, pending, &candidate, spend);
-                (candidate, packing)
-            };
-            let step = n.div_ceil(TEMPLATE_SWEEP_STEPS).max(1);
-            let mut best_k = 0;
-            let mut best_here: Option<Vec<Leftover>> = None;
-            let coarse: Vec<usize> = (1..=n.div_ceil(step)).map(|i| (i * step).min(n)).collect();
-            for k in coarse {
-                let (candidate, packing) = try_k(k);
-                if objective.prefers(&packing, &best) {
-                    best = packing;
-                    best_k = k;
-                    best_here = Some(candidate);
-                }
-            }
-            if step > 1 {
-                let centre = best_k;
-                let fine = step.div_ceil(8).max(1);
-                let lo = centre.saturating_sub(step - 1).max(1);
-                let hi = (centre + step - 1).min(n);
-                for k in (lo..=hi).step_by(fine).filter(|&k| k != centre) {
-                    let (candidate, packing) = try_k(k);
-                    if objective.prefers(&packing, &best) {
-                        best = packing;
-                        best_here = Some(candidate);
-                    }
-                }
-            }
-            if let Some(candidate) = best_here {
-                working = candidate;
-            }
-        }
-    }
-    best
 }
 
 /// Packs a batch of pending deployments (see the module docs) for the fewest new
@@ -678,13 +485,13 @@ pub fn plan_batch_for(
     let mut usage: Vec<Resources> = if used.len() == snapshot.droplets().len() {
         used.to_vec()
     } else {
-        snapshot.reported_usage()
+        snapshot.reported_usage().to_vec()
     };
     let pools = snapshot.pools();
     let mut spend: Vec<PoolSpend> = vec![PoolSpend::default(); pools.len()];
     for (i, d) in snapshot.droplets().iter().enumerate() {
         let p = snapshot.droplet_pool[i];
-        if p != super::snapshot::NONE && d.phase != super::model::DropletPhase::Terminating {
+        if p != crate::snapshot::NONE && d.phase != crate::model::DropletPhase::Terminating {
             spend[p].droplets += 1;
             spend[p].monthly_usd += d.monthly_usd;
         }
@@ -695,7 +502,7 @@ pub fn plan_batch_for(
     let mut leftovers: Vec<Leftover> = Vec::new();
     for idx in decreasing_order(snapshot, pending) {
         let dep = &pending[idx];
-        let no_fit = match decide(snapshot, &usage, dep) {
+        let no_fit = match choose_droplet(snapshot, &usage, dep) {
             Decision::Place(p) => {
                 usage[p.droplet_index] = usage[p.droplet_index].plus(dep.request);
                 plan.placements.push(PlannedPlacement {
@@ -790,7 +597,7 @@ pub fn plan_batch_for(
     // the benchmark mixes unchanged and made the 10,000-deployment batch six times slower.
     let chosen = match objective {
         PackingObjective::LowestCost => {
-            cost_step(snapshot, pending, &leftovers, &spend, objective, chosen)
+            crate::cost_step::cost_step(snapshot, pending, &leftovers, &spend, objective, chosen)
         }
         PackingObjective::FewestDroplets => chosen,
     };
@@ -801,19 +608,6 @@ pub fn plan_batch_for(
     plan.usage = usage;
     plan.smallest_request = smallest_request(pending.iter().map(|d| d.request));
     plan
-}
-
-/// Component-wise minimum of requests (zero when there are none).
-pub fn smallest_request(requests: impl Iterator<Item = Resources>) -> Resources {
-    requests
-        .reduce(|a, b| {
-            Resources::new(
-                a.memory.min(b.memory),
-                a.cpu_millis.min(b.cpu_millis),
-                a.disk.min(b.disk),
-            )
-        })
-        .unwrap_or_default()
 }
 
 /// "pool team-a/default is at its limit of 10 droplets" and the like.
@@ -832,170 +626,14 @@ pub fn describe_blocker(blocker: &Blocker, pool: &str) -> String {
     }
 }
 
-/// Fleet figures for a plan: what is used, what it costs, how close to the bounds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PackingSummary {
-    /// Droplets hosting at least one deployment after the plan (existing and new).
-    pub droplets_used: usize,
-    /// max over resources of ceil(total requests / largest allocatable).
-    pub lower_bound_droplets: usize,
-    /// lower bound / droplets used (1.0 is optimal; 1.0 when nothing is placed).
-    pub packing_efficiency: f64,
-    /// Monthly cost of the droplets used.
-    pub monthly_cost_usd: f64,
-    /// Fractional cost bound: the linear relaxation of buying sizes to cover the total
-    /// request (see [`fractional_cost_lower_bound`]).
-    pub cost_lower_bound_usd: f64,
-    /// Requested / allocatable over the droplets used, of the dominant resource (0..1).
-    pub utilization: f64,
-}
-
-/// The fractional cost lower bound: the optimum of the linear relaxation "buy any
-/// fractional amount of each size so that the allocatable covers the total request".
-/// No integral packing can cost less. Solved through its dual (maximise the value of the
-/// request at per-resource prices no size undercuts) by enumerating the dual's vertices;
-/// with three resources and a few dozen sizes that is a few thousand 3x3 solves.
-///
-/// Sizes that cannot hold even `smallest` (the component-wise smallest request) can be
-/// in no packing, so they are left out; otherwise a size whose reserve leaves no memory
-/// would sell "free-standing" CPU and loosen the bound.
-pub fn fractional_cost_lower_bound(
-    total: &Resources,
-    smallest: &Resources,
-    options: &[(Resources, f64)],
-) -> f64 {
-    // Work in GiB and cores so the numbers stay well conditioned.
-    let unit = |r: &Resources| {
-        [
-            r.memory as f64 / super::model::GIB as f64,
-            r.cpu_millis as f64 / 1000.0,
-            r.disk as f64 / super::model::GIB as f64,
-        ]
-    };
-    let demand = unit(total);
-    // Constraint rows a . y <= b: one per size, and -y_k <= 0 for each resource.
-    let mut rows: Vec<([f64; 3], f64)> = options
-        .iter()
-        .filter(|(alloc, price)| price.is_finite() && smallest.fits_in(alloc))
-        .map(|(alloc, price)| (unit(alloc), *price))
-        .collect();
-    rows.sort_by(|a, b| a.1.total_cmp(&b.1));
-    rows.dedup();
-    for k in 0..3 {
-        let mut a = [0.0; 3];
-        a[k] = -1.0;
-        rows.push((a, 0.0));
-    }
-    let feasible = |y: &[f64; 3]| {
-        rows.iter()
-            .all(|(a, b)| a[0] * y[0] + a[1] * y[1] + a[2] * y[2] <= b + 1e-9)
-    };
-    let det3 = |m: [[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-    };
-    let mut best = 0.0f64;
-    let n = rows.len();
-    for i in 0..n {
-        for j in (i + 1)..n {
-            for k in (j + 1)..n {
-                let m = [rows[i].0, rows[j].0, rows[k].0];
-                let d = det3(m);
-                if d.abs() < 1e-12 {
-                    continue;
-                }
-                let b = [rows[i].1, rows[j].1, rows[k].1];
-                let mut y = [0.0; 3];
-                for (c, slot) in y.iter_mut().enumerate() {
-                    let mut mc = m;
-                    for (r, row) in mc.iter_mut().enumerate() {
-                        row[c] = b[r];
-                    }
-                    *slot = det3(mc) / d;
-                }
-                if feasible(&y) {
-                    best = best.max(demand[0] * y[0] + demand[1] * y[1] + demand[2] * y[2]);
-                }
-            }
-        }
-    }
-    best
-}
-
-/// Computes the [`PackingSummary`] of a plan.
-pub fn summarize(snapshot: &Snapshot, plan: &BatchPlan) -> PackingSummary {
-    let mut requested = Resources::ZERO;
-    let mut allocatable = Resources::ZERO;
-    let mut used = 0usize;
-    let mut cost = 0.0;
-    for (i, d) in snapshot.droplets().iter().enumerate() {
-        let u = plan.usage.get(i).copied().unwrap_or(d.allocated);
-        if !u.is_zero() {
-            used += 1;
-            requested = requested.plus(u);
-            allocatable = allocatable.plus(d.allocatable);
-            cost += d.monthly_usd;
-        }
-    }
-    for nd in &plan.new_droplets {
-        used += 1;
-        requested = requested.plus(nd.used);
-        allocatable = allocatable.plus(nd.allocatable);
-        cost += nd.monthly_usd;
-    }
-    // Largest allocatable and every (allocatable, price) option among the sizes the pools
-    // allow and the existing droplets.
-    let mut biggest = Resources::ZERO;
-    let mut options: Vec<(Resources, f64)> = Vec::new();
-    let mut consider = |alloc: Resources, monthly: f64| {
-        biggest.memory = biggest.memory.max(alloc.memory);
-        biggest.cpu_millis = biggest.cpu_millis.max(alloc.cpu_millis);
-        biggest.disk = biggest.disk.max(alloc.disk);
-        options.push((alloc, monthly));
-    };
-    for p in snapshot.pools() {
-        for s in snapshot.sizes() {
-            if p.sizes.is_empty() || p.sizes.iter().any(|a| a == &s.slug) {
-                consider(s.allocatable(&p.reserve), s.monthly_usd);
-            }
-        }
-    }
-    for d in snapshot.droplets() {
-        consider(d.allocatable, d.monthly_usd);
-    }
-    let totals = [requested.memory, requested.cpu_millis, requested.disk];
-    let caps = [biggest.memory, biggest.cpu_millis, biggest.disk];
-    let lower_bound = totals
-        .iter()
-        .zip(caps)
-        .filter(|(_, c)| *c > 0)
-        .map(|(t, c)| t.div_ceil(c) as usize)
-        .max()
-        .unwrap_or(0);
-    let cost_lower_bound =
-        fractional_cost_lower_bound(&requested, &plan.smallest_request, &options);
-    PackingSummary {
-        droplets_used: used,
-        lower_bound_droplets: lower_bound,
-        packing_efficiency: if used == 0 {
-            1.0
-        } else {
-            lower_bound as f64 / used as f64
-        },
-        monthly_cost_usd: cost,
-        cost_lower_bound_usd: cost_lower_bound,
-        utilization: requested.dominant_share_of(&allocatable).min(1.0),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::fixtures::{self, droplet, request};
-    use crate::scheduler::model::{GIB, PoolLimits};
+    use crate::analysis::summarize;
+    use crate::fixtures::{self, droplet, request};
+    use crate::model::{Pool, PoolLimits};
 
-    fn snapshot_with(droplets: Vec<crate::scheduler::Droplet>, pool: Pool) -> Snapshot {
+    fn snapshot_with(droplets: Vec<crate::FleetDroplet>, pool: Pool) -> Snapshot {
         Snapshot::new(
             droplets,
             vec![pool],
@@ -1015,36 +653,6 @@ mod tests {
                 )
             })
             .collect()
-    }
-
-    #[test]
-    fn cheapest_size_that_fits_skips_sizes_the_reserve_makes_too_small() {
-        let sizes = fixtures::test_sizes();
-        let reserve = crate::scheduler::DEFAULT_SYSTEM_RESERVE;
-        let fit = |mem_mib, cpu| {
-            cheapest_size_that_fits(&sizes, &[], "nyc3", &reserve, &request(mem_mib, cpu))
-                .map(|s| s.slug.as_str())
-        };
-        assert_eq!(fit(256, 100), Some("s-1vcpu-1gb"));
-        assert_eq!(fit(1024, 100), Some("s-1vcpu-2gb"));
-        assert_eq!(fit(1024, 1000), Some("s-2vcpu-2gb"));
-        assert_eq!(fit(2048, 100), Some("s-2vcpu-4gb"));
-        assert_eq!(fit(32 * 1024, 100), None);
-        assert_eq!(
-            cheapest_size_that_fits(&sizes, &[], "lon1", &reserve, &request(256, 100)),
-            None
-        );
-    }
-
-    #[test]
-    fn equal_prices_go_to_the_size_with_more_headroom() {
-        let sizes = vec![
-            fixtures::size("b-small", 1, 2, 12.0),
-            fixtures::size("a-big", 2, 4, 12.0),
-        ];
-        let reserve = crate::scheduler::DEFAULT_SYSTEM_RESERVE;
-        let s = cheapest_size_that_fits(&sizes, &[], "nyc3", &reserve, &request(256, 100));
-        assert_eq!(s.map(|s| s.slug.as_str()), Some("a-big"));
     }
 
     #[test]
@@ -1136,7 +744,7 @@ mod tests {
     #[test]
     fn pinned_and_no_auto_provision_deployments_never_open_droplets() {
         let mut full = droplet("d1", "s-1vcpu-1gb");
-        full.allocated = full.allocatable;
+        full.unlisted_usage = full.allocatable;
         let snap = snapshot_with(vec![full], fixtures::pool());
         let mut deps = burst(2, 512, 100);
         deps[0].pin = Some("d1".into());
@@ -1152,40 +760,6 @@ mod tests {
             blockers,
             vec![Blocker::PinnedDroplet, Blocker::AutoProvisionOff]
         );
-    }
-
-    #[test]
-    fn the_fractional_cost_bound_mixes_sizes_like_the_linear_relaxation() {
-        let gib = |g: f64| (g * GIB as f64) as u64;
-        let big = (Resources::new(gib(15.5), 7750, 0), 96.0);
-        let cpu_rich = (Resources::new(gib(1.5), 1750, 0), 18.0);
-        // One size: the binding resource decides.
-        let one = fractional_cost_lower_bound(
-            &Resources::new(gib(31.0), 1000, 0),
-            &Resources::ZERO,
-            &[big],
-        );
-        assert!((one - 192.0).abs() < 1e-6, "{one}");
-        // Two sizes: 0.067 big + 0.275 cpu-rich covers 1.45 GiB and 1 core for about 11.38.
-        let two = fractional_cost_lower_bound(
-            &Resources::new(gib(1.45), 1000, 0),
-            &Resources::ZERO,
-            &[big, cpu_rich],
-        );
-        assert!((two - 11.38).abs() < 0.05, "{two}");
-        assert_eq!(
-            fractional_cost_lower_bound(&Resources::ZERO, &Resources::ZERO, &[big]),
-            0.0
-        );
-        // A size that cannot hold the smallest request does not count.
-        let useless = (Resources::new(0, 750, 0), 4.0);
-        let smallest = Resources::new(gib(0.25), 250, 0);
-        let with = fractional_cost_lower_bound(
-            &Resources::new(gib(1.45), 1000, 0),
-            &smallest,
-            &[big, cpu_rich, useless],
-        );
-        assert!((with - two).abs() < 1e-9, "{with} vs {two}");
     }
 
     #[test]
@@ -1208,10 +782,7 @@ mod tests {
         }
         let items: Vec<Resources> = deps.iter().map(|d| d.request).collect();
         let cap = request(7680, 3750);
-        assert_eq!(
-            crate::scheduler::exact::first_fit_decreasing(&items, &cap),
-            11
-        );
+        assert_eq!(crate::exact::first_fit_decreasing(&items, &cap), 11);
         let plan = plan_batch(&snap, &[], &deps);
         assert_eq!(plan.new_droplets.len(), 9);
         assert!(

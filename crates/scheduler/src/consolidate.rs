@@ -24,8 +24,8 @@ use super::cron::Schedule;
 use super::model::{
     BudgetLimit, ConsolidationPolicy, DisruptionReason, DropletPhase, Pool, Resources,
 };
-use super::provision::cheapest_size_that_fits;
 use super::score::FIT_CEILING;
+use super::sizing::cheapest_size_that_fits;
 use super::snapshot::Snapshot;
 
 /// Most candidates the multi-droplet search considers (Karpenter's limit).
@@ -164,7 +164,7 @@ impl<'a> SimBase<'a> {
         let used = if used.len() == droplets.len() {
             used.to_vec()
         } else {
-            snapshot.reported_usage()
+            snapshot.reported_usage().to_vec()
         };
         let ceiling = droplets
             .iter()
@@ -585,21 +585,21 @@ fn fraction(part: f64, whole: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::fixtures::{self, droplet, request};
-    use crate::scheduler::model::{Budget, Droplet, PlacedDeployment};
+    use crate::fixtures::{self, droplet, request};
+    use crate::model::{Budget, FleetDroplet, PlacedDeployment};
     use std::time::Duration;
 
     fn now() -> Timestamp {
         "2026-11-25T12:00:00Z".parse().unwrap()
     }
 
-    fn with_deployments(mut d: Droplet, mib: &[u64]) -> Droplet {
+    fn with_deployments(mut d: FleetDroplet, mib: &[u64]) -> FleetDroplet {
         for (n, m) in mib.iter().enumerate() {
             let r = request(*m, 100);
-            d.allocated = d.allocated.plus(r);
             d.deployments.push(PlacedDeployment {
                 key: format!("team-a/{}-{n}", d.name),
                 request: r,
+                reported: true,
                 do_not_disrupt: false,
                 pinned: false,
             });
@@ -607,7 +607,7 @@ mod tests {
         d
     }
 
-    fn plan(droplets: Vec<Droplet>, pool: Pool) -> ConsolidationPlan {
+    fn plan(droplets: Vec<FleetDroplet>, pool: Pool) -> ConsolidationPlan {
         let snap = Snapshot::new(
             droplets,
             vec![pool],
@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn the_default_budget_allows_ten_percent_rounded_up() {
-        let mut droplets: Vec<Droplet> = (0..3)
+        let mut droplets: Vec<FleetDroplet> = (0..3)
             .map(|i| droplet(&format!("empty{i}"), "s-1vcpu-1gb"))
             .collect();
         for i in 0..9 {

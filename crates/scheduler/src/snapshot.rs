@@ -4,19 +4,59 @@
 //! droplet in the hot loop compares integers, not strings.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::SchedulerError;
-use super::model::{Droplet, Location, Pool, Region, Resources, Size, Weights};
+use super::model::{FleetDroplet, Location, Pool, Region, Resources, SizeOffer, Weights};
 
 /// Index meaning "none" in the interned tables.
 pub(crate) const NONE: usize = usize::MAX;
 
+/// Why a droplet takes no work whatever the request, known when the snapshot is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Ready, healthy, fresh and not cordoned.
+    Open,
+    /// Not in phase Ready.
+    NotReady,
+    /// Unhealthy or heartbeat stale.
+    Unhealthy,
+    /// Cordoned by a person.
+    Cordoned,
+}
+
+/// What the filter and score read of one droplet, packed into one cache line so a decision
+/// over thousands of droplets streams through memory instead of chasing each droplet's
+/// strings and maps (decision 0511).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HotDroplet {
+    pub(crate) namespace: u32,
+    pub(crate) pool: u32,
+    pub(crate) region: u32,
+    pub(crate) gate: Gate,
+    pub(crate) allocatable: Resources,
+    pub(crate) unit_price: f64,
+    /// The health factor (heartbeat freshness and failures), fixed for the pass.
+    pub(crate) health: f64,
+    /// Observed load, NaN before the first sample.
+    pub(crate) observed_load: f64,
+}
+
+/// `NONE` in the compact `u32` tables of [`HotDroplet`].
+pub(crate) const NONE32: u32 = u32::MAX;
+
+fn compact(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(NONE32)
+}
+
 /// The fleet for one scheduling or consolidation pass.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    droplets: Vec<Droplet>,
+    generation: u64,
+    droplets: Vec<FleetDroplet>,
+    reported_usage: Vec<Resources>,
     pools: Vec<Pool>,
-    sizes: Vec<Size>,
+    sizes: Vec<SizeOffer>,
     region_slugs: Vec<String>,
     region_locations: Vec<Option<Location>>,
     region_index: HashMap<String, usize>,
@@ -25,9 +65,8 @@ pub struct Snapshot {
     pool_index: HashMap<String, usize>,
     namespace_index: HashMap<String, usize>,
     pub(crate) droplet_pool: Vec<usize>,
-    pub(crate) droplet_region: Vec<usize>,
-    pub(crate) droplet_namespace: Vec<usize>,
-    pub(crate) droplet_unit_price: Vec<f64>,
+    /// The hot fields of every droplet, aligned with `droplets`.
+    pub(crate) hot: Vec<HotDroplet>,
     /// Per pool, per region index: allowed.
     pub(crate) pool_region_allowed: Vec<Vec<bool>>,
     /// Per pool: the cheapest price per allocatable unit among its droplets and sizes.
@@ -49,6 +88,9 @@ pub fn unit_price(monthly_usd: f64, allocatable: &Resources) -> f64 {
     }
 }
 
+/// Source of [`Snapshot::generation`]: every snapshot built gets the next number.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
 /// Splits `namespace/name` into its parts (no slash: empty namespace).
 pub fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
@@ -58,9 +100,9 @@ impl Snapshot {
     /// Builds the snapshot; droplets are ordered by namespace and name so ties resolve the
     /// same way every time.
     pub fn new(
-        mut droplets: Vec<Droplet>,
+        mut droplets: Vec<FleetDroplet>,
         pools: Vec<Pool>,
-        sizes: Vec<Size>,
+        sizes: Vec<SizeOffer>,
         regions: Vec<Region>,
     ) -> Result<Self, SchedulerError> {
         droplets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -180,7 +222,35 @@ impl Snapshot {
             .iter()
             .map(|d| format!("{}/{}", d.namespace, d.name))
             .collect();
+        let reported_usage = droplets.iter().map(FleetDroplet::used).collect();
+        let hot = droplets
+            .iter()
+            .enumerate()
+            .map(|(i, d)| HotDroplet {
+                namespace: compact(droplet_namespace[i]),
+                pool: compact(droplet_pool[i]),
+                region: compact(droplet_region[i]),
+                gate: if d.phase != crate::model::DropletPhase::Ready {
+                    Gate::NotReady
+                } else if !d.healthy
+                    || d.heartbeat_age
+                        .is_some_and(|a| a > crate::score::HEARTBEAT_STALE)
+                {
+                    Gate::Unhealthy
+                } else if d.cordoned {
+                    Gate::Cordoned
+                } else {
+                    Gate::Open
+                },
+                allocatable: d.allocatable,
+                unit_price: droplet_unit_price[i],
+                health: crate::score::health_score(d.heartbeat_age, d.recent_failures),
+                observed_load: d.observed_load.unwrap_or(f64::NAN),
+            })
+            .collect();
         Ok(Snapshot {
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            reported_usage,
             droplet_keys,
             droplets,
             pools,
@@ -192,9 +262,7 @@ impl Snapshot {
             pool_index,
             namespace_index,
             droplet_pool,
-            droplet_region,
-            droplet_namespace,
-            droplet_unit_price,
+            hot,
             pool_region_allowed,
             pool_reference_unit_price,
             global_reference_unit_price,
@@ -202,7 +270,7 @@ impl Snapshot {
     }
 
     /// The droplets, ordered by namespace and name.
-    pub fn droplets(&self) -> &[Droplet] {
+    pub fn droplets(&self) -> &[FleetDroplet] {
         &self.droplets
     }
 
@@ -212,7 +280,7 @@ impl Snapshot {
     }
 
     /// The purchasable sizes.
-    pub fn sizes(&self) -> &[Size] {
+    pub fn sizes(&self) -> &[SizeOffer] {
         &self.sizes
     }
 
@@ -269,8 +337,15 @@ impl Snapshot {
             .unwrap_or_default()
     }
 
-    /// What is allocated on each droplet according to the droplets themselves.
-    pub fn reported_usage(&self) -> Vec<Resources> {
-        self.droplets.iter().map(|d| d.allocated).collect()
+    /// What each droplet holds according to the snapshot itself ([`FleetDroplet::used`]:
+    /// its deployments plus unlisted usage), aligned with [`Snapshot::droplets`].
+    pub fn reported_usage(&self) -> &[Resources] {
+        &self.reported_usage
+    }
+
+    /// Identifies this snapshot (and its clones): the ledger keeps its usage aligned with
+    /// the last snapshot it saw and rebuilds it only when the generation changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 }

@@ -1,0 +1,133 @@
+//! DropletPool -> the scheduler's pool.
+
+use std::time::Duration;
+
+use scheduler::{
+    Budget, BudgetLimit, ConsolidationPolicy, Disruption, DisruptionReason, Pool, PoolLimits,
+};
+
+use super::{FleetError, ObjectRef, key_of, weights_from};
+use crate::api::common::parse_duration;
+use crate::api::pool::{self as api_pool, DropletPool};
+use crate::catalog;
+
+/// Regions of the implicit pool of a namespace without a DropletPool.
+pub const DEFAULT_POOL_REGIONS: [&str; 3] = ["nyc3", "sfo3", "ams3"];
+
+/// The operator's default pool named `pool` (`namespace/name`), for a namespace without
+/// any DropletPool: the default regions and the basic sizes (DESIGN.md section 2).
+pub fn default_pool(pool: &str) -> Pool {
+    Pool::new(
+        pool,
+        DEFAULT_POOL_REGIONS.iter().map(|r| r.to_string()).collect(),
+        catalog::default_pool_sizes()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// Converts a DropletPool into the scheduler's pool (named `namespace/name`); unknown sizes
+/// and regions are errors naming the field.
+pub fn pool_from_api(pool: &DropletPool) -> Result<Pool, FleetError> {
+    let name = key_of(&pool.metadata);
+    let ctx = ObjectRef {
+        kind: "DropletPool",
+        name: name.clone(),
+    };
+    let spec = &pool.spec;
+    let sizes = if spec.sizes.is_empty() {
+        catalog::default_pool_sizes()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    } else {
+        for (i, s) in spec.sizes.iter().enumerate() {
+            if catalog::size(s).is_none() {
+                return Err(ctx.err(&format!("spec.sizes[{i}]"), format!("unknown size {s:?}")));
+            }
+        }
+        spec.sizes.clone()
+    };
+    for (i, r) in spec.regions.iter().enumerate() {
+        if catalog::region(r).is_none() {
+            return Err(ctx.err(
+                &format!("spec.regions[{i}]"),
+                format!("unknown region {r:?}"),
+            ));
+        }
+    }
+    let mut out = Pool::new(name, spec.regions.clone(), sizes);
+    out.target_utilization = f64::from(spec.target_utilization.clamp(1, 100)) / 100.0;
+    out.min_score = f64::from(spec.min_score.unwrap_or(0));
+    out.weights = spec.weights.as_ref().map(weights_from);
+    if let Some(l) = &spec.limits {
+        out.limits = PoolLimits {
+            max_droplets: l.max_droplets,
+            max_monthly_usd: l.max_monthly_cost_usd,
+        };
+    }
+    if let Some(d) = &spec.disruption {
+        out.disruption = disruption_from_api(&ctx, d)?;
+    }
+    Ok(out)
+}
+/// The pool's disruption settings; a bad duration, count or schedule names its field.
+fn disruption_from_api(
+    ctx: &ObjectRef,
+    d: &api_pool::Disruption,
+) -> Result<Disruption, FleetError> {
+    let policy = match d.consolidation_policy {
+        api_pool::ConsolidationPolicy::Never => ConsolidationPolicy::Never,
+        api_pool::ConsolidationPolicy::WhenEmpty => ConsolidationPolicy::WhenEmpty,
+        api_pool::ConsolidationPolicy::WhenUnderutilized => ConsolidationPolicy::WhenUnderutilized,
+    };
+    let consolidate_after = parse_duration(&d.consolidate_after)
+        .map_err(|e| ctx.err("spec.disruption.consolidateAfter", e))?
+        .unwrap_or(Duration::MAX);
+    let mut budgets = Vec::new();
+    for (i, b) in d.budgets.iter().enumerate() {
+        let field = format!("spec.disruption.budgets[{i}]");
+        let limit = match b.droplets.strip_suffix('%') {
+            Some(p) => BudgetLimit::Percent(
+                p.parse()
+                    .map_err(|_| ctx.err(&format!("{field}.droplets"), "not a percentage"))?,
+            ),
+            None => BudgetLimit::Count(
+                b.droplets
+                    .parse()
+                    .map_err(|_| ctx.err(&format!("{field}.droplets"), "not a count"))?,
+            ),
+        };
+        if let Some(s) = &b.schedule {
+            scheduler::cron::Schedule::parse(s)
+                .map_err(|e| ctx.err(&format!("{field}.schedule"), e))?;
+        }
+        let duration = match &b.duration {
+            Some(text) => parse_duration(text)
+                .map_err(|e| ctx.err(&format!("{field}.duration"), e))?
+                .unwrap_or(Duration::ZERO),
+            None => Duration::ZERO,
+        };
+        budgets.push(Budget {
+            limit,
+            schedule: b.schedule.clone(),
+            duration,
+            reasons: b
+                .reasons
+                .iter()
+                .map(|r| match r {
+                    api_pool::DisruptionReason::Empty => DisruptionReason::Empty,
+                    api_pool::DisruptionReason::Underutilized => DisruptionReason::Underutilized,
+                    api_pool::DisruptionReason::Drifted => DisruptionReason::Drifted,
+                })
+                .collect(),
+        });
+    }
+    Ok(Disruption {
+        policy,
+        consolidate_after,
+        budgets,
+        ..Disruption::default()
+    })
+}
