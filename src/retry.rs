@@ -75,6 +75,15 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// One attempt and no retry (callers that retry at a higher level, and tests).
+    pub fn no_retries() -> Self {
+        Self {
+            max_attempts: 1,
+            max_hinted_attempts: 1,
+            ..Self::default()
+        }
+    }
+
     /// The backon builder for the backoff delays of this policy.
     pub fn backoff(&self) -> ExponentialBuilder {
         let builder = ExponentialBuilder::new()

@@ -10,6 +10,7 @@ use mcp_droplet_operator::agent_client::{
     AgentClient, AgentClientError, ClientSettings, CredentialStore, CredentialStoreError,
     EnrolmentError, RetryPolicy, enroll,
 };
+use mcp_droplet_operator::retry::Jitter;
 #[path = "support/credential_store.rs"]
 mod credential_store;
 use credential_store::MemoryCredentialStore;
@@ -55,10 +56,14 @@ fn settings() -> ClientSettings {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
         retry: RetryPolicy {
-            attempts: 3,
+            max_attempts: 3,
+            max_hinted_attempts: 3,
             base_delay: Duration::from_millis(50),
             max_delay: Duration::from_millis(200),
+            jitter: Jitter::None,
+            deadline: None,
         },
+        ..ClientSettings::default()
     }
 }
 
@@ -243,7 +248,7 @@ async fn a_client_pinned_to_another_certificate_is_refused_and_timeouts_apply() 
     });
     let mut quick = settings();
     quick.request_timeout = Duration::from_millis(300);
-    quick.retry = RetryPolicy::none();
+    quick.retry = RetryPolicy::no_retries();
     let client = AgentClient::new(
         &format!("https://{addr}"),
         &"00".repeat(32),
@@ -360,7 +365,7 @@ async fn the_simulated_fleet_runs_an_agent_per_active_droplet() {
     fleet.droplet_deleted(41);
     assert_eq!(fleet.state(41), None);
     let mut quick = settings();
-    quick.retry = RetryPolicy::none();
+    quick.retry = RetryPolicy::no_retries();
     let gone = AgentClient::new(
         &base,
         &enrolment.certificate_sha256,

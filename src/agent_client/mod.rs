@@ -3,9 +3,9 @@
 //! so every call may be retried. Enrolment keeps its credential in a [`CredentialStore`] before
 //! it sends it, so an operator that restarts at any point can still prove it (decision 0308).
 
-mod retry;
-
-pub use retry::{RetryPolicy, is_transient_status};
+pub use crate::retry::RetryPolicy;
+use crate::retry::{Jitter, RetryDecision};
+use clock::{SharedClock, SystemClock};
 
 use mcp_droplet_agent::api::{
     EnrollRequest, EnrollResponse, ErrorBody, HEALTHZ_PATH, InfoResponse, LogsResponse,
@@ -151,14 +151,16 @@ impl EnrolmentError {
 }
 
 /// Timeouts and retries of a client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientSettings {
     /// TCP connect timeout.
     pub connect_timeout: Duration,
     /// Timeout of one request (whole exchange).
     pub request_timeout: Duration,
-    /// Retries on transient failures.
+    /// Retries on transient failures (the operator's one retry policy, `crate::retry`).
     pub retry: RetryPolicy,
+    /// The clock retries wait on (the simulated world's clock in `sim` and `demo`).
+    pub clock: SharedClock,
 }
 
 impl Default for ClientSettings {
@@ -166,9 +168,47 @@ impl Default for ClientSettings {
         Self {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
-            retry: RetryPolicy::default(),
+            retry: agent_retry_policy(),
+            clock: std::sync::Arc::new(SystemClock),
         }
     }
+}
+
+/// The agent client's retries: 4 attempts, 200 ms doubling up to 3 s, jittered. An agent is one
+/// hop away on a private network, so it is retried sooner and for less long than DigitalOcean.
+pub fn agent_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        max_hinted_attempts: 4,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(3),
+        jitter: Jitter::Random,
+        deadline: None,
+    }
+}
+
+/// Statuses that say "try again later" rather than "your request is wrong".
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// Whether a failed agent call is worth another attempt. Every call of the agent's API is
+/// idempotent, so any transient failure may be replayed.
+fn classify(error: &AgentClientError) -> RetryDecision {
+    match error {
+        AgentClientError::Transport { .. } => RetryDecision::Backoff,
+        AgentClientError::Status { status, .. } => {
+            RetryDecision::transient_if(is_transient_status(*status))
+        }
+        AgentClientError::Decode { .. }
+        | AgentClientError::FingerprintMismatch { .. }
+        | AgentClientError::Build(_) => RetryDecision::Stop,
+    }
+}
+
+/// Logs a retried failure (the error carries no secret: bodies are never echoed).
+fn log_retry(error: &AgentClientError, wait: Duration) {
+    tracing::debug!(error = %error, wait_ms = wait.as_millis() as u64, "transient agent error; retrying");
 }
 
 /// The outcome of an enrolment: what the operator stores for the droplet.
@@ -234,49 +274,54 @@ pub async fn enroll<S: CredentialStore>(
         enrolment_proof: enrolment_proof(enrolment_token, &observed),
         credential: credential.clone(),
     };
-    let mut attempt = 0;
-    let response: EnrollResponse = loop {
-        attempt += 1;
-        let result = send_once::<EnrollResponse, _>(
-            &http,
-            "enroll",
-            Method::POST,
-            &format!("{base}/v1/enroll"),
-            None,
-            Some(&body),
+    let url = format!("{base}/v1/enroll");
+    let attempts = std::cell::Cell::new(0u32);
+    let sent = settings
+        .retry
+        .run(
+            &settings.clock,
+            || {
+                attempts.set(attempts.get() + 1);
+                send_once::<EnrollResponse, _>(
+                    &http,
+                    "enroll",
+                    Method::POST,
+                    &url,
+                    None,
+                    Some(&body),
+                )
+            },
+            classify,
+            log_retry,
         )
         .await;
-        match result {
-            Ok(r) => break r,
-            Err(AgentClientError::Status { status: 409, .. }) => {
-                // A fresh credential on a first attempt cannot be the enrolled one.
-                if !had_stored_credential && attempt == 1 {
-                    return Err(EnrolmentError::AlreadyEnrolled {
+    let response: EnrollResponse = match sent {
+        Ok(r) => r,
+        Err(AgentClientError::Status { status: 409, .. }) => {
+            // A fresh credential on a first attempt cannot be the enrolled one.
+            if !had_stored_credential && attempts.get() == 1 {
+                return Err(EnrolmentError::AlreadyEnrolled {
+                    had_stored_credential,
+                });
+            }
+            // An earlier attempt (ours, or a previous operator's with the stored
+            // credential) may have gone through; prove it with the credential.
+            let client = AgentClient::new(&base, &observed, credential.clone(), settings.clone())?;
+            return match client.info().await {
+                Ok(info) => Ok(Enrolment {
+                    droplet_name: info.droplet_name,
+                    certificate_sha256: observed,
+                    agent_version: info.version,
+                }),
+                Err(AgentClientError::Status { status: 401, .. }) => {
+                    Err(EnrolmentError::AlreadyEnrolled {
                         had_stored_credential,
-                    });
+                    })
                 }
-                // An earlier attempt (ours, or a previous operator's with the stored
-                // credential) may have gone through; prove it with the credential.
-                let client = AgentClient::new(&base, &observed, credential.clone(), settings)?;
-                return match client.info().await {
-                    Ok(info) => Ok(Enrolment {
-                        droplet_name: info.droplet_name,
-                        certificate_sha256: observed,
-                        agent_version: info.version,
-                    }),
-                    Err(AgentClientError::Status { status: 401, .. }) => {
-                        Err(EnrolmentError::AlreadyEnrolled {
-                            had_stored_credential,
-                        })
-                    }
-                    Err(e) => Err(e.into()),
-                };
-            }
-            Err(e) if settings.retry.should_retry(&e, attempt) => {
-                tokio::time::sleep(settings.retry.delay(attempt)).await;
-            }
-            Err(e) => return Err(e.into()),
+                Err(e) => Err(e.into()),
+            };
         }
+        Err(e) => return Err(e.into()),
     };
     if !observed.eq_ignore_ascii_case(&response.certificate_sha256) {
         return Err(AgentClientError::FingerprintMismatch {
@@ -300,34 +345,23 @@ async fn observe_certificate(
 ) -> Result<String, AgentClientError> {
     let verifier = PinnedCertVerifier::new(PinMode::TrustOnFirstUse);
     let http = build_http(&verifier, settings)?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = send_raw::<()>(
-            &http,
-            "enroll",
-            Method::GET,
-            &format!("{base}{HEALTHZ_PATH}"),
-            None,
-            None,
+    let url = format!("{base}{HEALTHZ_PATH}");
+    settings
+        .retry
+        .run(
+            &settings.clock,
+            || send_raw::<()>(&http, "enroll", Method::GET, &url, None, None),
+            classify,
+            log_retry,
         )
-        .await;
-        match result {
-            Ok(_) => {
-                return verifier
-                    .observed()
-                    .ok_or_else(|| AgentClientError::Transport {
-                        op: "enroll",
-                        message: "the agent presented no certificate".into(),
-                        timeout: false,
-                    });
-            }
-            Err(e) if settings.retry.should_retry(&e, attempt) => {
-                tokio::time::sleep(settings.retry.delay(attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+        .await?;
+    verifier
+        .observed()
+        .ok_or_else(|| AgentClientError::Transport {
+            op: "enroll",
+            message: "the agent presented no certificate".into(),
+            timeout: false,
+        })
 }
 
 async fn send_once<T: DeserializeOwned, B: Serialize>(
@@ -452,32 +486,40 @@ impl AgentClient {
         body: Option<&B>,
     ) -> Result<T, AgentClientError> {
         let url = format!("{}{path}", self.base_url);
+        self.retrying(|| {
+            send_once(
+                &self.http,
+                op,
+                method.clone(),
+                &url,
+                Some(&self.credential),
+                body,
+            )
+        })
+        .await
+    }
+
+    /// Runs one call under the client's retry policy, on the client's clock.
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, AgentClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AgentClientError>>,
+    {
         self.settings
             .retry
-            .run(|| {
-                send_once(
-                    &self.http,
-                    op,
-                    method.clone(),
-                    &url,
-                    Some(&self.credential),
-                    body,
-                )
-            })
+            .run(&self.settings.clock, attempt, classify, log_retry)
             .await
     }
 
     /// `GET /healthz`: liveness (no credential needed).
     pub async fn healthz(&self) -> Result<(), AgentClientError> {
         let url = format!("{}{}", self.base_url, mcp_droplet_agent::api::HEALTHZ_PATH);
-        self.settings
-            .retry
-            .run(|| async {
-                send_raw::<()>(&self.http, "healthz", Method::GET, &url, None, None)
-                    .await
-                    .map(|_| ())
-            })
-            .await
+        self.retrying(|| async {
+            send_raw::<()>(&self.http, "healthz", Method::GET, &url, None, None)
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 
     /// `GET /v1/info`.
@@ -564,20 +606,141 @@ impl AgentClient {
     /// `GET /metrics`, as text.
     pub async fn metrics(&self) -> Result<String, AgentClientError> {
         let url = format!("{}/metrics", self.base_url);
-        self.settings
+        self.retrying(|| async {
+            let response = send_raw::<()>(
+                &self.http,
+                "metrics",
+                Method::GET,
+                &url,
+                Some(&self.credential),
+                None,
+            )
+            .await?;
+            response.text().await.map_err(|e| transport("metrics", &e))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn status(status: u16) -> AgentClientError {
+        AgentClientError::Status {
+            op: "test",
+            status,
+            code: "x".into(),
+            message: String::new(),
+        }
+    }
+
+    fn quick() -> ClientSettings {
+        ClientSettings {
+            retry: RetryPolicy {
+                max_attempts: 3,
+                max_hinted_attempts: 3,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+                jitter: Jitter::None,
+                deadline: None,
+            },
+            ..ClientSettings::default()
+        }
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        for transient in [429, 502, 503, 504] {
+            assert_eq!(
+                classify(&status(transient)),
+                RetryDecision::Backoff,
+                "{transient}"
+            );
+        }
+        for permanent in [400, 401, 404, 409, 500] {
+            assert_eq!(
+                classify(&status(permanent)),
+                RetryDecision::Stop,
+                "{permanent}"
+            );
+        }
+        let timeout = AgentClientError::Transport {
+            op: "x",
+            message: String::new(),
+            timeout: true,
+        };
+        assert_eq!(classify(&timeout), RetryDecision::Backoff);
+        assert_eq!(
+            classify(&AgentClientError::Build("bad".into())),
+            RetryDecision::Stop
+        );
+    }
+
+    #[test]
+    fn the_default_policy_doubles_from_200ms_up_to_3s() {
+        let policy = RetryPolicy {
+            jitter: Jitter::None,
+            ..agent_retry_policy()
+        };
+        // backon computes in floating point: compare whole milliseconds.
+        let millis: Vec<u128> = policy.delays(6).iter().map(Duration::as_millis).collect();
+        assert_eq!(millis, [200, 400, 800, 1600, 3000, 3000]);
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_success_and_permanent_ones_are_not() {
+        let settings = quick();
+        let calls = AtomicU32::new(0);
+        let ok = settings
             .retry
-            .run(|| async {
-                let response = send_raw::<()>(
-                    &self.http,
-                    "metrics",
-                    Method::GET,
-                    &url,
-                    Some(&self.credential),
-                    None,
-                )
-                .await?;
-                response.text().await.map_err(|e| transport("metrics", &e))
-            })
-            .await
+            .run(
+                &settings.clock,
+                || async {
+                    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n < 3 { Err(status(503)) } else { Ok(n) }
+                },
+                classify,
+                log_retry,
+            )
+            .await;
+        assert_eq!(ok.ok(), Some(3));
+
+        let calls = AtomicU32::new(0);
+        let refused: Result<(), _> = settings
+            .retry
+            .run(
+                &settings.clock,
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(status(400))
+                },
+                classify,
+                log_retry,
+            )
+            .await;
+        assert_eq!(refused.err().and_then(|e| e.status()), Some(400));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_last_attempt_returns_the_error() {
+        let settings = quick();
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = settings
+            .retry
+            .run(
+                &settings.clock,
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(status(502))
+                },
+                classify,
+                log_retry,
+            )
+            .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }
