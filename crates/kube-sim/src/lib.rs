@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod cel;
+pub mod cel_cost;
 pub mod discovery;
 pub mod gc;
 pub mod kubeconfig;

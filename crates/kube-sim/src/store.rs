@@ -674,6 +674,9 @@ impl State {
                 field,
             });
         }
+        if info.key() == crd_key() && subresource != "status" {
+            causes.extend(crate::cel_cost::crd_cost_causes(&new, old));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
         }
