@@ -3,6 +3,7 @@
 //! The field names follow `shared/DESIGN.md` section 2 and are a public contract: add fields,
 //! never rename one without a decision record. Everything here is data and pure functions; no I/O.
 
+pub mod bounds;
 pub mod common;
 pub mod conditions;
 pub mod deployment;
@@ -42,6 +43,9 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Droplet::crd(),
         MCPDeployment::crd(),
     ]
+    .into_iter()
+    .map(bounds::bounded)
+    .collect()
 }
 
 /// The `openAPIV3Schema` of a CRD's first version, as JSON.
