@@ -84,10 +84,8 @@ pub fn evaluate(
                     "FieldValueDuplicate",
                     format!("Duplicate value: \"{ty}\": {}", e.message),
                 ),
-                _ => (
-                    "FieldValueInvalid",
-                    format!("Invalid value: \"{ty}\": {}", e.message),
-                ),
+                // Since 1.31 the server omits the value (`"object": `) from CEL failures.
+                _ => ("FieldValueInvalid", format!("Invalid value: {}", e.message)),
             };
             Cause {
                 reason: reason.to_string(),
@@ -125,12 +123,12 @@ mod tests {
         assert_eq!(c[0].field, "spec.placement");
         assert_eq!(
             c[0].message,
-            "Invalid value: \"object\": region is required"
+            "Invalid value: region is required"
         );
         let new = json!({"spec": {"placement": {"region": "r"}, "size": "m"}});
         let old = json!({"spec": {"placement": {"region": "r"}, "size": "s"}});
         let c = evaluate(&schema, &new, Some(&old), &root);
-        assert_eq!(c[0].message, "Invalid value: \"string\": size is immutable");
+        assert_eq!(c[0].message, "Invalid value: size is immutable");
         assert!(evaluate(&schema, &old, Some(&old), &root).is_empty());
     }
 }

@@ -254,17 +254,27 @@ fn random_suffix() -> String {
 }
 
 /// Parsed `?continue=` token: the resourceVersion of the first page and the last key served.
-fn decode_continue(token: &str) -> Option<(String, String)> {
+fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
     use base64::Engine;
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()?;
     let v: Value = serde_json::from_slice(&raw).ok()?;
     Some((
-        v.get("ns")?.as_str()?.to_string(),
-        v.get("name")?.as_str()?.to_string(),
+        v.get("rv")?.as_u64()?,
+        (
+            v.get("ns")?.as_str()?.to_string(),
+            v.get("name")?.as_str()?.to_string(),
+        ),
     ))
 }
+
+/// The ConfigMap every namespace of a real cluster gets.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// What the real server says when a continue token is older than the history it keeps.
+const CONTINUE_TOO_OLD: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     use base64::Engine;
@@ -344,14 +354,24 @@ impl State {
 
     /// Lists objects of a type.
     pub fn list(&self, info: &ResourceInfo, q: &ListQuery) -> Result<ListPage, ApiError> {
-        let start = match &q.continue_token {
+        let token = match &q.continue_token {
             Some(t) => Some(decode_continue(t).ok_or_else(|| {
                 ApiError::BadRequest("continue key is not valid: illegal base64 data".into())
             })?),
             None => None,
         };
         let empty = Bucket::new();
-        let bucket = self.bucket(&info.key()).unwrap_or(&empty);
+        let current = self.bucket(&info.key()).unwrap_or(&empty);
+        // Every page shows the state at the first page's resourceVersion, as etcd's
+        // snapshot reads do, so a paging reflector never misses a write made meanwhile.
+        let (list_rv, start, snapshot) = match token {
+            Some((rv, start)) if rv < self.rv => {
+                (rv, Some(start), Some(self.bucket_at(&info.key(), current, rv)?))
+            }
+            Some((rv, start)) => (rv, Some(start), None),
+            None => (self.rv, None, None),
+        };
+        let bucket = snapshot.as_ref().unwrap_or(current);
         let matching: Vec<&Arc<Value>> = bucket
             .iter()
             .filter(|((ns, name), obj)| {
@@ -369,17 +389,48 @@ impl State {
         let items: Vec<Arc<Value>> = matching[..take].iter().map(|o| (*o).clone()).collect();
         let (continue_token, remaining) = match items.last() {
             Some(last) if take < total => (
-                Some(encode_continue(self.rv, namespace_of(last), name_of(last))),
+                Some(encode_continue(list_rv, namespace_of(last), name_of(last))),
                 Some(total - take),
             ),
             _ => (None, None),
         };
         Ok(ListPage {
             items,
-            rv: self.rv,
+            rv: list_rv,
             continue_token,
             remaining,
         })
+    }
+
+    /// The objects of one type as they were at `rv`: the current ones with every later
+    /// change undone. 410 Gone when the history no longer reaches back that far.
+    fn bucket_at(&self, key: &TypeKey, current: &Bucket, rv: u64) -> Result<Bucket, ApiError> {
+        if rv < self.oldest_watchable_rv() {
+            return Err(ApiError::Gone(CONTINUE_TOO_OLD.into()));
+        }
+        let mut bucket = current.clone();
+        for change in self.history.iter().rev().take_while(|c| c.rv > rv) {
+            if &change.key != key {
+                continue;
+            }
+            let k = (
+                change.namespace.clone(),
+                name_of(&change.object).to_string(),
+            );
+            match (change.change, &change.old) {
+                (ChangeType::Added, _) => {
+                    bucket.remove(&k);
+                }
+                (_, Some(old)) => {
+                    bucket.insert(k, old.clone());
+                }
+                (ChangeType::Deleted, None) => {
+                    bucket.insert(k, change.object.clone());
+                }
+                (_, None) => {}
+            }
+        }
+        Ok(bucket)
     }
 
     fn commit(
@@ -806,6 +857,9 @@ impl State {
         } else {
             let stored = self.commit(info, new, ChangeType::Added, None);
             self.after_write(info, &stored);
+            if info.group.is_empty() && info.plural == "namespaces" {
+                self.publish_root_ca(&name, now);
+            }
             (*stored).clone()
         };
         Ok(WriteOutcome {
@@ -1130,6 +1184,26 @@ impl State {
                     created: true,
                 })
             }
+        }
+    }
+
+    /// Publishes the `kube-root-ca.crt` ConfigMap in a new namespace, as the controller
+    /// manager's root-CA publisher does on a real cluster. kube-sim serves plain HTTP, so the
+    /// bundle is empty; the object is there so that namespaces look like real ones.
+    fn publish_root_ca(&mut self, namespace: &str, now: DateTime<Utc>) {
+        let Some(cm) = self.registry.find("", "v1", "configmaps") else {
+            return;
+        };
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": ROOT_CA_CONFIGMAP, "namespace": namespace,
+                "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
+            "data": {"ca.crt": ""}});
+        let opts = WriteOptions {
+            manager: "kube-controller-manager".into(),
+            ..Default::default()
+        };
+        if let Err(e) = self.create(&cm, "v1", Some(namespace), obj, &opts, now) {
+            tracing::error!(error = %e, namespace, "publishing kube-root-ca.crt failed");
         }
     }
 
