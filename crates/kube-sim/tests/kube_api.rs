@@ -1384,14 +1384,14 @@ async fn shutdown_ends_open_watches() {
         println!("skipped on a real cluster: shutting down is kube-sim behaviour");
         return;
     }
-    let env = TestEnv::start().await;
+    let mut env = TestEnv::start().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
     let mut stream = api
         .watch(&WatchParams::default().timeout(290), "0")
         .await
         .unwrap()
         .boxed();
-    let sim = env.sim.expect("kube-sim");
+    let sim = env.sim.take().expect("kube-sim");
     tokio::time::timeout(WAIT, sim.shutdown())
         .await
         .expect("shutdown finishes with a watch open");

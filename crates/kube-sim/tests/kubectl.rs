@@ -488,10 +488,11 @@ async fn explain_uses_the_crd_schema() {
     assert!(out.contains("Desired state of the widget."), "{out}");
     assert!(out.contains("replicas") && out.contains("size"), "{out}");
     let field = ok(&bin, &env, &["explain", "widgets.spec.size"]).await;
-    assert!(
-        field.contains("How big the widget is.") && field.contains("large"),
-        "{field}"
-    );
+    assert!(field.contains("How big the widget is."), "{field}");
+    // kube-sim publishes the enum in its OpenAPI; a 1.28 server's explain does not show it.
+    if env.is_sim() {
+        assert!(field.contains("large"), "{field}");
+    }
     env.cleanup().await;
 }
 

@@ -202,13 +202,15 @@ impl TestEnv {
     }
 
     /// Deletes the namespaces this test created and stops kube-sim.
-    pub async fn cleanup(self) {
+    pub async fn cleanup(mut self) {
+        let namespaces = std::mem::take(&mut self.namespaces);
+        let uses_widget_crd = std::mem::replace(&mut self.uses_widget_crd, false);
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ns_resource());
-        for ns in &self.namespaces {
+        for ns in &namespaces {
             // Best effort: a namespace the test already deleted is fine.
             let _ = api.delete(ns, &DeleteParams::default()).await;
         }
-        if self.uses_widget_crd && self.sim.is_none() {
+        if uses_widget_crd && self.sim.is_none() {
             // Holding the lock while the CRD goes keeps a concurrent test from installing it
             // into a terminating CRD.
             let mut users = WIDGET_CRD_USERS.lock().await;
@@ -224,9 +226,54 @@ impl TestEnv {
                 .await;
             }
         }
-        if let Some(sim) = self.sim {
+        if let Some(sim) = self.sim.take() {
             sim.shutdown().await;
         }
+    }
+}
+
+impl Drop for TestEnv {
+    /// A test that panicked before `cleanup` still leaves a real cluster as it found it: its
+    /// namespaces (and the widget CRD, if it was the last user) are deleted from a helper
+    /// thread with its own runtime and client, since the test's runtime is going away.
+    fn drop(&mut self) {
+        if self.sim.is_some() || (self.namespaces.is_empty() && !self.uses_widget_crd) {
+            return;
+        }
+        let namespaces = std::mem::take(&mut self.namespaces);
+        let uses_widget_crd = self.uses_widget_crd;
+        let kubeconfig = self.kubeconfig.clone();
+        let cleaner = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(kc) = kube::config::Kubeconfig::read_from(&kubeconfig) else {
+                    return;
+                };
+                let Ok(cfg) = Config::from_custom_kubeconfig(kc, &Default::default()).await else {
+                    return;
+                };
+                let Ok(client) = Client::try_from(cfg) else {
+                    return;
+                };
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &ns_resource());
+                for ns in &namespaces {
+                    let _ = api.delete(ns, &DeleteParams::default()).await;
+                }
+                if uses_widget_crd {
+                    let mut users = WIDGET_CRD_USERS.lock().await;
+                    *users -= 1;
+                    if *users == 0 {
+                        let crds: Api<DynamicObject> = Api::all_with(client, &crd_resource());
+                        let _ = crds
+                            .delete("widgets.sim.example.io", &DeleteParams::default())
+                            .await;
+                    }
+                }
+            });
+        });
+        let _ = cleaner.join();
     }
 }
 
