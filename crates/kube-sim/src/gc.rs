@@ -8,7 +8,7 @@ use crate::resources::TypeKey;
 use crate::store::{
     CRD_CLEANUP_FINALIZER, FOREGROUND_FINALIZER, State, crd_key, owner_uids, remove_owner_refs,
 };
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ fn without_finalizer(o: &Value, f: &str) -> Value {
 }
 
 /// Runs collection passes until a pass changes nothing (bounded, to be safe).
-pub fn run(state: &mut State, now: DateTime<Utc>) {
+pub fn run(state: &mut State, now: Timestamp) {
     for _ in 0..1000 {
         let changed = dangling_owners(state, now)
             | foreground(state, now)
@@ -61,14 +61,14 @@ pub fn run(state: &mut State, now: DateTime<Utc>) {
     }
 }
 
-fn delete(state: &mut State, key: &TypeKey, o: &Arc<Value>, policy: &str, now: DateTime<Utc>) {
+fn delete(state: &mut State, key: &TypeKey, o: &Arc<Value>, policy: &str, now: Timestamp) {
     if let Some(info) = state.registry.get(key) {
         state.delete_object(&info, o, policy, now);
     }
 }
 
 /// Dependents whose owners are all gone are deleted; dangling references among live owners are removed.
-fn dangling_owners(state: &mut State, now: DateTime<Utc>) -> bool {
+fn dangling_owners(state: &mut State, now: Timestamp) -> bool {
     let mut work = Vec::new();
     for (key, o) in state.objects_with_owners() {
         let owners = owner_uids(&o);
@@ -100,7 +100,7 @@ fn dangling_owners(state: &mut State, now: DateTime<Utc>) -> bool {
 
 /// Owners being deleted in the foreground: delete dependents, then drop the finalizer once no
 /// dependent with `blockOwnerDeletion` remains.
-fn foreground(state: &mut State, now: DateTime<Utc>) -> bool {
+fn foreground(state: &mut State, now: Timestamp) -> bool {
     let owners: Vec<(TypeKey, Arc<Value>)> = state
         .deleting_objects()
         .into_iter()
@@ -143,7 +143,7 @@ fn foreground(state: &mut State, now: DateTime<Utc>) -> bool {
 }
 
 /// Terminating namespaces lose their contents, then disappear.
-fn namespaces(state: &mut State, now: DateTime<Utc>) -> bool {
+fn namespaces(state: &mut State, now: Timestamp) -> bool {
     let ns_key = TypeKey {
         group: String::new(),
         plural: "namespaces".into(),
@@ -181,7 +181,7 @@ fn namespaces(state: &mut State, now: DateTime<Utc>) -> bool {
 }
 
 /// CRDs being deleted: remove their objects, then the cleanup finalizer, then the type.
-fn crds(state: &mut State, now: DateTime<Utc>) -> bool {
+fn crds(state: &mut State, now: Timestamp) -> bool {
     let key = crd_key();
     let mut changed = false;
     let deleting_crds: Vec<Arc<Value>> = state

@@ -7,7 +7,7 @@ use crate::patch::{self, PatchKind};
 use crate::resources::{Registry, ResourceInfo, TypeKey};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Cause};
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -152,8 +152,8 @@ pub struct State {
 /// Identifies one stored object: type, namespace, name.
 pub type ObjKey = (TypeKey, String, String);
 
-fn ts(now: DateTime<Utc>) -> String {
-    now.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+fn ts(now: Timestamp) -> String {
+    now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn meta_str<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
@@ -284,7 +284,7 @@ fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
 
 impl State {
     /// A store with the built-in kinds and the default namespaces.
-    pub fn new(history_limit: usize, now: DateTime<Utc>) -> Self {
+    pub fn new(history_limit: usize, now: Timestamp) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let mut s = State {
             registry: Registry::with_builtins(),
@@ -547,7 +547,7 @@ impl State {
         mut new: Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
         track_fields: bool,
     ) -> Result<(Value, Vec<String>), ApiError> {
         let api_version = info.api_version(version);
@@ -794,7 +794,7 @@ impl State {
         ns: Option<&str>,
         mut obj: Value,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<WriteOutcome, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::BadRequest(
@@ -880,7 +880,7 @@ impl State {
         mut obj: Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<WriteOutcome, ApiError> {
         let old = self.get(info, ns, name)?;
         if let Some(body_name) = meta_str(&obj, "name")
@@ -912,7 +912,7 @@ impl State {
         obj: Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
         track_fields: bool,
     ) -> Result<WriteOutcome, ApiError> {
         let (mut new, warnings) = self.admit(
@@ -996,7 +996,7 @@ impl State {
         body: &Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<WriteOutcome, ApiError> {
         let existing = self.get(info, ns, name);
         if kind == PatchKind::Apply {
@@ -1056,7 +1056,7 @@ impl State {
         body: &Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<WriteOutcome, ApiError> {
         if opts.manager.is_empty() {
             return Err(ApiError::BadRequest(
@@ -1190,7 +1190,7 @@ impl State {
     /// Publishes the `kube-root-ca.crt` ConfigMap in a new namespace, as the controller
     /// manager's root-CA publisher does on a real cluster. kube-sim serves plain HTTP, so the
     /// bundle is empty; the object is there so that namespaces look like real ones.
-    fn publish_root_ca(&mut self, namespace: &str, now: DateTime<Utc>) {
+    fn publish_root_ca(&mut self, namespace: &str, now: Timestamp) {
         let Some(cm) = self.registry.find("", "v1", "configmaps") else {
             return;
         };
@@ -1223,7 +1223,7 @@ impl State {
         ns: &str,
         name: &str,
         opts: &DeleteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Value, ApiError> {
         let old = self.get(info, ns, name)?;
         if info.group.is_empty()
@@ -1283,7 +1283,7 @@ impl State {
         info: &ResourceInfo,
         old: &Arc<Value>,
         policy: &str,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Value {
         let uid = meta_str(old, "uid").unwrap_or_default().to_string();
         if policy == "Orphan" {
@@ -1342,7 +1342,7 @@ impl State {
         info: &ResourceInfo,
         q: &ListQuery,
         opts: &DeleteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Vec<Value>, ApiError> {
         let page = self.list(
             info,
@@ -1437,7 +1437,7 @@ impl State {
     }
 
     /// Runs the garbage collector if something may need collecting.
-    pub fn collect_garbage(&mut self, now: DateTime<Utc>) {
+    pub fn collect_garbage(&mut self, now: Timestamp) {
         if !self.gc_pending {
             return;
         }
@@ -1652,7 +1652,7 @@ pub fn remove_owner_refs(o: &mut Value, drop: impl Fn(&str) -> bool) {
     }
 }
 
-fn crd_status(crd: &Value, now: DateTime<Utc>) -> Value {
+fn crd_status(crd: &Value, now: Timestamp) -> Value {
     let names = crd
         .pointer("/spec/names")
         .cloned()

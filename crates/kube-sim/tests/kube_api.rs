@@ -1537,3 +1537,48 @@ async fn a_paging_reflector_ends_equal_to_the_server_while_writes_continue() {
     task.abort();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn timestamps_come_from_the_injected_clock() {
+    if common::real_cluster().is_some() {
+        println!("skipped on a real cluster: its clock is its own");
+        return;
+    }
+    let start: jiff::Timestamp = "2030-01-02T03:04:05Z".parse().unwrap();
+    let manual = clock::ManualClock::new(start);
+    let config = kube_sim::Config::default().with_clock(std::sync::Arc::new(manual.clone()));
+    let mut env = TestEnv::start_with(config).await;
+    let ns = env.namespace("clock").await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let created = api
+        .create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+    let stamp = |t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.map(|t| t.0.to_string()).unwrap_or_default()
+    };
+    assert_eq!(stamp(created.metadata.creation_timestamp.clone()), "2030-01-02T03:04:05Z");
+    manual.advance(Duration::from_secs(90));
+    let updated = api
+        .patch(
+            "c",
+            &PatchParams::apply("clock-test"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"finalizers": ["example.com/hold"]}})),
+        )
+        .await
+        .unwrap();
+    let times: Vec<String> = updated
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.manager.as_deref() == Some("clock-test"))
+        .map(|m| stamp(m.time))
+        .collect();
+    assert_eq!(times, ["2030-01-02T03:05:35Z"]);
+    manual.advance(Duration::from_secs(30));
+    api.delete("c", &DeleteParams::default()).await.unwrap();
+    let deleting = api.get("c").await.unwrap();
+    assert_eq!(stamp(deleting.metadata.deletion_timestamp), "2030-01-02T03:06:05Z");
+    env.cleanup().await;
+}
