@@ -1442,7 +1442,51 @@ impl State {
             return;
         }
         self.gc_pending = false;
-        crate::gc::run(self, now);
+        // The collector decides on a read-only view; the store applies, until nothing is left.
+        for _ in 0..1000 {
+            let actions = crate::gc::decide(self);
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                self.apply_gc(action, now);
+            }
+        }
+    }
+
+    /// Applies one collector decision, unless its object changed since it was decided.
+    fn apply_gc(&mut self, action: crate::gc::Action, now: Timestamp) {
+        use crate::gc::Action;
+        let current = |st: &State, key: &TypeKey, o: &Value| {
+            st.bucket(key)
+                .and_then(|b| b.get(&(namespace_of(o).to_string(), name_of(o).to_string())))
+                .filter(|c| c.pointer("/metadata/resourceVersion") == o.pointer("/metadata/resourceVersion"))
+                .cloned()
+        };
+        match action {
+            Action::Delete {
+                key,
+                object,
+                policy,
+            } => {
+                if let (Some(info), Some(cur)) =
+                    (self.registry.get(&key), current(self, &key, &object))
+                {
+                    self.delete_object(&info, &cur, policy, now);
+                }
+            }
+            Action::Replace { key, object, new } => {
+                if let Some(cur) = current(self, &key, &object) {
+                    self.system_update(&key, &cur, new);
+                }
+            }
+            Action::Remove { key, object } => {
+                if let Some(cur) = current(self, &key, &object) {
+                    self.system_remove(&key, &cur);
+                }
+            }
+            Action::Unregister(key) => self.unregister(&key),
+        }
     }
 
     /// Replaces an object without admission (used by the garbage collector).
@@ -1615,42 +1659,7 @@ fn default_secret(secret: &mut Value) {
     }
 }
 
-/// Finalizer added for foreground deletion.
-pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
-/// Finalizer the real server puts on CRDs to delete their objects first.
-pub const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
-
-/// Storage key of CustomResourceDefinitions.
-pub fn crd_key() -> TypeKey {
-    TypeKey {
-        group: "apiextensions.k8s.io".into(),
-        plural: "customresourcedefinitions".into(),
-    }
-}
-
-/// uids from an object's ownerReferences.
-pub fn owner_uids(o: &Value) -> Vec<String> {
-    o.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes ownerReferences whose uid matches.
-pub fn remove_owner_refs(o: &mut Value, drop: impl Fn(&str) -> bool) {
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut)
-        && let Some(Value::Array(refs)) = m.get_mut("ownerReferences")
-    {
-        refs.retain(|r| !r.get("uid").and_then(Value::as_str).is_some_and(&drop));
-        if refs.is_empty() {
-            m.remove("ownerReferences");
-        }
-    }
-}
+pub use crate::gc::{CRD_CLEANUP_FINALIZER, FOREGROUND_FINALIZER, crd_key, owner_uids, remove_owner_refs};
 
 fn crd_status(crd: &Value, now: Timestamp) -> Value {
     let names = crd
@@ -1688,4 +1697,38 @@ fn crd_status(crd: &Value, now: Timestamp) -> Value {
         ],
         "storedVersions": stored,
     })
+}
+
+impl crate::gc::View for State {
+    fn uid_exists(&self, uid: &str) -> bool {
+        State::uid_exists(self, uid)
+    }
+
+    fn objects_with_owners(&self) -> Vec<(TypeKey, Arc<Value>)> {
+        State::objects_with_owners(self)
+    }
+
+    fn deleting_objects(&self) -> Vec<(TypeKey, Arc<Value>)> {
+        State::deleting_objects(self)
+    }
+
+    fn objects_of(&self, key: &TypeKey) -> Vec<Arc<Value>> {
+        State::objects_of(self, key)
+    }
+
+    fn objects_in_namespace(&self, ns: &str) -> Vec<(TypeKey, Arc<Value>)> {
+        State::objects_in_namespace(self, ns)
+    }
+
+    fn dependents_of(&self, uid: &str) -> Vec<(TypeKey, Arc<Value>)> {
+        State::dependents_of(self, uid)
+    }
+
+    fn custom_types(&self) -> Vec<(TypeKey, String)> {
+        self.registry
+            .all()
+            .filter(|t| t.custom)
+            .map(|t| (t.key(), format!("{}.{}", t.plural, t.group)))
+            .collect()
+    }
 }
