@@ -4,7 +4,7 @@
 //! never rename one without a decision record. Everything here is data and pure functions; no I/O.
 
 pub mod bounds;
-pub mod common;
+pub mod shared_fields;
 pub mod conditions;
 pub mod deployment;
 pub mod droplet;
@@ -18,7 +18,7 @@ pub mod validation;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-pub use common::{ResourceList, ResourceRequests, Weights};
+pub use shared_fields::{ResourceList, ResourceRequests, Weights};
 pub use deployment::{MCPDeployment, MCPDeploymentSpec, MCPDeploymentStatus};
 pub use droplet::{Droplet, DropletSpec, DropletStatus};
 pub use pool::{DropletPool, DropletPoolSpec, DropletPoolStatus};

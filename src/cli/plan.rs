@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::common::parse_duration;
+use crate::api::shared_fields::parse_duration;
 use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::{self as api_droplet, Droplet as ApiDroplet};
 use crate::api::pool::{self as api_pool, DropletPool};

@@ -1,4 +1,5 @@
-//! Types shared by several kinds: resource requests and lists, scoring weights, references.
+//! Field types shared by several kinds: resource requests and amounts, scoring weights, object
+//! and key references, environment variables, slug/region/duration patterns and the duration parser.
 
 use super::quantity::{CPU_PATTERN, QUANTITY_PATTERN};
 use kube::KubeSchema;
