@@ -198,7 +198,9 @@ fn docs_reference_is_current() {
     );
 }
 
-fn schema_of(crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition) -> Value {
+fn schema_of(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
     serde_json::to_value(
         crd.spec.versions[0]
             .schema
@@ -222,7 +224,11 @@ fn unbounded_nodes(node: &Value, path: &str, out: &mut Vec<String>) {
     if ty == Some("array") && !has("maxItems") {
         out.push(format!("{path}: list without maxItems"));
     }
-    if node.get("additionalProperties").is_some_and(Value::is_object) && !has("maxProperties") {
+    if node
+        .get("additionalProperties")
+        .is_some_and(Value::is_object)
+        && !has("maxProperties")
+    {
         out.push(format!("{path}: map without maxProperties"));
     }
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
@@ -244,7 +250,11 @@ fn every_string_list_and_map_is_bounded() {
     for crd in api::all_crds() {
         unbounded_nodes(&schema_of(&crd), &crd.spec.names.kind, &mut out);
     }
-    assert!(out.is_empty(), "unbounded schema nodes:\n{}", out.join("\n"));
+    assert!(
+        out.is_empty(),
+        "unbounded schema nodes:\n{}",
+        out.join("\n")
+    );
 }
 
 /// Each rule's static cost (as the API server estimates it, with the schema's bounds) and the
@@ -266,7 +276,10 @@ fn every_cel_rule_stays_under_half_of_the_cost_budgets() {
             );
             total = total.saturating_add(c.total);
             if c.total > PER_EXPRESSION_LIMIT / 2 {
-                over.push(format!("{name} {}: {} > half of {PER_EXPRESSION_LIMIT}", c.path, c.total));
+                over.push(format!(
+                    "{name} {}: {} > half of {PER_EXPRESSION_LIMIT}",
+                    c.path, c.total
+                ));
             }
         }
         println!("{name} total: {total} (limit {PER_CRD_LIMIT})");
@@ -275,7 +288,11 @@ fn every_cel_rule_stays_under_half_of_the_cost_budgets() {
         }
     }
     assert!(rules >= 9, "the CRDs' rules were not found ({rules})");
-    assert!(over.is_empty(), "rules too close to the API server's cost budget:\n{}", over.join("\n"));
+    assert!(
+        over.is_empty(),
+        "rules too close to the API server's cost budget:\n{}",
+        over.join("\n")
+    );
 }
 
 /// The estimate the cost test relies on does see unbounded schemas: the CRD as it was before
@@ -289,8 +306,11 @@ fn the_cost_test_would_catch_the_unbounded_template_crd() {
     let crd: Value = serde_yaml_ng::from_str(&yaml).expect("fixture yaml");
     let causes = kube_sim::cel_cost::crd_cost_causes(&crd, None);
     assert!(
-        causes.iter().any(|c| c.field.ends_with("properties[env].items.x-kubernetes-validations[1].rule")
-            && c.message.contains("estimated rule cost exceeds budget by factor of more than 100x")),
+        causes.iter().any(|c| c
+            .field
+            .ends_with("properties[env].items.x-kubernetes-validations[1].rule")
+            && c.message
+                .contains("estimated rule cost exceeds budget by factor of more than 100x")),
         "{causes:?}"
     );
 }

@@ -72,8 +72,9 @@ fn dry_run() -> PatchParams {
     }
 }
 
-type CrdApi =
-    Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>;
+type CrdApi = Api<
+    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+>;
 
 /// Installs the CRDs and returns the names of those that were not there before (the suite
 /// removes exactly those again, leaving a cluster as it found it).

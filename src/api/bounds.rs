@@ -133,7 +133,9 @@ pub fn bound_node(node: &mut Value, name: &str) {
         let limit = lookup(ITEM_LIMITS, name).unwrap_or(DEFAULT_ITEMS);
         obj.insert("maxItems".into(), limit.into());
     }
-    let is_map = obj.get("additionalProperties").is_some_and(Value::is_object);
+    let is_map = obj
+        .get("additionalProperties")
+        .is_some_and(Value::is_object);
     if ty.as_deref() == Some("object") && is_map && !obj.contains_key("maxProperties") {
         let limit = lookup(PROPERTY_LIMITS, name).unwrap_or(DEFAULT_PROPERTIES);
         obj.insert("maxProperties".into(), limit.into());
@@ -201,7 +203,13 @@ mod tests {
             253
         );
         assert_eq!(p["labels"]["maxProperties"], DEFAULT_PROPERTIES);
-        assert_eq!(p["labels"]["additionalProperties"]["maxLength"], DEFAULT_STRING);
-        assert_eq!(p["name"]["maxLength"], 5, "a bound set by the derive is kept");
+        assert_eq!(
+            p["labels"]["additionalProperties"]["maxLength"],
+            DEFAULT_STRING
+        );
+        assert_eq!(
+            p["name"]["maxLength"], 5,
+            "a bound set by the derive is kept"
+        );
     }
 }

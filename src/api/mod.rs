@@ -4,7 +4,6 @@
 //! never rename one without a decision record. Everything here is data and pure functions; no I/O.
 
 pub mod bounds;
-pub mod shared_fields;
 pub mod conditions;
 pub mod deployment;
 pub mod droplet;
@@ -12,16 +11,17 @@ pub mod pool;
 pub mod quantity;
 pub mod reference;
 mod schema;
+pub mod shared_fields;
 pub mod template;
 pub mod validation;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-pub use shared_fields::{ResourceList, ResourceRequests, Weights};
 pub use deployment::{MCPDeployment, MCPDeploymentSpec, MCPDeploymentStatus};
 pub use droplet::{Droplet, DropletSpec, DropletStatus};
 pub use pool::{DropletPool, DropletPoolSpec, DropletPoolStatus};
+pub use shared_fields::{ResourceList, ResourceRequests, Weights};
 pub use template::{MCPTemplate, MCPTemplateSpec, MCPTemplateStatus};
 
 /// The API group of every custom resource of the operator.

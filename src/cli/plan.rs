@@ -13,11 +13,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::shared_fields::parse_duration;
 use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::{self as api_droplet, Droplet as ApiDroplet};
 use crate::api::pool::{self as api_pool, DropletPool};
 use crate::api::quantity::{CPU_TIER_LOW_MILLIS, parse_bytes, parse_cpu_millis};
+use crate::api::shared_fields::parse_duration;
 use crate::api::template::MCPTemplate;
 use crate::api::{self, DO_NOT_DISRUPT_ANNOTATION, ResourceList, ResourceRequests};
 use crate::catalog;

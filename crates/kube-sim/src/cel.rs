@@ -121,10 +121,7 @@ mod tests {
         let c = evaluate(&schema, &obj, None, &root);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].field, "spec.placement");
-        assert_eq!(
-            c[0].message,
-            "Invalid value: region is required"
-        );
+        assert_eq!(c[0].message, "Invalid value: region is required");
         let new = json!({"spec": {"placement": {"region": "r"}, "size": "m"}});
         let old = json!({"spec": {"placement": {"region": "r"}, "size": "s"}});
         let c = evaluate(&schema, &new, Some(&old), &root);

@@ -329,13 +329,25 @@ mod tests {
             self.0.iter().any(|(_, o)| uid(o) == u)
         }
         fn objects_with_owners(&self) -> Vec<(TypeKey, Arc<Value>)> {
-            self.0.iter().filter(|(_, o)| !owner_uids(o).is_empty()).cloned().collect()
+            self.0
+                .iter()
+                .filter(|(_, o)| !owner_uids(o).is_empty())
+                .cloned()
+                .collect()
         }
         fn deleting_objects(&self) -> Vec<(TypeKey, Arc<Value>)> {
-            self.0.iter().filter(|(_, o)| deleting(o)).cloned().collect()
+            self.0
+                .iter()
+                .filter(|(_, o)| deleting(o))
+                .cloned()
+                .collect()
         }
         fn objects_of(&self, key: &TypeKey) -> Vec<Arc<Value>> {
-            self.0.iter().filter(|(k, _)| k == key).map(|(_, o)| o.clone()).collect()
+            self.0
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, o)| o.clone())
+                .collect()
         }
         fn objects_in_namespace(&self, _ns: &str) -> Vec<(TypeKey, Arc<Value>)> {
             Vec::new()
@@ -358,7 +370,10 @@ mod tests {
             group: String::new(),
             plural: "configmaps".into(),
         };
-        (key, Arc::new(json!({"metadata": {"name": name, "uid": uid, "ownerReferences": refs}})))
+        (
+            key,
+            Arc::new(json!({"metadata": {"name": name, "uid": uid, "ownerReferences": refs}})),
+        )
     }
 
     #[test]
@@ -370,8 +385,10 @@ mod tests {
         ]);
         let actions = decide(&view);
         assert_eq!(actions.len(), 2, "{actions:?}");
-        assert!(matches!(&actions[0], Action::Delete { object, policy: "Background", .. }
-            if object["metadata"]["name"] == "orphan"));
+        assert!(
+            matches!(&actions[0], Action::Delete { object, policy: "Background", .. }
+            if object["metadata"]["name"] == "orphan")
+        );
         let Action::Replace { new, .. } = &actions[1] else {
             panic!("expected a replace: {actions:?}");
         };

@@ -31,11 +31,11 @@ pub mod table;
 pub mod validation;
 pub mod watch;
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use secrecy::ExposeSecret;
 use std::time::Duration;
 use tokio::sync::watch as tokio_watch;
 

@@ -365,9 +365,11 @@ impl State {
         // Every page shows the state at the first page's resourceVersion, as etcd's
         // snapshot reads do, so a paging reflector never misses a write made meanwhile.
         let (list_rv, start, snapshot) = match token {
-            Some((rv, start)) if rv < self.rv => {
-                (rv, Some(start), Some(self.bucket_at(&info.key(), current, rv)?))
-            }
+            Some((rv, start)) if rv < self.rv => (
+                rv,
+                Some(start),
+                Some(self.bucket_at(&info.key(), current, rv)?),
+            ),
             Some((rv, start)) => (rv, Some(start), None),
             None => (self.rv, None, None),
         };
@@ -1460,7 +1462,9 @@ impl State {
         let current = |st: &State, key: &TypeKey, o: &Value| {
             st.bucket(key)
                 .and_then(|b| b.get(&(namespace_of(o).to_string(), name_of(o).to_string())))
-                .filter(|c| c.pointer("/metadata/resourceVersion") == o.pointer("/metadata/resourceVersion"))
+                .filter(|c| {
+                    c.pointer("/metadata/resourceVersion") == o.pointer("/metadata/resourceVersion")
+                })
                 .cloned()
         };
         match action {
@@ -1659,7 +1663,9 @@ fn default_secret(secret: &mut Value) {
     }
 }
 
-pub use crate::gc::{CRD_CLEANUP_FINALIZER, FOREGROUND_FINALIZER, crd_key, owner_uids, remove_owner_refs};
+pub use crate::gc::{
+    CRD_CLEANUP_FINALIZER, FOREGROUND_FINALIZER, crd_key, owner_uids, remove_owner_refs,
+};
 
 fn crd_status(crd: &Value, now: Timestamp) -> Value {
     let names = crd

@@ -26,8 +26,7 @@ fn fixture(name: &str) -> Value {
 }
 
 const HINT: &str = "(try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)";
-const CONTRIBUTED: &str =
-    "Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema";
+const CONTRIBUTED: &str = "Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema";
 
 /// Creates the CRD (dry run) and returns the refusal's causes as `field: message` lines.
 async fn refusal(env: &TestEnv, crd: Value) -> BTreeSet<String> {
@@ -51,7 +50,9 @@ async fn refusal(env: &TestEnv, crd: Value) -> BTreeSet<String> {
 }
 
 fn rule(path: &str) -> String {
-    format!("spec.validation.openAPIV3Schema.properties[spec].{path}.x-kubernetes-validations[0].rule")
+    format!(
+        "spec.validation.openAPIV3Schema.properties[spec].{path}.x-kubernetes-validations[0].rule"
+    )
 }
 
 #[tokio::test]
@@ -59,7 +60,9 @@ async fn the_unbounded_template_crd_is_refused_with_the_servers_messages() {
     let env = TestEnv::start().await;
     let causes = refusal(&env, fixture("mcptemplates-unbounded-crd.yaml")).await;
     let env_rule = |i: usize| {
-        format!("spec.validation.openAPIV3Schema.properties[spec].properties[env].items.x-kubernetes-validations[{i}].rule")
+        format!(
+            "spec.validation.openAPIV3Schema.properties[spec].properties[env].items.x-kubernetes-validations[{i}].rule"
+        )
     };
     let expected: BTreeSet<String> = [
         format!("{}: Forbidden: estimated rule cost exceeds budget by factor of more than 100x {HINT}", env_rule(1)),
@@ -81,7 +84,10 @@ async fn estimated_costs_match_the_server_to_the_unit() {
     let env = TestEnv::start().await;
     let causes = refusal(&env, fixture("cost-probe-crd.yaml")).await;
     let over = |path: &str, factor: &str| {
-        format!("{}: Forbidden: estimated rule cost exceeds budget by factor of {factor} {HINT}", rule(path))
+        format!(
+            "{}: Forbidden: estimated rule cost exceeds budget by factor of {factor} {HINT}",
+            rule(path)
+        )
     };
     let nested = "spec.validation.openAPIV3Schema.properties[spec].properties[nested].items.x-kubernetes-validations[0].rule";
     let expected: BTreeSet<String> = [

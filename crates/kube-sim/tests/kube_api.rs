@@ -1408,9 +1408,12 @@ async fn many_configmaps(api: &Api<ConfigMap>, n: usize) {
         .map(|i| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &cm(&format!("cm-{i:05}"), json!({"app": "page"})))
-                    .await
-                    .map(|_| ())
+                api.create(
+                    &PostParams::default(),
+                    &cm(&format!("cm-{i:05}"), json!({"app": "page"})),
+                )
+                .await
+                .map(|_| ())
             }
         })
         .buffer_unordered(32)
@@ -1427,12 +1430,21 @@ async fn paged_lists_are_one_consistent_snapshot() {
     many_configmaps(&api, 1100).await;
     let lp = ListParams::default().labels("app=page").limit(500);
     let first = api.list(&lp).await.unwrap();
-    let rv = first.metadata.resource_version.clone().expect("list resourceVersion");
+    let rv = first
+        .metadata
+        .resource_version
+        .clone()
+        .expect("list resourceVersion");
     // Writes between pages: one object not yet served is deleted, one is added, one changed.
-    api.delete("cm-00900", &DeleteParams::default()).await.unwrap();
-    api.create(&PostParams::default(), &cm("cm-00899a", json!({"app": "page"})))
+    api.delete("cm-00900", &DeleteParams::default())
         .await
         .unwrap();
+    api.create(
+        &PostParams::default(),
+        &cm("cm-00899a", json!({"app": "page"})),
+    )
+    .await
+    .unwrap();
     api.patch(
         "cm-01000",
         &PatchParams::default(),
@@ -1458,10 +1470,24 @@ async fn paged_lists_are_one_consistent_snapshot() {
         names.extend(page.items.iter().map(|o| o.name_any()));
         token = page.metadata.continue_.clone();
     }
-    assert_eq!(names.len(), 1100, "the snapshot has exactly the objects of the first page's time");
-    assert!(names.contains(&"cm-00900".to_string()), "deleted later, still in the snapshot");
-    assert!(!names.contains(&"cm-00899a".to_string()), "created later, not in the snapshot");
-    assert_eq!(changed_seen.as_deref(), Some("v"), "changed later, shown as it was");
+    assert_eq!(
+        names.len(),
+        1100,
+        "the snapshot has exactly the objects of the first page's time"
+    );
+    assert!(
+        names.contains(&"cm-00900".to_string()),
+        "deleted later, still in the snapshot"
+    );
+    assert!(
+        !names.contains(&"cm-00899a".to_string()),
+        "created later, not in the snapshot"
+    );
+    assert_eq!(
+        changed_seen.as_deref(),
+        Some("v"),
+        "changed later, shown as it was"
+    );
     env.cleanup().await;
 }
 
@@ -1483,14 +1509,26 @@ async fn a_paging_reflector_ends_equal_to_the_server_while_writes_continue() {
                 let mut i = 0usize;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let name = format!("cm-{:05}", (i * 4 + w) % 1200);
-                    api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"data": {"k": format!("w{w}-{i}")}})))
+                    api.patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"data": {"k": format!("w{w}-{i}")}})),
+                    )
+                    .await
+                    .ok();
+                    if i % 10 == 0 {
+                        api.delete(
+                            &format!("cm-{:05}", (i * 4 + w) % 1200),
+                            &DeleteParams::default(),
+                        )
                         .await
                         .ok();
-                    if i % 10 == 0 {
-                        api.delete(&format!("cm-{:05}", (i * 4 + w) % 1200), &DeleteParams::default()).await.ok();
-                        api.create(&PostParams::default(), &cm(&format!("new-{w}-{i:05}"), json!({"app": "page"})))
-                            .await
-                            .expect("create during paging");
+                        api.create(
+                            &PostParams::default(),
+                            &cm(&format!("new-{w}-{i:05}"), json!({"app": "page"})),
+                        )
+                        .await
+                        .expect("create during paging");
                     }
                     i += 1;
                 }
@@ -1498,10 +1536,13 @@ async fn a_paging_reflector_ends_equal_to_the_server_while_writes_continue() {
             })
         })
         .collect();
-    let stream = watcher(api.clone(), watcher::Config::default().labels("app=page").page_size(500))
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects();
+    let stream = watcher(
+        api.clone(),
+        watcher::Config::default().labels("app=page").page_size(500),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects();
     let task = tokio::spawn(async move {
         let mut s = std::pin::pin!(stream);
         while s.next().await.is_some() {}
@@ -1557,7 +1598,10 @@ async fn timestamps_come_from_the_injected_clock() {
     let stamp = |t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
         t.map(|t| t.0.to_string()).unwrap_or_default()
     };
-    assert_eq!(stamp(created.metadata.creation_timestamp.clone()), "2030-01-02T03:04:05Z");
+    assert_eq!(
+        stamp(created.metadata.creation_timestamp.clone()),
+        "2030-01-02T03:04:05Z"
+    );
     manual.advance(Duration::from_secs(90));
     let updated = api
         .patch(
@@ -1579,6 +1623,9 @@ async fn timestamps_come_from_the_injected_clock() {
     manual.advance(Duration::from_secs(30));
     api.delete("c", &DeleteParams::default()).await.unwrap();
     let deleting = api.get("c").await.unwrap();
-    assert_eq!(stamp(deleting.metadata.deletion_timestamp), "2030-01-02T03:06:05Z");
+    assert_eq!(
+        stamp(deleting.metadata.deletion_timestamp),
+        "2030-01-02T03:06:05Z"
+    );
     env.cleanup().await;
 }

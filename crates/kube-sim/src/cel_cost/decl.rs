@@ -139,9 +139,9 @@ pub fn from_schema(schema: &Value, resource_root: bool) -> Option<DeclType> {
                 let elem = from_schema(props, flag(props, "x-kubernetes-embedded-resource"))?;
                 let max = match int_at(schema, "maxProperties") {
                     Some(m) => non_negative(m),
-                    None => non_negative(
-                        (MAX_REQUEST_SIZE_BYTES - 2) / (elem.min_serialized_size + 6),
-                    ),
+                    None => {
+                        non_negative((MAX_REQUEST_SIZE_BYTES - 2) / (elem.min_serialized_size + 6))
+                    }
                 };
                 return Some(DeclType {
                     kind: DeclKind::Map(Box::new(elem)),
@@ -235,9 +235,9 @@ fn object_type(schema: &Value, resource_root: bool) -> DeclType {
         let complete = ["kind", "apiVersion"]
             .iter()
             .all(|f| matches!(fields.get(*f).map(|t| &t.kind), Some(DeclKind::String)))
-            && fields.get("metadata").is_some_and(|m| {
-                m.field("name").is_some() && m.field("generateName").is_some()
-            });
+            && fields
+                .get("metadata")
+                .is_some_and(|m| m.field("name").is_some() && m.field("generateName").is_some());
         if !complete {
             fields.insert("kind".into(), plain_string());
             fields.insert("apiVersion".into(), plain_string());
@@ -268,9 +268,15 @@ mod tests {
 
     #[test]
     fn unbounded_sizes_come_from_the_request_limit() {
-        let list = from_schema(&json!({"type": "array", "items": {"type": "string"}}), false);
+        let list = from_schema(
+            &json!({"type": "array", "items": {"type": "string"}}),
+            false,
+        );
         let list = list.as_ref();
-        assert_eq!(list.map(|l| l.max_elements), Some((3 * 1024 * 1024 - 2) / 3));
+        assert_eq!(
+            list.map(|l| l.max_elements),
+            Some((3 * 1024 * 1024 - 2) / 3)
+        );
         assert_eq!(
             list.and_then(DeclType::elem).map(|e| e.max_elements),
             Some(3 * 1024 * 1024 - 2)

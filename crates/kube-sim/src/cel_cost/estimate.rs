@@ -412,7 +412,11 @@ impl<'a> Coster<'a> {
         sum
     }
 
-    fn cost_bind(&mut self, id: u64, comp: &kube_cel::cel::common::ast::ComprehensionExpr) -> Range {
+    fn cost_bind(
+        &mut self,
+        id: u64,
+        comp: &kube_cel::cel::common::ast::ComprehensionExpr,
+    ) -> Range {
         let mut sum = self.cost(&comp.iter_range);
         sum = sum.add(self.cost(&comp.accu_init));
         self.push_local(&comp.accu_var, &comp.accu_init);
@@ -484,9 +488,7 @@ impl<'a> Coster<'a> {
         arg_costs: &[Range],
         call: &kube_cel::cel::common::ast::CallExpr,
     ) -> (Range, Option<Range>) {
-        let arg_sum = arg_costs
-            .iter()
-            .fold(Range::fixed(0), |acc, c| acc.add(*c));
+        let arg_sum = arg_costs.iter().fold(Range::fixed(0), |acc, c| acc.add(*c));
         if let Some((cost, size)) = self.library_cost(function, target, args) {
             return (cost.add(arg_sum), size);
         }
@@ -494,7 +496,9 @@ impl<'a> Coster<'a> {
         match function {
             "startsWith" | "endsWith" if args.len() == 1 => {
                 return (
-                    size_of(&args[0]).factor(STRING_TRAVERSAL_COST_FACTOR).add(arg_sum),
+                    size_of(&args[0])
+                        .factor(STRING_TRAVERSAL_COST_FACTOR)
+                        .add(arg_sum),
                     None,
                 );
             }
@@ -545,21 +549,21 @@ impl<'a> Coster<'a> {
             }
             "_?_:_" if args.len() == 3 => {
                 let size = size_of(&args[1]).union(size_of(&args[2]));
-                let (a, b) = (
-                    self.entry_of(&call.args[1]),
-                    self.entry_of(&call.args[2]),
-                );
+                let (a, b) = (self.entry_of(&call.args[1]), self.entry_of(&call.args[2]));
                 if let (Some(a), Some(b)) = (a, b) {
                     self.entries.insert(id, a.union(b));
                 }
-                return (arg_costs[0].add(arg_costs[1].union(arg_costs[2])), Some(size));
-            }
-            "_+_" if args.len() == 2 && (args[0].ty.is_text() || matches!(args[0].ty, Ty::List(_))) => {
-                let size = size_of(&args[0]).add(size_of(&args[1]));
-                let (a, b) = (
-                    self.entry_of(&call.args[0]),
-                    self.entry_of(&call.args[1]),
+                return (
+                    arg_costs[0].add(arg_costs[1].union(arg_costs[2])),
+                    Some(size),
                 );
+            }
+            "_+_"
+                if args.len() == 2
+                    && (args[0].ty.is_text() || matches!(args[0].ty, Ty::List(_))) =>
+            {
+                let size = size_of(&args[0]).add(size_of(&args[1]));
+                let (a, b) = (self.entry_of(&call.args[0]), self.entry_of(&call.args[1]));
                 if let (Some(a), Some(b)) = (a, b) {
                     self.entries.insert(id, a.union(b));
                 }
@@ -587,7 +591,11 @@ impl<'a> Coster<'a> {
         target: Option<&Node>,
         args: &[Node],
     ) -> Option<(Range, Option<Range>)> {
-        let size_of = |n: &Node| n.size.or_else(|| self.estimate_size(&n.path)).unwrap_or(Range::UNKNOWN);
+        let size_of = |n: &Node| {
+            n.size
+                .or_else(|| self.estimate_size(&n.path))
+                .unwrap_or(Range::UNKNOWN)
+        };
         match function {
             "isSorted" | "sum" | "max" | "min" | "indexOf" | "lastIndexOf" => {
                 let t = target?;
@@ -634,7 +642,13 @@ impl<'a> Coster<'a> {
                 let sz = size_of(target?);
                 let str_cost = sz.add(Range::fixed(1)).factor(STRING_TRAVERSAL_COST_FACTOR);
                 let regex_cost = size_of(args.first()?).factor(REGEX_STRING_LENGTH_COST_FACTOR);
-                Some((str_cost.multiply(regex_cost), Some(Range { min: 0, max: sz.max })))
+                Some((
+                    str_cost.multiply(regex_cost),
+                    Some(Range {
+                        min: 0,
+                        max: sz.max,
+                    }),
+                ))
             }
             "cidr" | "isIP" | "isCIDR" | "quantity" | "isQuantity" | "semver" | "isSemver"
                 if !args.is_empty() =>
@@ -840,9 +854,28 @@ fn is_bind(comp: &kube_cel::cel::common::ast::ComprehensionExpr) -> bool {
 /// The result type of a call, for the few distinctions the estimate makes.
 fn result_ty(function: &str, target: Option<&Node>, args: &[Node]) -> Ty {
     match function {
-        "_==_" | "_!=_" | "_<_" | "_>_" | "_<=_" | "_>=_" | "@in" | "!_" | "_&&_" | "_||_"
-        | "@not_strictly_false" | "matches" | "startsWith" | "endsWith" | "contains"
-        | "isSorted" | "isQuantity" | "isURL" | "isIP" | "isCIDR" | "isSemver" | "exists"
+        "_==_"
+        | "_!=_"
+        | "_<_"
+        | "_>_"
+        | "_<=_"
+        | "_>=_"
+        | "@in"
+        | "!_"
+        | "_&&_"
+        | "_||_"
+        | "@not_strictly_false"
+        | "matches"
+        | "startsWith"
+        | "endsWith"
+        | "contains"
+        | "isSorted"
+        | "isQuantity"
+        | "isURL"
+        | "isIP"
+        | "isCIDR"
+        | "isSemver"
+        | "exists"
         | "all" => Ty::Bool,
         "size" | "int" | "indexOf" | "lastIndexOf" => Ty::Int,
         "uint" => Ty::Uint,

@@ -48,7 +48,11 @@ fn max_elements(schema: &Value) -> Option<u64> {
             .map(|v| u64::try_from(v).unwrap_or(0))
     };
     match schema.get("type").and_then(Value::as_str) {
-        Some("object") if schema.get("additionalProperties").is_some_and(Value::is_object) => {
+        Some("object")
+            if schema
+                .get("additionalProperties")
+                .is_some_and(Value::is_object) =>
+        {
             bound("maxProperties")
         }
         Some("array") => bound("maxItems"),
@@ -56,18 +60,14 @@ fn max_elements(schema: &Value) -> Option<u64> {
     }
 }
 
-fn walk(
-    schema: &Value,
-    path: &str,
-    root: bool,
-    cardinality: Option<u64>,
-    out: &mut Vec<RuleCost>,
-) {
+fn walk(schema: &Value, path: &str, root: bool, cardinality: Option<u64>, out: &mut Vec<RuleCost>) {
     if let Some(rules) = schema
         .get("x-kubernetes-validations")
         .and_then(Value::as_array)
     {
-        let embedded = schema.get("x-kubernetes-embedded-resource").and_then(Value::as_bool)
+        let embedded = schema
+            .get("x-kubernetes-embedded-resource")
+            .and_then(Value::as_bool)
             == Some(true);
         if let Some(decl) = decl::from_schema(schema, root || embedded) {
             // Under an unbounded list or map, the server assumes the node repeats as often
@@ -104,14 +104,26 @@ fn walk(
     let own = max_elements(schema);
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (name, prop) in props {
-            walk(prop, &format!("{path}.properties[{name}]"), false, child(own), out);
+            walk(
+                prop,
+                &format!("{path}.properties[{name}]"),
+                false,
+                child(own),
+                out,
+            );
         }
     }
     if let Some(items) = schema.get("items").filter(|i| i.is_object()) {
         walk(items, &format!("{path}.items"), false, child(own), out);
     }
     if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-        walk(extra, &format!("{path}.additionalProperties"), false, child(own), out);
+        walk(
+            extra,
+            &format!("{path}.additionalProperties"),
+            false,
+            child(own),
+            out,
+        );
     }
 }
 
@@ -162,16 +174,23 @@ fn crd_schemas(crd: &Value) -> Vec<(String, Value)> {
         .iter()
         .map(|v| v.pointer("/schema/openAPIV3Schema"))
         .collect();
-    let shared = schemas.first().copied().flatten().filter(|first| {
-        schemas.iter().all(|s| *s == Some(*first))
-    });
+    let shared = schemas
+        .first()
+        .copied()
+        .flatten()
+        .filter(|first| schemas.iter().all(|s| *s == Some(*first)));
     match shared {
         Some(s) => vec![("spec.validation.openAPIV3Schema".to_string(), s.clone())],
         None => schemas
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
-                s.map(|s| (format!("spec.versions[{i}].schema.openAPIV3Schema"), s.clone()))
+                s.map(|s| {
+                    (
+                        format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                        s.clone(),
+                    )
+                })
             })
             .collect(),
     }
@@ -262,7 +281,10 @@ mod tests {
         assert_eq!(expression_cost("self.name == 'abc'", &d), 3);
         // all(): range (2) + accumulator result (1) + 5 * (step (1 + 2 + 1... ) + cond (2))
         // step = @result (1) && (t.size() > 0: t (1) + size (1) + > (1)) -> 4; cond = 2
-        assert_eq!(expression_cost("self.tags.all(t, t.size() > 0)", &d), 2 + 1 + 5 * 6);
+        assert_eq!(
+            expression_cost("self.tags.all(t, t.size() > 0)", &d),
+            2 + 1 + 5 * 6
+        );
         // `in` walks the list: 5 + self.name (2) + self.tags (2)
         assert_eq!(expression_cost("self.name in self.tags", &d), 9);
     }
@@ -318,10 +340,14 @@ mod tests {
 
     #[test]
     fn small_overruns_print_the_factor_like_the_server() {
-        assert!(cost_error_message("estimated rule cost", 12_000_000, 10_000_000)
-            .starts_with("estimated rule cost exceeds budget by factor of 1.200000x ("));
-        assert!(cost_error_message("estimated rule cost", 32_000_000, 10_000_000)
-            .starts_with("estimated rule cost exceeds budget by factor of 3.2x ("));
+        assert!(
+            cost_error_message("estimated rule cost", 12_000_000, 10_000_000)
+                .starts_with("estimated rule cost exceeds budget by factor of 1.200000x (")
+        );
+        assert!(
+            cost_error_message("estimated rule cost", 32_000_000, 10_000_000)
+                .starts_with("estimated rule cost exceeds budget by factor of 3.2x (")
+        );
     }
 
     #[test]
@@ -330,8 +356,17 @@ mod tests {
             "x-kubernetes-validations": [{"rule": "self.a.all(x, self.a.all(y, x == y))"}],
             "properties": {"a": {"type": "array", "maxItems": 5000, "items": {"type": "string", "maxLength": 5}}}}));
         let fresh = crd_cost_causes(&crd, None);
-        assert!(fresh.iter().any(|c| c.message.contains("estimated rule cost exceeds")), "{fresh:?}");
+        assert!(
+            fresh
+                .iter()
+                .any(|c| c.message.contains("estimated rule cost exceeds")),
+            "{fresh:?}"
+        );
         let update = crd_cost_causes(&crd, Some(&crd));
-        assert!(!update.iter().any(|c| c.message.contains("estimated rule cost exceeds")));
+        assert!(
+            !update
+                .iter()
+                .any(|c| c.message.contains("estimated rule cost exceeds"))
+        );
     }
 }

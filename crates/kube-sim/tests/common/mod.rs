@@ -174,10 +174,20 @@ impl TestEnv {
         // count ConfigMaps start once it is there, on both.
         let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
             Api::namespaced(self.client.clone(), &name);
-        eventually("kube-root-ca.crt published", Duration::from_secs(30), || {
-            let cms = cms.clone();
-            async move { cms.get_opt("kube-root-ca.crt").await.ok().flatten().map(|_| ()) }
-        })
+        eventually(
+            "kube-root-ca.crt published",
+            Duration::from_secs(30),
+            || {
+                let cms = cms.clone();
+                async move {
+                    cms.get_opt("kube-root-ca.crt")
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|_| ())
+                }
+            },
+        )
         .await;
         name
     }
@@ -188,7 +198,9 @@ impl TestEnv {
     pub async fn install_widget_crd(&mut self) -> ApiResource {
         let mut crd: Value = serde_yaml_ng::from_str(WIDGET_CRD).expect("widget crd yaml");
         if server_version(&self.client).await < (1, 30)
-            && let Some(v) = crd.pointer_mut("/spec/versions/0").and_then(Value::as_object_mut)
+            && let Some(v) = crd
+                .pointer_mut("/spec/versions/0")
+                .and_then(Value::as_object_mut)
         {
             v.remove("selectableFields");
         }
@@ -221,7 +233,14 @@ impl TestEnv {
                 let _ = crds.delete(name, &DeleteParams::default()).await;
                 eventually("widget CRD removed", Duration::from_secs(120), || {
                     let crds = crds.clone();
-                    async move { crds.get_opt(name).await.ok().flatten().is_none().then_some(()) }
+                    async move {
+                        crds.get_opt(name)
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_none()
+                            .then_some(())
+                    }
                 })
                 .await;
             }
@@ -244,7 +263,10 @@ impl Drop for TestEnv {
         let uses_widget_crd = self.uses_widget_crd;
         let kubeconfig = self.kubeconfig.clone();
         let cleaner = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
