@@ -1516,7 +1516,7 @@ async fn a_paging_reflector_ends_equal_to_the_server_while_writes_continue() {
                     )
                     .await
                     .ok();
-                    if i % 10 == 0 {
+                    if i.is_multiple_of(10) {
                         api.delete(
                             &format!("cm-{:05}", (i * 4 + w) % 1200),
                             &DeleteParams::default(),

@@ -201,7 +201,7 @@ impl<'a> Coster<'a> {
 
     /// The worst-case (and best-case) cost of the expression.
     pub fn cost(&mut self, e: &IdedExpr) -> Range {
-        let cost = match &e.expr {
+        match &e.expr {
             Expr::Literal(lit) => {
                 self.types.insert(e.id, literal_ty(lit));
                 Range::fixed(CONST_COST)
@@ -301,8 +301,7 @@ impl<'a> Coster<'a> {
                 }
             }
             Expr::Unspecified => Range::fixed(0),
-        };
-        cost
+        }
     }
 
     fn cost_ident(&mut self, id: u64, name: &str) -> Range {
@@ -711,7 +710,7 @@ impl<'a> Coster<'a> {
         let var = LocalVar {
             path: self.path_of(init),
             size: self.compute_size(init),
-            entry: self.entry_of(&init),
+            entry: self.entry_of(init),
             ty: self.ty(init),
         };
         self.push_var(name, var);
@@ -727,7 +726,7 @@ impl<'a> Coster<'a> {
         if let Some(s) = self.compute_size(src) {
             self.sizes.insert(dst, s);
         }
-        if let Some(en) = self.entry_of(&src) {
+        if let Some(en) = self.entry_of(src) {
             self.entries.insert(dst, en);
         }
     }

@@ -225,7 +225,7 @@ pub fn crd_cost_causes(crd: &Value, old: Option<&Value>) -> Vec<Cause> {
             }
         }
         if total > PER_CRD_LIMIT {
-            expensive.sort_by(|a, b| b.total.cmp(&a.total));
+            expensive.sort_by_key(|c| std::cmp::Reverse(c.total));
             for c in expensive.iter().take(4) {
                 causes.push(forbidden(
                     c.path.clone(),
