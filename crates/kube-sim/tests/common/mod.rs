@@ -41,13 +41,25 @@ pub fn tools_required() -> bool {
     std::env::var("MCP_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
 }
 
-/// A CEL failure message with the value's type removed: servers before 1.31 print
-/// `Invalid value: "object": msg`, newer ones (and kube-sim) `Invalid value: msg`.
+/// A CEL failure message with the printed value removed: 1.28 prints the type
+/// (`Invalid value: "object": msg`), newer servers and kube-sim a scalar's value or nothing.
 pub fn without_cel_value_type(message: &str) -> String {
-    let mut out = message.to_string();
-    for ty in ["object", "string", "integer", "number", "boolean", "array"] {
-        out = out.replace(&format!("Invalid value: \"{ty}\": "), "Invalid value: ");
+    // 1.28 prints the type (`"object": `, `"string": `); newer servers print a scalar's value
+    // (`"small": `) and nothing for objects. What follows `Invalid value: ` up to `": ` goes.
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(at) = rest.find("Invalid value: \"") {
+        let (head, tail) = rest.split_at(at + "Invalid value: ".len());
+        out.push_str(head);
+        rest = match tail.find("\": ") {
+            Some(end) => &tail[end + 3..],
+            None => tail,
+        };
+        if !tail.contains("\": ") {
+            break;
+        }
     }
+    out.push_str(rest);
     out
 }
 
