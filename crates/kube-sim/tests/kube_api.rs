@@ -396,7 +396,9 @@ async fn serves_streaming_lists(client: &kube::Client) -> bool {
         .is_ok_and(|body| body.contains("k8s.io/initial-events-end"));
     if !served {
         let (major, minor) = common::server_version(client).await;
-        println!("skipped for Kubernetes {major}.{minor}: the server does not serve streaming lists (WatchList off)");
+        println!(
+            "skipped for Kubernetes {major}.{minor}: the server does not serve streaming lists (WatchList off)"
+        );
     }
     served
 }
