@@ -197,3 +197,120 @@ fn docs_reference_is_current() {
         "docs/crds.md is stale; regenerate with: cargo run -- crds --format markdown --out-dir docs"
     );
 }
+
+fn schema_of(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
+    serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("every CRD has a schema"),
+    )
+    .expect("schema as JSON")
+}
+
+fn unbounded_nodes(node: &Value, path: &str, out: &mut Vec<String>) {
+    let ty = node.get("type").and_then(Value::as_str);
+    let has = |k: &str| node.get(k).is_some();
+    let timed = matches!(
+        node.get("format").and_then(Value::as_str),
+        Some("date-time" | "date" | "duration")
+    );
+    if ty == Some("string") && !has("maxLength") && !has("enum") && !timed {
+        out.push(format!("{path}: string without maxLength"));
+    }
+    if ty == Some("array") && !has("maxItems") {
+        out.push(format!("{path}: list without maxItems"));
+    }
+    if node
+        .get("additionalProperties")
+        .is_some_and(Value::is_object)
+        && !has("maxProperties")
+    {
+        out.push(format!("{path}: map without maxProperties"));
+    }
+    if let Some(props) = node.get("properties").and_then(Value::as_object) {
+        for (k, v) in props {
+            unbounded_nodes(v, &format!("{path}.{k}"), out);
+        }
+    }
+    if let Some(items) = node.get("items") {
+        unbounded_nodes(items, &format!("{path}[]"), out);
+    }
+    if let Some(values) = node.get("additionalProperties").filter(|v| v.is_object()) {
+        unbounded_nodes(values, &format!("{path}{{}}"), out);
+    }
+}
+
+#[test]
+fn every_string_list_and_map_is_bounded() {
+    let mut out = Vec::new();
+    for crd in api::all_crds() {
+        unbounded_nodes(&schema_of(&crd), &crd.spec.names.kind, &mut out);
+    }
+    assert!(
+        out.is_empty(),
+        "unbounded schema nodes:\n{}",
+        out.join("\n")
+    );
+}
+
+/// Each rule's static cost (as the API server estimates it, with the schema's bounds) and the
+/// CRD's total stay under half of the server's budgets, so new fields cannot creep over.
+#[test]
+fn every_cel_rule_stays_under_half_of_the_cost_budgets() {
+    use kube_sim::cel_cost::{PER_CRD_LIMIT, PER_EXPRESSION_LIMIT, schema_rule_costs};
+    let mut over = Vec::new();
+    let mut rules = 0;
+    for crd in api::all_crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let costs = schema_rule_costs(&schema_of(&crd), "spec.validation.openAPIV3Schema");
+        let mut total: u64 = 0;
+        for c in &costs {
+            rules += 1;
+            println!(
+                "{name} {}: {} per call x {} = {} (limit {PER_EXPRESSION_LIMIT})  {}",
+                c.path, c.per_call, c.cardinality, c.total, c.expression
+            );
+            total = total.saturating_add(c.total);
+            if c.total > PER_EXPRESSION_LIMIT / 2 {
+                over.push(format!(
+                    "{name} {}: {} > half of {PER_EXPRESSION_LIMIT}",
+                    c.path, c.total
+                ));
+            }
+        }
+        println!("{name} total: {total} (limit {PER_CRD_LIMIT})");
+        if total > PER_CRD_LIMIT / 2 {
+            over.push(format!("{name} total {total} > half of {PER_CRD_LIMIT}"));
+        }
+    }
+    assert!(rules >= 9, "the CRDs' rules were not found ({rules})");
+    assert!(
+        over.is_empty(),
+        "rules too close to the API server's cost budget:\n{}",
+        over.join("\n")
+    );
+}
+
+/// The estimate the cost test relies on does see unbounded schemas: the CRD as it was before
+/// the bounds (issue 11) is over budget.
+#[test]
+fn the_cost_test_would_catch_the_unbounded_template_crd() {
+    let yaml = std::fs::read_to_string(repo_path(
+        "crates/kube-sim/tests/fixtures/mcptemplates-unbounded-crd.yaml",
+    ))
+    .expect("fixture");
+    let crd: Value = serde_yaml_ng::from_str(&yaml).expect("fixture yaml");
+    let causes = kube_sim::cel_cost::crd_cost_causes(&crd, None);
+    assert!(
+        causes.iter().any(|c| c
+            .field
+            .ends_with("properties[env].items.x-kubernetes-validations[1].rule")
+            && c.message
+                .contains("estimated rule cost exceeds budget by factor of more than 100x")),
+        "{causes:?}"
+    );
+}

@@ -112,6 +112,11 @@ fn expected_headers(plural: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_serves_kubectl_apply_get_reject_and_delete() {
     let Some(bin) = kubectl_path() else {
+        // CI sets MCP_REQUIRE_TOOLS=1: a missing kubectl fails there instead of skipping.
+        assert!(
+            std::env::var("MCP_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "kubectl not found on PATH (set KUBECTL to its path) and MCP_REQUIRE_TOOLS=1"
+        );
         println!("skipped: kubectl not found on PATH (set KUBECTL to its path)");
         return;
     };

@@ -4,7 +4,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, T
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{EnvVar, LocalObjectReference, REGION_PATTERN, ResourceRequests, Weights};
+use super::shared_fields::{
+    EnvVar, LocalObjectReference, REGION_PATTERN, ResourceRequests, Weights,
+};
 
 /// A running MCP server: which template, its env and secrets, and where it may be placed.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{REGION_PATTERN, ResourceList, ResourceRequests, SLUG_PATTERN};
+use super::shared_fields::{REGION_PATTERN, ResourceList, ResourceRequests, SLUG_PATTERN};
 
 /// A droplet: where it runs, what size, which agent, and whether it may be scheduled onto.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -3,7 +3,7 @@
 //! The field names follow `shared/DESIGN.md` section 2 and are a public contract: add fields,
 //! never rename one without a decision record. Everything here is data and pure functions; no I/O.
 
-pub mod common;
+pub mod bounds;
 pub mod conditions;
 pub mod deployment;
 pub mod droplet;
@@ -11,16 +11,17 @@ pub mod pool;
 pub mod quantity;
 pub mod reference;
 mod schema;
+pub mod shared_fields;
 pub mod template;
 pub mod validation;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-pub use common::{ResourceList, ResourceRequests, Weights};
 pub use deployment::{MCPDeployment, MCPDeploymentSpec, MCPDeploymentStatus};
 pub use droplet::{Droplet, DropletSpec, DropletStatus};
 pub use pool::{DropletPool, DropletPoolSpec, DropletPoolStatus};
+pub use shared_fields::{ResourceList, ResourceRequests, Weights};
 pub use template::{MCPTemplate, MCPTemplateSpec, MCPTemplateStatus};
 
 /// The API group of every custom resource of the operator.
@@ -42,6 +43,9 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Droplet::crd(),
         MCPDeployment::crd(),
     ]
+    .into_iter()
+    .map(bounds::bounded)
+    .collect()
 }
 
 /// The `openAPIV3Schema` of a CRD's first version, as JSON.

@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{DURATION_PATTERN, REGION_PATTERN, ResourceList, SLUG_PATTERN, Weights};
+use super::shared_fields::{DURATION_PATTERN, REGION_PATTERN, ResourceList, SLUG_PATTERN, Weights};
 
 /// Allowed regions and sizes, image, limits, disruption policy and target utilization.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -6,12 +6,24 @@ use std::fmt::Write;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
+/// Why every field is bounded; the per-field limits are in the `rules` column below.
+const SIZE_LIMITS: &str = "\n## Size limits\n\n\
+Every string has a `maxLength`, every list a `maxItems` and every map a `maxProperties`: the \
+API server estimates each CEL rule's worst-case cost from these bounds and refuses a CRD over \
+budget (10,000,000 per rule, 100,000,000 per CRD), and the bounds keep one object far below \
+etcd's size limit. A test (`tests/crds.rs`) prints each rule's estimated cost and fails above \
+half of either budget. The conventions: object names 253 characters, label values and \
+DigitalOcean slugs 63, images 4096, descriptions 4096, condition messages 32768, environment \
+lists 128 entries with up to 64 choices, regions 32, sizes 64, tags 64, condition lists 16; \
+anything not named in `src/api/bounds.rs` gets 1024 characters, 256 items or 256 entries.\n";
+
 /// Renders every CRD as a Markdown section with one table row per field.
 pub fn markdown(crds: &[CustomResourceDefinition]) -> String {
     let mut out = String::from(
         "# CRD reference\n\nGenerated from the Rust types by `mcp-droplet-operator crds --format markdown`; \
          do not edit by hand (a test fails when this file is stale).\n",
     );
+    out.push_str(SIZE_LIMITS);
     for crd in crds {
         let names = &crd.spec.names;
         let Some(schema) = super::openapi_schema(crd) else {

@@ -73,27 +73,28 @@ pub enum ProbeCliError {
     Failed(crate::probe::FailureReason),
 }
 
-/// Parses `10s`, `500ms`, `2m` or a bare number of seconds.
+/// Parses `10s`, `500ms`, `2m` or a bare number of seconds, up to 10 minutes.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 1m"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        other => return Err(format!("unknown unit {other:?} (use ms, s or m)")),
+    // A bare number is seconds; the rest is the operator's one duration parser.
+    let with_unit = if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        format!("{text}s")
+    } else {
+        text.to_string()
     };
-    if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(format!("{text:?} must be a positive duration"));
+    match crate::api::shared_fields::parse_duration(&with_unit) {
+        Ok(Some(d)) if d.is_zero() => Err(format!("{text:?} must be a positive duration")),
+        Ok(Some(d)) if d > MAX_PROBE_TIMEOUT => Err(format!(
+            "{text:?} is too long for a probe timeout (at most {}s)",
+            MAX_PROBE_TIMEOUT.as_secs()
+        )),
+        Ok(Some(d)) => Ok(d),
+        Ok(None) | Err(_) => Err(format!("{text:?} is not a duration like 10s, 500ms or 1m")),
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too long a duration"))
 }
+
+/// A probe that needs longer than this is broken, not slow.
+const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Runs the probe and prints the outcome; an endpoint that fails the check is an error.
 pub async fn run(args: ProbeArgs) -> Result<(), ProbeCliError> {

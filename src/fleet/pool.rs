@@ -7,7 +7,7 @@ use scheduler::{
 };
 
 use super::{FleetError, ObjectRef, key_of, weights_from};
-use crate::api::common::parse_duration;
+use crate::api::shared_fields::parse_duration;
 use crate::api::pool::{self as api_pool, DropletPool};
 use crate::catalog;
 

@@ -51,6 +51,26 @@ fn type_at(schema: &Value, path: &str) -> String {
         .to_string()
 }
 
+/// The JSON text of the scalar at a dotted/indexed path (`spec.env[0].name`); `None` for
+/// objects, lists and missing values.
+fn scalar_at(obj: &Value, path: &str) -> Option<String> {
+    let mut cur = obj;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, rest) = seg.split_at(seg.find('[').unwrap_or(seg.len()));
+        if !name.is_empty() {
+            cur = cur.get(name)?;
+        }
+        for index in rest.split('[').filter(|s| !s.is_empty()) {
+            let i: usize = index.trim_end_matches(']').parse().ok()?;
+            cur = cur.get(i)?;
+        }
+    }
+    match cur {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => serde_json::to_string(cur).ok(),
+        _ => None,
+    }
+}
+
 /// Evaluates every CEL rule of the schema against the object (and the old object on updates).
 pub fn evaluate(
     schema: &Value,
@@ -84,9 +104,14 @@ pub fn evaluate(
                     "FieldValueDuplicate",
                     format!("Duplicate value: \"{ty}\": {}", e.message),
                 ),
+                // Newer servers print the failing value itself for scalars (`"small"`, `20`)
+                // and nothing for objects and lists, where 1.28 printed the type.
                 _ => (
                     "FieldValueInvalid",
-                    format!("Invalid value: \"{ty}\": {}", e.message),
+                    match scalar_at(obj, e.field_path.trim_start_matches('.')) {
+                        Some(v) => format!("Invalid value: {v}: {}", e.message),
+                        None => format!("Invalid value: {}", e.message),
+                    },
                 ),
             };
             Cause {
@@ -123,14 +148,11 @@ mod tests {
         let c = evaluate(&schema, &obj, None, &root);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].field, "spec.placement");
-        assert_eq!(
-            c[0].message,
-            "Invalid value: \"object\": region is required"
-        );
+        assert_eq!(c[0].message, "Invalid value: region is required");
         let new = json!({"spec": {"placement": {"region": "r"}, "size": "m"}});
         let old = json!({"spec": {"placement": {"region": "r"}, "size": "s"}});
         let c = evaluate(&schema, &new, Some(&old), &root);
-        assert_eq!(c[0].message, "Invalid value: \"string\": size is immutable");
+        assert_eq!(c[0].message, "Invalid value: \"m\": size is immutable");
         assert!(evaluate(&schema, &old, Some(&old), &root).is_empty());
     }
 }

@@ -4,8 +4,9 @@ use crate::resources::{Registry, ResourceInfo};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// The Kubernetes version kube-sim reports (kubectl's dispatcher picks a client close to it).
-pub const SERVER_VERSION: (&str, &str) = ("1", "33");
+/// The Kubernetes version kube-sim emulates and reports: its messages (CEL errors without the
+/// value's type), CEL cost estimator, `selectableFields` and streaming lists follow 1.35.
+pub const SERVER_VERSION: (&str, &str) = ("1", "35");
 
 /// `/version`.
 pub fn version() -> Value {

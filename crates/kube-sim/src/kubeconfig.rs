@@ -71,6 +71,7 @@ mod tests {
         assert!(text.contains("server: http://127.0.0.1:1"));
         assert!(text.contains("token: \"s3cret\""));
         assert!(render("http://x", None).contains("username: kube-sim"));
-        assert_eq!(format!("{t:?}"), "***");
+        assert!(!format!("{t:?}").contains("s3cret"), "{t:?}");
+        assert_eq!(format!("{t}"), "***");
     }
 }

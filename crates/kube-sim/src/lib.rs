@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod cel;
+pub mod cel_cost;
 pub mod discovery;
 pub mod gc;
 pub mod kubeconfig;
@@ -30,6 +31,7 @@ pub mod table;
 pub mod validation;
 pub mod watch;
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,26 +39,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch as tokio_watch;
 
-/// A bearer token; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(String);
+/// A bearer token: a [`secrecy::SecretString`] (redacted `Debug`, zeroized on drop) with the
+/// constant-time comparison the server needs. Kept as a named type so callers need not change.
+#[derive(Clone)]
+pub struct BearerToken(SecretString);
+
+pub use secrecy::SecretString;
 
 impl BearerToken {
     /// Wraps a token.
     pub fn new(token: impl Into<String>) -> Self {
-        BearerToken(token.into())
+        BearerToken(SecretString::from(token.into()))
     }
 
     /// The token text, for writing a kubeconfig or an Authorization header.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// Whether a presented token equals this one.
     pub fn matches(&self, presented: &str) -> bool {
         // The time depends only on the presented token's length, never on the real token's
         // length or on how much of it was guessed right.
-        let expected = self.0.as_bytes();
+        let expected = self.expose().as_bytes();
         let mut diff = u8::from(expected.len() != presented.len());
         for (i, byte) in presented.bytes().enumerate() {
             diff |= expected.get(i).copied().unwrap_or(0) ^ byte;
@@ -65,9 +70,15 @@ impl BearerToken {
     }
 }
 
+impl From<SecretString> for BearerToken {
+    fn from(secret: SecretString) -> Self {
+        BearerToken(secret)
+    }
+}
+
 impl std::fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
+        std::fmt::Debug::fmt(&self.0, f)
     }
 }
 
@@ -88,6 +99,17 @@ pub struct Config {
     pub history_limit: usize,
     /// Period of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
+    /// Source of every timestamp (creation, deletion, conditions, events, leases, managed
+    /// fields): the system clock by default, the simulated world's clock when it runs faster.
+    pub clock: clock::SharedClock,
+}
+
+impl Config {
+    /// This configuration with timestamps taken from `clock`.
+    pub fn with_clock(mut self, clock: clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 impl Default for Config {
@@ -97,6 +119,7 @@ impl Default for Config {
             token: None,
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(5),
+            clock: Arc::new(clock::SystemClock),
         }
     }
 }
@@ -158,11 +181,12 @@ impl KubeSim {
         })?;
         let (stop_tx, stop_rx) = tokio_watch::channel(false);
         let shared = Arc::new(server::Shared {
-            state: Mutex::new(store::State::new(config.history_limit, chrono::Utc::now())),
+            state: Mutex::new(store::State::new(config.history_limit, config.clock.now())),
             token: config.token.clone(),
             addr,
             bookmark_interval: config.bookmark_interval,
             shutdown: stop_rx.clone(),
+            clock: config.clock.clone(),
         });
         let s = shared.clone();
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
@@ -265,7 +289,7 @@ impl Handle {
             force: true,
             ..Default::default()
         };
-        let now = chrono::Utc::now();
+        let now = self.shared.clock.now();
         let out = st.patch(
             &info,
             version,

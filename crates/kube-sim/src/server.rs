@@ -13,7 +13,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +32,8 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// Flips to true on shutdown so watches end.
     pub shutdown: tokio_watch::Receiver<bool>,
+    /// Source of every timestamp the server writes.
+    pub clock: clock::SharedClock,
 }
 
 impl Shared {
@@ -446,7 +447,7 @@ async fn resource_request(
     } else {
         body.to_vec()
     };
-    let now = Utc::now();
+    let now = shared.clock.now();
     match (method, &t.name) {
         (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             start_watch(shared, info, &t, &q, form)
@@ -699,6 +700,7 @@ fn start_watch(
         bookmark_interval: shared.bookmark_interval,
         timeout,
         rendering,
+        clock: shared.clock.clone(),
     };
     let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let requested: Option<u64> = match q.get("resourceVersion").map(String::as_str) {

@@ -7,7 +7,7 @@ use crate::patch::{self, PatchKind};
 use crate::resources::{Registry, ResourceInfo, TypeKey};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Cause};
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -152,8 +152,8 @@ pub struct State {
 /// Identifies one stored object: type, namespace, name.
 pub type ObjKey = (TypeKey, String, String);
 
-fn ts(now: DateTime<Utc>) -> String {
-    now.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+fn ts(now: Timestamp) -> String {
+    now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn meta_str<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
@@ -254,17 +254,27 @@ fn random_suffix() -> String {
 }
 
 /// Parsed `?continue=` token: the resourceVersion of the first page and the last key served.
-fn decode_continue(token: &str) -> Option<(String, String)> {
+fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
     use base64::Engine;
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()?;
     let v: Value = serde_json::from_slice(&raw).ok()?;
     Some((
-        v.get("ns")?.as_str()?.to_string(),
-        v.get("name")?.as_str()?.to_string(),
+        v.get("rv")?.as_u64()?,
+        (
+            v.get("ns")?.as_str()?.to_string(),
+            v.get("name")?.as_str()?.to_string(),
+        ),
     ))
 }
+
+/// The ConfigMap every namespace of a real cluster gets.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// What the real server says when a continue token is older than the history it keeps.
+const CONTINUE_TOO_OLD: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     use base64::Engine;
@@ -274,7 +284,7 @@ fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
 
 impl State {
     /// A store with the built-in kinds and the default namespaces.
-    pub fn new(history_limit: usize, now: DateTime<Utc>) -> Self {
+    pub fn new(history_limit: usize, now: Timestamp) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let mut s = State {
             registry: Registry::with_builtins(),
@@ -344,14 +354,26 @@ impl State {
 
     /// Lists objects of a type.
     pub fn list(&self, info: &ResourceInfo, q: &ListQuery) -> Result<ListPage, ApiError> {
-        let start = match &q.continue_token {
+        let token = match &q.continue_token {
             Some(t) => Some(decode_continue(t).ok_or_else(|| {
                 ApiError::BadRequest("continue key is not valid: illegal base64 data".into())
             })?),
             None => None,
         };
         let empty = Bucket::new();
-        let bucket = self.bucket(&info.key()).unwrap_or(&empty);
+        let current = self.bucket(&info.key()).unwrap_or(&empty);
+        // Every page shows the state at the first page's resourceVersion, as etcd's
+        // snapshot reads do, so a paging reflector never misses a write made meanwhile.
+        let (list_rv, start, snapshot) = match token {
+            Some((rv, start)) if rv < self.rv => (
+                rv,
+                Some(start),
+                Some(self.bucket_at(&info.key(), current, rv)?),
+            ),
+            Some((rv, start)) => (rv, Some(start), None),
+            None => (self.rv, None, None),
+        };
+        let bucket = snapshot.as_ref().unwrap_or(current);
         let matching: Vec<&Arc<Value>> = bucket
             .iter()
             .filter(|((ns, name), obj)| {
@@ -369,17 +391,48 @@ impl State {
         let items: Vec<Arc<Value>> = matching[..take].iter().map(|o| (*o).clone()).collect();
         let (continue_token, remaining) = match items.last() {
             Some(last) if take < total => (
-                Some(encode_continue(self.rv, namespace_of(last), name_of(last))),
+                Some(encode_continue(list_rv, namespace_of(last), name_of(last))),
                 Some(total - take),
             ),
             _ => (None, None),
         };
         Ok(ListPage {
             items,
-            rv: self.rv,
+            rv: list_rv,
             continue_token,
             remaining,
         })
+    }
+
+    /// The objects of one type as they were at `rv`: the current ones with every later
+    /// change undone. 410 Gone when the history no longer reaches back that far.
+    fn bucket_at(&self, key: &TypeKey, current: &Bucket, rv: u64) -> Result<Bucket, ApiError> {
+        if rv < self.oldest_watchable_rv() {
+            return Err(ApiError::Gone(CONTINUE_TOO_OLD.into()));
+        }
+        let mut bucket = current.clone();
+        for change in self.history.iter().rev().take_while(|c| c.rv > rv) {
+            if &change.key != key {
+                continue;
+            }
+            let k = (
+                change.namespace.clone(),
+                name_of(&change.object).to_string(),
+            );
+            match (change.change, &change.old) {
+                (ChangeType::Added, _) => {
+                    bucket.remove(&k);
+                }
+                (_, Some(old)) => {
+                    bucket.insert(k, old.clone());
+                }
+                (ChangeType::Deleted, None) => {
+                    bucket.insert(k, change.object.clone());
+                }
+                (_, None) => {}
+            }
+        }
+        Ok(bucket)
     }
 
     fn commit(
@@ -496,7 +549,7 @@ impl State {
         mut new: Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
         track_fields: bool,
     ) -> Result<(Value, Vec<String>), ApiError> {
         let api_version = info.api_version(version);
@@ -674,6 +727,9 @@ impl State {
                 field,
             });
         }
+        if info.key() == crd_key() && subresource != "status" {
+            causes.extend(crate::cel_cost::crd_cost_causes(&new, old));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
         }
@@ -740,7 +796,7 @@ impl State {
         ns: Option<&str>,
         mut obj: Value,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<WriteOutcome, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::BadRequest(
@@ -803,6 +859,9 @@ impl State {
         } else {
             let stored = self.commit(info, new, ChangeType::Added, None);
             self.after_write(info, &stored);
+            if info.group.is_empty() && info.plural == "namespaces" {
+                self.publish_root_ca(&name, now);
+            }
             (*stored).clone()
         };
         Ok(WriteOutcome {
@@ -823,7 +882,7 @@ impl State {
         mut obj: Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<WriteOutcome, ApiError> {
         let old = self.get(info, ns, name)?;
         if let Some(body_name) = meta_str(&obj, "name")
@@ -855,7 +914,7 @@ impl State {
         obj: Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
         track_fields: bool,
     ) -> Result<WriteOutcome, ApiError> {
         let (mut new, warnings) = self.admit(
@@ -939,7 +998,7 @@ impl State {
         body: &Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<WriteOutcome, ApiError> {
         let existing = self.get(info, ns, name);
         if kind == PatchKind::Apply {
@@ -999,7 +1058,7 @@ impl State {
         body: &Value,
         subresource: &str,
         opts: &WriteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<WriteOutcome, ApiError> {
         if opts.manager.is_empty() {
             return Err(ApiError::BadRequest(
@@ -1130,6 +1189,26 @@ impl State {
         }
     }
 
+    /// Publishes the `kube-root-ca.crt` ConfigMap in a new namespace, as the controller
+    /// manager's root-CA publisher does on a real cluster. kube-sim serves plain HTTP, so the
+    /// bundle is empty; the object is there so that namespaces look like real ones.
+    fn publish_root_ca(&mut self, namespace: &str, now: Timestamp) {
+        let Some(cm) = self.registry.find("", "v1", "configmaps") else {
+            return;
+        };
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": ROOT_CA_CONFIGMAP, "namespace": namespace,
+                "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
+            "data": {"ca.crt": ""}});
+        let opts = WriteOptions {
+            manager: "kube-controller-manager".into(),
+            ..Default::default()
+        };
+        if let Err(e) = self.create(&cm, "v1", Some(namespace), obj, &opts, now) {
+            tracing::error!(error = %e, namespace, "publishing kube-root-ca.crt failed");
+        }
+    }
+
     /// Side effects of writes: CRDs register their kinds.
     fn after_write(&mut self, info: &ResourceInfo, obj: &Value) {
         if info.key() == crd_key()
@@ -1146,7 +1225,7 @@ impl State {
         ns: &str,
         name: &str,
         opts: &DeleteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Value, ApiError> {
         let old = self.get(info, ns, name)?;
         if info.group.is_empty()
@@ -1206,7 +1285,7 @@ impl State {
         info: &ResourceInfo,
         old: &Arc<Value>,
         policy: &str,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Value {
         let uid = meta_str(old, "uid").unwrap_or_default().to_string();
         if policy == "Orphan" {
@@ -1265,7 +1344,7 @@ impl State {
         info: &ResourceInfo,
         q: &ListQuery,
         opts: &DeleteOptions,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Vec<Value>, ApiError> {
         let page = self.list(
             info,
@@ -1360,12 +1439,58 @@ impl State {
     }
 
     /// Runs the garbage collector if something may need collecting.
-    pub fn collect_garbage(&mut self, now: DateTime<Utc>) {
+    pub fn collect_garbage(&mut self, now: Timestamp) {
         if !self.gc_pending {
             return;
         }
         self.gc_pending = false;
-        crate::gc::run(self, now);
+        // The collector decides on a read-only view; the store applies, until nothing is left.
+        for _ in 0..1000 {
+            let actions = crate::gc::decide(self);
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                self.apply_gc(action, now);
+            }
+        }
+    }
+
+    /// Applies one collector decision, unless its object changed since it was decided.
+    fn apply_gc(&mut self, action: crate::gc::Action, now: Timestamp) {
+        use crate::gc::Action;
+        let current = |st: &State, key: &TypeKey, o: &Value| {
+            st.bucket(key)
+                .and_then(|b| b.get(&(namespace_of(o).to_string(), name_of(o).to_string())))
+                .filter(|c| {
+                    c.pointer("/metadata/resourceVersion") == o.pointer("/metadata/resourceVersion")
+                })
+                .cloned()
+        };
+        match action {
+            Action::Delete {
+                key,
+                object,
+                policy,
+            } => {
+                if let (Some(info), Some(cur)) =
+                    (self.registry.get(&key), current(self, &key, &object))
+                {
+                    self.delete_object(&info, &cur, policy, now);
+                }
+            }
+            Action::Replace { key, object, new } => {
+                if let Some(cur) = current(self, &key, &object) {
+                    self.system_update(&key, &cur, new);
+                }
+            }
+            Action::Remove { key, object } => {
+                if let Some(cur) = current(self, &key, &object) {
+                    self.system_remove(&key, &cur);
+                }
+            }
+            Action::Unregister(key) => self.unregister(&key),
+        }
     }
 
     /// Replaces an object without admission (used by the garbage collector).
@@ -1538,44 +1663,11 @@ fn default_secret(secret: &mut Value) {
     }
 }
 
-/// Finalizer added for foreground deletion.
-pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
-/// Finalizer the real server puts on CRDs to delete their objects first.
-pub const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+pub use crate::gc::{
+    CRD_CLEANUP_FINALIZER, FOREGROUND_FINALIZER, crd_key, owner_uids, remove_owner_refs,
+};
 
-/// Storage key of CustomResourceDefinitions.
-pub fn crd_key() -> TypeKey {
-    TypeKey {
-        group: "apiextensions.k8s.io".into(),
-        plural: "customresourcedefinitions".into(),
-    }
-}
-
-/// uids from an object's ownerReferences.
-pub fn owner_uids(o: &Value) -> Vec<String> {
-    o.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes ownerReferences whose uid matches.
-pub fn remove_owner_refs(o: &mut Value, drop: impl Fn(&str) -> bool) {
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut)
-        && let Some(Value::Array(refs)) = m.get_mut("ownerReferences")
-    {
-        refs.retain(|r| !r.get("uid").and_then(Value::as_str).is_some_and(&drop));
-        if refs.is_empty() {
-            m.remove("ownerReferences");
-        }
-    }
-}
-
-fn crd_status(crd: &Value, now: DateTime<Utc>) -> Value {
+fn crd_status(crd: &Value, now: Timestamp) -> Value {
     let names = crd
         .pointer("/spec/names")
         .cloned()
@@ -1611,4 +1703,38 @@ fn crd_status(crd: &Value, now: DateTime<Utc>) -> Value {
         ],
         "storedVersions": stored,
     })
+}
+
+impl crate::gc::View for State {
+    fn uid_exists(&self, uid: &str) -> bool {
+        State::uid_exists(self, uid)
+    }
+
+    fn objects_with_owners(&self) -> Vec<(TypeKey, Arc<Value>)> {
+        State::objects_with_owners(self)
+    }
+
+    fn deleting_objects(&self) -> Vec<(TypeKey, Arc<Value>)> {
+        State::deleting_objects(self)
+    }
+
+    fn objects_of(&self, key: &TypeKey) -> Vec<Arc<Value>> {
+        State::objects_of(self, key)
+    }
+
+    fn objects_in_namespace(&self, ns: &str) -> Vec<(TypeKey, Arc<Value>)> {
+        State::objects_in_namespace(self, ns)
+    }
+
+    fn dependents_of(&self, uid: &str) -> Vec<(TypeKey, Arc<Value>)> {
+        State::dependents_of(self, uid)
+    }
+
+    fn custom_types(&self) -> Vec<(TypeKey, String)> {
+        self.registry
+            .all()
+            .filter(|t| t.custom)
+            .map(|t| (t.key(), format!("{}.{}", t.plural, t.group)))
+            .collect()
+    }
 }

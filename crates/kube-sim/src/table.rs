@@ -2,7 +2,7 @@
 //! `additionalPrinterColumns` with a small JSONPath evaluator.
 
 use crate::resources::ResourceInfo;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{Value, json};
 
 /// What each row carries in `object` (`includeObject`).
@@ -131,11 +131,11 @@ pub fn eval_jsonpath<'a>(obj: &'a Value, path: &str) -> Vec<&'a Value> {
 }
 
 /// Human age like kubectl prints (`5s`, `3m`, `2h`, `4d`).
-pub fn human_age(since: &str, now: DateTime<Utc>) -> String {
-    let Ok(t) = DateTime::parse_from_rfc3339(since) else {
+pub fn human_age(since: &str, now: Timestamp) -> String {
+    let Ok(t) = since.parse::<Timestamp>() else {
         return "<unknown>".into();
     };
-    let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
+    let secs = (now.as_second() - t.as_second()).max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 3600 * 3 => format!("{}m", s / 60),
@@ -204,7 +204,7 @@ fn column_defs(info: &ResourceInfo, version: &str) -> Vec<Value> {
     cols
 }
 
-fn cell(obj: &Value, col: &Value, now: DateTime<Utc>) -> Value {
+fn cell(obj: &Value, col: &Value, now: Timestamp) -> Value {
     let path = col
         .get("jsonPath")
         .and_then(Value::as_str)
@@ -281,7 +281,7 @@ pub fn row(
     version: &str,
     obj: &Value,
     include: IncludeObject,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Value {
     let mut cells = vec![
         obj.pointer("/metadata/name")
@@ -301,7 +301,7 @@ pub fn table(
     objs: &[&Value],
     include: IncludeObject,
     list_meta: Value,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Value {
     json!({
         "kind": "Table",
@@ -336,9 +336,7 @@ mod tests {
 
     #[test]
     fn ages_like_kubectl() {
-        let now = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
         assert_eq!(human_age("2026-11-25T11:59:30Z", now), "30s");
         assert_eq!(human_age("2026-11-25T11:00:00Z", now), "60m");
         assert_eq!(human_age("2026-11-20T12:00:00Z", now), "5d");

@@ -141,8 +141,8 @@ fn cause(reason: &str, field: &str, message: String) -> Cause {
 
 fn format_ok(format: &str, s: &str) -> bool {
     match format {
-        "date-time" | "datetime" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
-        "date" => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+        "date-time" | "datetime" => s.parse::<jiff::Timestamp>().is_ok(),
+        "date" => s.len() == 10 && s.parse::<jiff::civil::Date>().is_ok(),
         "uuid" => uuid::Uuid::parse_str(s).is_ok(),
         "ipv4" => s.parse::<std::net::Ipv4Addr>().is_ok(),
         "ipv6" => s.parse::<std::net::Ipv6Addr>().is_ok(),

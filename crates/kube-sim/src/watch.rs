@@ -5,7 +5,6 @@ use crate::resources::ResourceInfo;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Change, ChangeType};
 use crate::table::{self, IncludeObject};
-use chrono::Utc;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +41,8 @@ pub struct WatchSpec {
     pub timeout: Duration,
     /// Output form.
     pub rendering: Rendering,
+    /// The server's clock (table ages are computed against it).
+    pub clock: clock::SharedClock,
 }
 
 impl WatchSpec {
@@ -89,7 +90,7 @@ impl WatchSpec {
                     &[&o],
                     include,
                     json!({"resourceVersion": o.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)}),
-                    Utc::now(),
+                    self.clock.now(),
                 );
                 if !first {
                     t["columnDefinitions"] = json!([]);

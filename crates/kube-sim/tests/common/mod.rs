@@ -23,6 +23,8 @@ pub struct TestEnv {
     pub kubeconfig: PathBuf,
     /// Namespaces created by this test (deleted on cleanup).
     namespaces: Vec<String>,
+    /// Whether this test installed the widget CRD (counted in [`WIDGET_CRD_USERS`]).
+    uses_widget_crd: bool,
     /// Temporary folder (kubeconfig, kubectl HOME).
     pub dir: tempfile::TempDir,
 }
@@ -32,6 +34,67 @@ pub fn real_cluster() -> Option<PathBuf> {
     std::env::var_os("MCP_E2E_KUBECONFIG")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
+}
+
+/// Whether CI asked for every tool a test needs (`MCP_REQUIRE_TOOLS=1`): missing ones fail.
+pub fn tools_required() -> bool {
+    std::env::var("MCP_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// A CEL failure message with the printed value removed: 1.28 prints the type
+/// (`Invalid value: "object": msg`), newer servers and kube-sim a scalar's value or nothing.
+pub fn without_cel_value_type(message: &str) -> String {
+    // 1.28 prints the type (`"object": `, `"string": `); newer servers print a scalar's value
+    // (`"small": `) and nothing for objects. What follows `Invalid value: ` up to `": ` goes.
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(at) = rest.find("Invalid value: \"") {
+        let (head, tail) = rest.split_at(at + "Invalid value: ".len());
+        out.push_str(head);
+        rest = match tail.find("\": ") {
+            Some(end) => &tail[end + 3..],
+            None => tail,
+        };
+        if !tail.contains("\": ") {
+            break;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Asserts a CEL failure message, accepting the old and the new form.
+pub fn assert_cel_message(actual: &str, expected: &str) {
+    assert_eq!(
+        without_cel_value_type(actual),
+        without_cel_value_type(expected),
+        "CEL message differs (either form accepted)"
+    );
+}
+
+/// The server's `major.minor`, from `/version`.
+pub async fn server_version(client: &Client) -> (u32, u32) {
+    let info = client.apiserver_version().await.expect("/version");
+    let number = |s: &str| {
+        s.trim_end_matches('+')
+            .parse::<u32>()
+            .expect("numeric version")
+    };
+    (number(&info.major), number(&info.minor))
+}
+
+/// Whether the server is at least `major.minor`; prints that the scenario (or its part) is
+/// skipped for this server version when it is not.
+pub async fn requires_version(client: &Client, min: (u32, u32), what: &str) -> bool {
+    let version = server_version(client).await;
+    if version < min {
+        println!(
+            "skipped for Kubernetes {}.{}: {what} needs {}.{} or newer",
+            version.0, version.1, min.0, min.1
+        );
+        return false;
+    }
+    true
 }
 
 /// Polls `f` until it returns Some or the timeout passes.
@@ -97,6 +160,7 @@ impl TestEnv {
             sim,
             kubeconfig,
             namespaces: Vec::new(),
+            uses_widget_crd: false,
             dir,
         }
     }
@@ -118,31 +182,154 @@ impl TestEnv {
             .await
             .expect("create namespace");
         self.namespaces.push(name.clone());
+        // Real clusters publish kube-root-ca.crt shortly after; kube-sim at once. Tests that
+        // count ConfigMaps start once it is there, on both.
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(self.client.clone(), &name);
+        eventually(
+            "kube-root-ca.crt published",
+            Duration::from_secs(30),
+            || {
+                let cms = cms.clone();
+                async move {
+                    cms.get_opt("kube-root-ca.crt")
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
         name
     }
 
-    /// Applies the widget CRD and waits until it is served.
-    pub async fn install_widget_crd(&self) -> ApiResource {
-        apply_crd(&self.client, WIDGET_CRD).await;
+    /// Applies the widget CRD and waits until it is served. Servers before 1.30 do not know
+    /// `selectableFields`, so it is left out there (scenarios using it check the version).
+    /// On a real cluster the last test to finish deletes the CRD again.
+    pub async fn install_widget_crd(&mut self) -> ApiResource {
+        let mut crd: Value = serde_yaml_ng::from_str(WIDGET_CRD).expect("widget crd yaml");
+        if server_version(&self.client).await < (1, 30)
+            && let Some(v) = crd
+                .pointer_mut("/spec/versions/0")
+                .and_then(Value::as_object_mut)
+        {
+            v.remove("selectableFields");
+        }
+        let mut users = WIDGET_CRD_USERS.lock().await;
+        apply_crd_value(&self.client, crd).await;
+        if !self.uses_widget_crd {
+            *users += 1;
+            self.uses_widget_crd = true;
+        }
         widget_resource()
     }
 
     /// Deletes the namespaces this test created and stops kube-sim.
-    pub async fn cleanup(self) {
+    pub async fn cleanup(mut self) {
+        let namespaces = std::mem::take(&mut self.namespaces);
+        let uses_widget_crd = std::mem::replace(&mut self.uses_widget_crd, false);
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ns_resource());
-        for ns in &self.namespaces {
+        for ns in &namespaces {
             // Best effort: a namespace the test already deleted is fine.
             let _ = api.delete(ns, &DeleteParams::default()).await;
         }
-        if let Some(sim) = self.sim {
+        if uses_widget_crd && self.sim.is_none() {
+            // Holding the lock while the CRD goes keeps a concurrent test from installing it
+            // into a terminating CRD.
+            let mut users = WIDGET_CRD_USERS.lock().await;
+            *users -= 1;
+            if *users == 0 {
+                let crds: Api<DynamicObject> = Api::all_with(self.client.clone(), &crd_resource());
+                let name = "widgets.sim.example.io";
+                let _ = crds.delete(name, &DeleteParams::default()).await;
+                eventually("widget CRD removed", Duration::from_secs(120), || {
+                    let crds = crds.clone();
+                    async move {
+                        crds.get_opt(name)
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_none()
+                            .then_some(())
+                    }
+                })
+                .await;
+            }
+        }
+        if let Some(sim) = self.sim.take() {
             sim.shutdown().await;
         }
     }
 }
 
+impl Drop for TestEnv {
+    /// A test that panicked before `cleanup` still leaves a real cluster as it found it: its
+    /// namespaces (and the widget CRD, if it was the last user) are deleted from a helper
+    /// thread with its own runtime and client, since the test's runtime is going away.
+    fn drop(&mut self) {
+        if self.sim.is_some() || (self.namespaces.is_empty() && !self.uses_widget_crd) {
+            return;
+        }
+        let namespaces = std::mem::take(&mut self.namespaces);
+        let uses_widget_crd = self.uses_widget_crd;
+        let kubeconfig = self.kubeconfig.clone();
+        let cleaner = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(kc) = kube::config::Kubeconfig::read_from(&kubeconfig) else {
+                    return;
+                };
+                let Ok(cfg) = Config::from_custom_kubeconfig(kc, &Default::default()).await else {
+                    return;
+                };
+                let Ok(client) = Client::try_from(cfg) else {
+                    return;
+                };
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &ns_resource());
+                for ns in &namespaces {
+                    let _ = api.delete(ns, &DeleteParams::default()).await;
+                }
+                if uses_widget_crd {
+                    let mut users = WIDGET_CRD_USERS.lock().await;
+                    *users -= 1;
+                    if *users == 0 {
+                        let crds: Api<DynamicObject> = Api::all_with(client, &crd_resource());
+                        let _ = crds
+                            .delete("widgets.sim.example.io", &DeleteParams::default())
+                            .await;
+                    }
+                }
+            });
+        });
+        let _ = cleaner.join();
+    }
+}
+
+/// How many tests of this process use the shared widget CRD on a real cluster.
+static WIDGET_CRD_USERS: tokio::sync::Mutex<usize> = tokio::sync::Mutex::const_new(0);
+
+/// ApiResource for CustomResourceDefinitions.
+pub fn crd_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    )
+}
+
 /// Server-side applies a CRD given as YAML and waits for it to be Established and served.
 pub async fn apply_crd(client: &Client, yaml: &str) {
     let crd: Value = serde_yaml_ng::from_str(yaml).expect("crd yaml");
+    apply_crd_value(client, crd).await;
+}
+
+/// Server-side applies a CRD and waits for it to be Established and served.
+pub async fn apply_crd_value(client: &Client, crd: Value) {
     let name = crd["metadata"]["name"]
         .as_str()
         .expect("crd name")

@@ -1,4 +1,5 @@
-//! Types shared by several kinds: resource requests and lists, scoring weights, references.
+//! Field types shared by several kinds: resource requests and amounts, scoring weights, object
+//! and key references, environment variables, slug/region/duration patterns and the duration parser.
 
 use super::quantity::{CPU_PATTERN, QUANTITY_PATTERN};
 use kube::KubeSchema;
@@ -173,42 +174,22 @@ pub const REGION_PATTERN: &str = r"^[a-z]{3}[0-9]$";
 /// The schema pattern of a duration: `30s`, `5m`, `1h30m`, or `Never`.
 pub const DURATION_PATTERN: &str = r"^(Never|([0-9]+(ms|s|m|h))+)$";
 
-/// Parses a duration of the CRDs (`30s`, `5m`, `1h30m`, `250ms`); `Never` gives `None`.
+/// Parses a duration of the CRDs (`30s`, `5m`, `1h30m`, `250ms`); `Never` gives `None`. The one
+/// duration parser of the operator: jiff's friendly format (so `1h 30m` and `1.5s` work too),
+/// restricted to non-negative durations written with a unit.
 pub fn parse_duration(input: &str) -> Result<Option<std::time::Duration>, String> {
     if input == "Never" {
         return Ok(None);
     }
     let bad = || format!("{input:?} is not a duration: expected e.g. 30s, 5m, 1h30m or Never");
-    if input.is_empty() {
+    // jiff also reads signs and ISO 8601 (`PT5M`); the CRDs' pattern allows neither.
+    if !input.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(bad());
     }
-    let mut total_ms: u64 = 0;
-    let mut rest = input;
-    while !rest.is_empty() {
-        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits_end == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits_end].parse().map_err(|_| bad())?;
-        rest = &rest[digits_end..];
-        let (unit_ms, unit_len) = if rest.starts_with("ms") {
-            (1, 2)
-        } else if rest.starts_with('s') {
-            (1000, 1)
-        } else if rest.starts_with('m') {
-            (60_000, 1)
-        } else if rest.starts_with('h') {
-            (3_600_000, 1)
-        } else {
-            return Err(bad());
-        };
-        rest = &rest[unit_len..];
-        total_ms = n
-            .checked_mul(unit_ms)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    Ok(Some(std::time::Duration::from_millis(total_ms)))
+    let parsed: jiff::SignedDuration = input.parse().map_err(|_| bad())?;
+    std::time::Duration::try_from(parsed)
+        .map(Some)
+        .map_err(|_| bad())
 }
 
 #[cfg(test)]
