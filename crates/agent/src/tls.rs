@@ -65,6 +65,11 @@ impl TlsListener {
                         }
                     },
                 };
+                // Responses go out in several small writes (headers, then each SSE event);
+                // with Nagle on, each later write waits for the client's delayed ACK (~40 ms).
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+                }
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
