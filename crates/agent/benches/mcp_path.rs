@@ -10,11 +10,11 @@ use mcp_droplet_agent::{
     AgentHandle, SimulatedAgentOptions, SimulatedRuntime, spawn_simulated_agent,
 };
 use rmcp::model::CallToolRequestParams;
+use rmcp::service::ClientLifecycleMode;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientServiceExt, ServiceExt};
-use rmcp::service::ClientLifecycleMode;
 use std::time::{Duration, Instant};
 
 const ENROLMENT_TOKEN: &str = "bench-enrolment-token-0123456789";
