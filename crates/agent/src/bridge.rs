@@ -2,6 +2,7 @@
 //! the container, whatever its transport (stdio pipes or HTTP).
 
 use crate::runtime::McpConnection;
+use crate::sse_client::LegacySseTransport;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
@@ -219,7 +220,13 @@ pub async fn connect(
                     .await
             }
             McpConnection::Sse { url } => {
-                let transport = crate::sse_client::connect(&url, timeout)
+                let url = reqwest::Url::parse(&url)
+                    .map_err(|e| BridgeError::Handshake(format!("invalid SSE URL: {e}")))?;
+                let http = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| BridgeError::Handshake(e.to_string()))?;
+                let transport = LegacySseTransport::connect(http, url, None)
                     .await
                     .map_err(|e| BridgeError::Handshake(e.to_string()))?;
                 ().serve(transport).await
