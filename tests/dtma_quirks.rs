@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mcp_droplet_operator::dtma::fake::{AuthMode, FakeDtma, Quirks};
+#[path = "support/dtma_fake.rs"]
+mod dtma_fake;
+
+use dtma_fake::{AuthMode, FakeDtma, Quirks};
 use mcp_droplet_operator::dtma::wire::{ContainerOverrides, DeployGroupBody, GroupServerBody};
 use mcp_droplet_operator::dtma::{
     Blocker, ControlOutcome, DEFAULT_NAME_PREFIX, DeployOutcome, DesiredServer, DtmaClient,
