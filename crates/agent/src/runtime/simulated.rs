@@ -135,6 +135,19 @@ impl SimulatedRuntime {
     }
 }
 
+/// Sets TCP_NODELAY on every accepted connection: a simulated container must not add the
+/// ~40 ms that Nagle's algorithm and delayed ACKs cost a response written in several pieces.
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    })
+}
+
 async fn serve_http(
     server: SimMcpServer,
     protocol: SimProtocol,
@@ -154,7 +167,7 @@ async fn serve_http(
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
     let router = axum::Router::new().nest_service(&path, service);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
+        let _ = axum::serve(nodelay(listener), router)
             .with_graceful_shutdown(async move { life.cancelled_owned().await })
             .await;
     });
@@ -245,7 +258,7 @@ async fn serve_sse(
         .route("/messages", axum::routing::post(post))
         .with_state(sessions);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
+        let _ = axum::serve(nodelay(listener), router)
             .with_graceful_shutdown(async move { life.cancelled_owned().await })
             .await;
     });
