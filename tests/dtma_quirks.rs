@@ -5,13 +5,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mcp_droplet_operator::dtma::fake::{AuthMode, FakeDtma, Quirks};
+#[path = "support/dtma_fake.rs"]
+mod dtma_fake;
+
+use dtma_fake::{AuthMode, FakeDtma, Quirks};
 use mcp_droplet_operator::dtma::wire::{ContainerOverrides, DeployGroupBody, GroupServerBody};
 use mcp_droplet_operator::dtma::{
     Blocker, ControlOutcome, DEFAULT_NAME_PREFIX, DeployOutcome, DesiredServer, DtmaClient,
     DtmaDriver, DtmaError, PassReport, RemoveOutcome, deploy_body,
 };
-use mcp_droplet_operator::probe::{BearerToken, McpTransport};
+use mcp_droplet_operator::probe::{McpTransport, bearer_token};
 
 const TOKEN: &str = "per-droplet-token";
 const MAX_PASSES: usize = 4;
@@ -76,7 +79,7 @@ async fn setup(quirks: Quirks) -> (FakeDtma, DtmaDriver) {
     let fake = FakeDtma::start(quirks, &[TOKEN, "global-backend-key"])
         .await
         .expect("start fake DTMA");
-    let client = DtmaClient::new(&fake.url(), BearerToken::new(TOKEN)).expect("client");
+    let client = DtmaClient::new(&fake.url(), bearer_token(TOKEN)).expect("client");
     (fake, DtmaDriver::new(client, DEFAULT_NAME_PREFIX))
 }
 
@@ -380,7 +383,7 @@ async fn failed_pull_is_reported_and_retried_next_pass() {
 // ---------- the client: each quirk becomes a typed outcome ----------
 
 fn client(fake: &FakeDtma, token: &str) -> DtmaClient {
-    DtmaClient::new(&fake.url(), BearerToken::new(token)).expect("client")
+    DtmaClient::new(&fake.url(), bearer_token(token)).expect("client")
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use mcp_droplet_operator::probe::{
-    BearerToken, FailureReason, McpTransport, ProbeOutcome, ProbeRequest, probe,
+    FailureReason, McpTransport, ProbeOutcome, ProbeRequest, bearer_token, probe,
 };
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
@@ -526,7 +526,7 @@ async fn token_protected_server_refuses_missing_and_wrong_tokens() {
     let wrong = probe(
         &ProbeRequest::new(url.clone())
             .timeout(PROBE_TIMEOUT)
-            .token(BearerToken::new("wrong-token")),
+            .token(bearer_token("wrong-token")),
     )
     .await;
     let failure = wrong.expect_err("wrong token must fail");
@@ -544,10 +544,71 @@ async fn token_protected_server_accepts_the_right_token() {
     let report = probe(
         &ProbeRequest::new(format!("http://{addr}/mcp"))
             .timeout(PROBE_TIMEOUT)
-            .token(BearerToken::new("right-token\n")),
+            .token(bearer_token("right-token\n")),
     )
     .await
     .expect("probe with the right token succeeds");
     assert_eq!(report.server_name, "token-fixture");
     assert_eq!(report.tool_names, vec!["ping".to_owned()]);
+}
+
+// ---------- both protocol generations ----------
+
+/// An rmcp server restricted to one protocol generation, over streamable HTTP.
+async fn rmcp_server_speaking(protocol: mcp_droplet_agent::sim_mcp::SimProtocol) -> SocketAddr {
+    use mcp_droplet_agent::sim_mcp::SimMcpServer;
+    let server = SimMcpServer::new("sim/generations:1").with_protocol(protocol);
+    let service: StreamableHttpService<SimMcpServer, LocalSessionManager> =
+        StreamableHttpService::new(
+            move || Ok(server.clone()),
+            Default::default(),
+            protocol.http_config(),
+        );
+    serve(Router::new().nest_service("/mcp", service)).await
+}
+
+#[tokio::test]
+async fn servers_of_each_generation_are_verified_and_the_report_names_the_generation() {
+    use mcp_droplet_agent::sim_mcp::SimProtocol;
+    use mcp_droplet_operator::probe::McpGeneration;
+    for (protocol, generation) in [
+        (SimProtocol::DiscoverOnly, McpGeneration::Discover),
+        (SimProtocol::InitializeOnly, McpGeneration::Initialize),
+        (SimProtocol::Both, McpGeneration::Discover),
+    ] {
+        let addr = rmcp_server_speaking(protocol).await;
+        let report = run(format!("http://{addr}/mcp"), McpTransport::StreamableHttp)
+            .await
+            .unwrap_or_else(|failure| panic!("{protocol:?}: {failure:?}"));
+        assert_eq!(report.generation, generation, "{protocol:?}: {report:?}");
+        assert_eq!(
+            report.protocol_version == "2026-07-28",
+            generation == McpGeneration::Discover,
+            "{report:?}"
+        );
+        assert_eq!(report.tool_names, ["echo", "time"], "{protocol:?}");
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["generation"], generation.as_str());
+    }
+}
+
+#[tokio::test]
+async fn an_endless_event_is_refused_with_a_clear_error_not_buffered() {
+    // The legacy SSE stream never ends its first event; the probe's parser is bounded (1 MiB),
+    // so the probe fails on that, long before its deadline, instead of buffering forever.
+    let endless = || async {
+        let head = futures::stream::once(async { Ok::<_, std::io::Error>(b"data: ".to_vec()) });
+        let tail = futures::stream::repeat_with(|| Ok::<_, std::io::Error>(vec![b'x'; 64 * 1024]));
+        (
+            [("content-type", "text/event-stream")],
+            axum::body::Body::from_stream(head.chain(tail)),
+        )
+            .into_response()
+    };
+    let addr = serve(Router::new().route("/sse", get(endless))).await;
+    let failure = run(format!("http://{addr}/sse"), McpTransport::Sse)
+        .await
+        .expect_err("an endless event must fail the probe");
+    assert_eq!(failure.reason, FailureReason::ProtocolError, "{failure:?}");
+    assert!(failure.error.contains("exceeded"), "{failure:?}");
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::probe::{
-    BearerToken, McpTransport, ProbeFailure, ProbeOutcome, ProbeReport, ProbeRequest,
+    McpTransport, ProbeFailure, ProbeOutcome, ProbeReport, ProbeRequest, bearer_token,
 };
 
 /// Arguments of the `probe` subcommand.
@@ -106,7 +106,7 @@ pub async fn run(args: ProbeArgs) -> Result<(), ProbeCliError> {
             path: path.clone(),
             source,
         })?;
-        request = request.token(BearerToken::new(token));
+        request = request.token(bearer_token(&token));
     }
     let outcome = crate::probe::probe(&request).await;
     let text = match args.output {
@@ -152,6 +152,7 @@ fn success_rows(report: &ProbeReport) -> Vec<(&'static str, String)> {
         ("RESULT", "OK".to_owned()),
         ("URL", report.url.clone()),
         ("TRANSPORT", report.transport.to_string()),
+        ("GENERATION", report.generation.to_string()),
         (
             "SERVER",
             format!("{} {}", report.server_name, report.server_version),

@@ -12,7 +12,7 @@ use super::wire::{
     AgentStatus, DeployGroupBody, DeployToolBody, ErrorBody, GroupDeployData, GroupHealth,
     GroupRemoveData, ToolInstance, ToolsStatus,
 };
-use crate::probe::BearerToken;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Deadline for health, status and the small control calls.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,7 +54,7 @@ pub enum RemoveOutcome {
 pub struct DtmaClient {
     http: reqwest::Client,
     base: Url,
-    token: BearerToken,
+    token: SecretString,
 }
 
 struct Answer {
@@ -79,7 +79,7 @@ impl Answer {
 
 impl DtmaClient {
     /// A client for the agent at `base_url` (usually `http://<ip>:30000`).
-    pub fn new(base_url: &str, token: BearerToken) -> Result<Self, DtmaError> {
+    pub fn new(base_url: &str, token: SecretString) -> Result<Self, DtmaError> {
         let base = Url::parse(base_url.trim_end_matches('/'))
             .map_err(|e| DtmaError::InvalidBaseUrl(format!("{base_url}: {e}")))?;
         let http = reqwest::Client::builder()
@@ -111,7 +111,7 @@ impl DtmaClient {
         let mut request = self
             .http
             .request(method, self.url(path)?)
-            .bearer_auth(self.token.expose())
+            .bearer_auth(self.token.expose_secret())
             .timeout(timeout);
         if let Some(body) = body {
             // `.json` sets Content-Type: without it the agent sees an empty body and says 400.

@@ -3,12 +3,12 @@
 //! The agent is frozen upstream and has quirks (research/dtma.md §6): a 500 that means
 //! "already stopped", a 201 that hides per-server failures, state lost on restart, no
 //! single-instance status. The client turns each into a typed outcome; the driver rebuilds its
-//! plan from the agent's container list every pass; [`fake`] reproduces the wire behaviour.
+//! plan from the agent's container list every pass; a fake agent in test support
+//! (`tests/support/dtma_fake.rs`) reproduces the wire behaviour.
 
 pub mod capabilities;
 pub mod client;
 pub mod driver;
-pub mod fake;
 pub mod plan;
 pub mod wire;
 

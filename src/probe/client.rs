@@ -1,19 +1,23 @@
-//! The probe itself: rmcp's client does the real handshake; on failure one raw request tells
+//! The probe itself: rmcp's client does the real handshake (`server/discover` first, falling
+//! back to `initialize` for the session-based generation); on failure one raw request tells
 //! which kind of endpoint answered, so the failure gets a precise reason.
 
 use std::time::{Duration, Instant};
 
+use mcp_droplet_agent::event_stream::SseParser;
+use mcp_droplet_agent::sse_client::{LegacySseTransport, SseError, bearer_header};
 use reqwest::Url;
 use rmcp::ServiceExt;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
-use rmcp::service::{ClientInitializeError, RoleClient, RunningService};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+use rmcp::service::{
+    ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService,
+};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::classify::{HttpFacts, HttpVerdict, classify_http};
-use super::legacy_sse::{LegacySseTransport, SseTransportError};
-use super::sse_parser::SseParser;
-use super::{BearerToken, FailureReason, McpTransport, ProbeFailure, ProbeOutcome, ProbeReport};
+use super::{FailureReason, McpGeneration, McpTransport, ProbeFailure, ProbeOutcome, ProbeReport};
 
 /// How much of a body the diagnosis reads.
 const BODY_PREFIX_LIMIT: usize = 4096;
@@ -24,6 +28,7 @@ const DIAGNOSIS_PROTOCOL_VERSION: &str = "2025-06-18";
 type Failed = (FailureReason, String);
 
 struct Handshake {
+    generation: McpGeneration,
     server_name: String,
     server_version: String,
     protocol_version: String,
@@ -54,6 +59,7 @@ pub async fn probe(request: &super::ProbeRequest) -> ProbeOutcome {
         Ok(handshake) => Ok(ProbeReport {
             url: request.url.clone(),
             transport: request.transport,
+            generation: handshake.generation,
             server_name: handshake.server_name,
             server_version: handshake.server_version,
             protocol_version: handshake.protocol_version,
@@ -86,25 +92,40 @@ fn client_config() -> ClientConfig {
     )
 }
 
+/// `server/discover` first; `initialize` when the server answers as the older generation.
+fn lifecycle() -> ClientLifecycleMode {
+    ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::LATEST],
+        legacy_version: None,
+    }
+}
+
 async fn handshake(request: &super::ProbeRequest, url: Url) -> Result<Handshake, Failed> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(request.timeout)
-        .build()
-        .map_err(|error| (FailureReason::Unreachable, chain(&error)))?;
+    let http = match &request.http {
+        Some(http) => http.clone(),
+        None => reqwest::Client::builder()
+            .connect_timeout(request.timeout)
+            .build()
+            .map_err(|error| (FailureReason::Unreachable, chain(&error)))?,
+    };
     let token = request.token.clone();
     match request.transport {
         McpTransport::StreamableHttp => {
             let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
             if let Some(token) = &token {
-                config = config.auth_header(token.expose());
+                config = config.auth_header(token.expose_secret());
             }
             let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
-            match client_config().serve(transport).await {
+            match client_config()
+                .serve_with_lifecycle(transport, lifecycle())
+                .await
+            {
                 Ok(running) => finish(running).await,
                 Err(error) => Err(diagnose_streamable(&http, &url, token.as_ref(), error).await),
             }
         }
         McpTransport::Sse => {
+            // Legacy SSE predates `server/discover`: its servers only know `initialize`.
             let transport = connect_sse(&http, &url, token).await?;
             match client_config().serve(transport).await {
                 Ok(running) => finish(running).await,
@@ -128,6 +149,11 @@ async fn finish(running: RunningService<RoleClient, ClientConfig>) -> Result<Han
         .map(|server| (server.name.clone(), server.version.clone()))
         .unwrap_or_default();
     let protocol_version = info.protocol_version.to_string();
+    let generation = if info.protocol_version.has_initialize() {
+        McpGeneration::Initialize
+    } else {
+        McpGeneration::Discover
+    };
     // A server without the tools capability has, by definition, no tools to list.
     let tool_names = if info.capabilities.tools.is_some() {
         match running.list_all_tools().await {
@@ -149,6 +175,7 @@ async fn finish(running: RunningService<RoleClient, ClientConfig>) -> Result<Han
     // Closing politely ends the server-side session; its outcome does not change the verdict.
     let _ = running.cancel().await;
     Ok(Handshake {
+        generation,
         server_name,
         server_version,
         protocol_version,
@@ -160,9 +187,15 @@ async fn finish(running: RunningService<RoleClient, ClientConfig>) -> Result<Han
 async fn diagnose_streamable(
     http: &reqwest::Client,
     url: &Url,
-    token: Option<&BearerToken>,
+    token: Option<&SecretString>,
     error: ClientInitializeError,
 ) -> Failed {
+    // After a refused `server/discover`, the `initialize` fallback's error is the one that
+    // describes the endpoint.
+    let error = match error {
+        ClientInitializeError::LegacyFallbackFailed { fallback, .. } => *fallback,
+        other => other,
+    };
     match &error {
         ClientInitializeError::JsonRpcError(data) => {
             return (
@@ -201,13 +234,13 @@ async fn diagnose_streamable(
 async fn connect_sse(
     http: &reqwest::Client,
     url: &Url,
-    token: Option<BearerToken>,
+    token: Option<SecretString>,
 ) -> Result<LegacySseTransport, Failed> {
     let mut get = http
         .get(url.clone())
         .header(reqwest::header::ACCEPT, "text/event-stream");
     if let Some(token) = &token {
-        get = get.bearer_auth(token.expose());
+        get = get.bearer_auth(token.expose_secret());
     }
     let response = match get.send().await {
         Ok(response) => response,
@@ -222,10 +255,15 @@ async fn connect_sse(
     match classify_http(McpTransport::Sse, &head) {
         HttpVerdict::Fail(reason, message) => Err((reason, message)),
         HttpVerdict::SpeaksTransport => {
-            LegacySseTransport::from_response(http.clone(), url.clone(), response, token)
+            let authorization = token
+                .as_ref()
+                .and_then(|t| bearer_header(t.expose_secret()));
+            LegacySseTransport::from_response(http.clone(), url.clone(), response, authorization)
                 .await
                 .map_err(|error| match error {
-                    SseTransportError::NoEndpoint(_) | SseTransportError::BadEndpoint(_) => {
+                    SseError::NoEndpoint(_)
+                    | SseError::BadEndpoint(_)
+                    | SseError::ForeignEndpoint(_) => {
                         (FailureReason::NotAnMcpServer, error.to_string())
                     }
                     other => (FailureReason::ProtocolError, other.to_string()),
@@ -256,7 +294,7 @@ async fn connect_sse(
 async fn raw_initialize(
     http: &reqwest::Client,
     url: &Url,
-    token: Option<&BearerToken>,
+    token: Option<&SecretString>,
 ) -> Result<HttpFacts, reqwest::Error> {
     let body = serde_json::json!({
         "jsonrpc": "2.0",
@@ -276,7 +314,7 @@ async fn raw_initialize(
         )
         .json(&body);
     if let Some(token) = token {
-        post = post.bearer_auth(token.expose());
+        post = post.bearer_auth(token.expose_secret());
     }
     let response = post.send().await?;
     let status = response.status().as_u16();
@@ -290,12 +328,16 @@ async fn raw_initialize(
 }
 
 /// Whether `url` serves a legacy SSE stream whose first event names a message endpoint.
-async fn serves_legacy_sse(http: &reqwest::Client, url: &Url, token: Option<&BearerToken>) -> bool {
+async fn serves_legacy_sse(
+    http: &reqwest::Client,
+    url: &Url,
+    token: Option<&SecretString>,
+) -> bool {
     let mut get = http
         .get(url.clone())
         .header(reqwest::header::ACCEPT, "text/event-stream");
     if let Some(token) = token {
-        get = get.bearer_auth(token.expose());
+        get = get.bearer_auth(token.expose_secret());
     }
     let Ok(mut response) = get.send().await else {
         return false;
@@ -315,8 +357,13 @@ async fn serves_legacy_sse(http: &reqwest::Client, url: &Url, token: Option<&Bea
             return false;
         };
         seen += chunk.len();
-        if let Some(first) = parser.push(&chunk).into_iter().next() {
-            return first.event == "endpoint";
+        match parser.push(&chunk) {
+            Ok(events) => {
+                if let Some(first) = events.into_iter().next() {
+                    return first.event == "endpoint";
+                }
+            }
+            Err(_) => return false,
         }
     }
     false
@@ -331,7 +378,10 @@ async fn read_prefix(mut response: reqwest::Response) -> String {
             Ok(Some(chunk)) => {
                 bytes.extend_from_slice(&chunk);
                 // An event stream may stay open; one complete event is all the diagnosis needs.
-                if !parser.push(&chunk).is_empty() {
+                if parser
+                    .push(&chunk)
+                    .map_or(true, |events| !events.is_empty())
+                {
                     break;
                 }
             }

@@ -1,23 +1,23 @@
-//! MCP verification: a real MCP client runs `initialize` then `tools/list` against an endpoint.
+//! MCP verification: a real MCP client opens a session (`server/discover` for 2026-07-28
+//! servers, `initialize` for older ones) then runs `tools/list` against an endpoint.
 //!
 //! A deployment counts as Ready only when this succeeds through its public endpoint. The result
 //! types are plain data (serde, camelCase) so the controller can copy them into status.
 
 mod classify;
 mod client;
-mod legacy_sse;
-mod sse_parser;
 pub mod status;
 
 use std::fmt;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use classify::{HttpFacts, HttpVerdict, classify_http, looks_like_jsonrpc};
 pub use client::probe;
-pub use legacy_sse::{LegacySseTransport, SseTransportError};
-pub use sse_parser::{SseEvent, SseParser};
+pub use mcp_droplet_agent::event_stream::{SseEvent, SseParser};
+pub use mcp_droplet_agent::sse_client::{LegacySseTransport, SseError};
 
 /// Which MCP HTTP transport the endpoint speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -46,31 +46,35 @@ impl fmt::Display for McpTransport {
     }
 }
 
-/// A bearer token for the endpoint; Debug and Display print `***` so it cannot reach a log.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(String);
+/// A bearer token from text, trimmed of surrounding whitespace (token files usually end in a
+/// newline); `SecretString` prints redacted and is zeroized on drop.
+pub fn bearer_token(text: &str) -> SecretString {
+    SecretString::from(text.trim())
+}
 
-impl BearerToken {
-    /// Wraps a token, trimming surrounding whitespace (token files usually end in a newline).
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into().trim().to_owned())
-    }
+/// Which generation of the MCP protocol answered a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum McpGeneration {
+    /// 2026-07-28 and later: `server/discover`, per-request `_meta`, no sessions.
+    Discover,
+    /// 2025-11-25 and older: the `initialize` handshake and `Mcp-Session-Id` sessions.
+    Initialize,
+}
 
-    /// The raw token, only for building the `Authorization` header.
-    pub fn expose(&self) -> &str {
-        &self.0
+impl McpGeneration {
+    /// The name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Discover => "discover",
+            Self::Initialize => "initialize",
+        }
     }
 }
 
-impl fmt::Debug for BearerToken {
+impl fmt::Display for McpGeneration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+        f.write_str(self.as_str())
     }
 }
 
@@ -84,7 +88,10 @@ pub struct ProbeRequest {
     /// Deadline for the whole probe, connection to last answer.
     pub timeout: Duration,
     /// Optional bearer token sent as `Authorization: Bearer ...`.
-    pub token: Option<BearerToken>,
+    pub token: Option<SecretString>,
+    /// The HTTP client to use (e.g. one pinned to an agent's certificate); by default a fresh
+    /// client with the system's roots.
+    pub http: Option<reqwest::Client>,
 }
 
 impl ProbeRequest {
@@ -95,6 +102,7 @@ impl ProbeRequest {
             transport: McpTransport::StreamableHttp,
             timeout: Duration::from_secs(10),
             token: None,
+            http: None,
         }
     }
 
@@ -111,8 +119,14 @@ impl ProbeRequest {
     }
 
     /// Sets the bearer token.
-    pub fn token(mut self, token: BearerToken) -> Self {
+    pub fn token(mut self, token: SecretString) -> Self {
         self.token = Some(token);
+        self
+    }
+
+    /// Uses this HTTP client (connection pool, TLS pinning) instead of a fresh one.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
         self
     }
 }
@@ -125,9 +139,11 @@ pub struct ProbeReport {
     pub url: String,
     /// The transport that worked.
     pub transport: McpTransport,
-    /// `serverInfo.name` from the initialize result.
+    /// The protocol generation that answered (`discover` or `initialize`).
+    pub generation: McpGeneration,
+    /// `serverInfo.name` from the initialize or discover result.
     pub server_name: String,
-    /// `serverInfo.version` from the initialize result.
+    /// `serverInfo.version` from the initialize or discover result.
     pub server_version: String,
     /// The protocol version the server agreed to.
     pub protocol_version: String,
@@ -218,10 +234,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_is_never_printed() {
-        let token = BearerToken::new("s3cret\n");
-        assert_eq!(format!("{token} {token:?}"), "*** ***");
-        assert_eq!(token.expose(), "s3cret");
+    fn token_is_never_printed_and_is_trimmed() {
+        use secrecy::ExposeSecret;
+        let token = bearer_token("s3cret\n");
+        assert!(!format!("{token:?}").contains("s3cret"));
+        assert_eq!(token.expose_secret(), "s3cret");
     }
 
     #[test]
@@ -229,6 +246,7 @@ mod tests {
         let report = ProbeReport {
             url: "http://x/mcp".into(),
             transport: McpTransport::StreamableHttp,
+            generation: McpGeneration::Discover,
             server_name: "time".into(),
             server_version: "1.0".into(),
             protocol_version: "2025-06-18".into(),
@@ -241,6 +259,7 @@ mod tests {
         assert_eq!(json["toolNames"][0], "get_current_time");
         assert_eq!(json["latencyMs"], 12);
         assert_eq!(json["transport"], "streamable-http");
+        assert_eq!(json["generation"], "discover");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::{ProbeOutcome, ProbeReport};
+use super::{McpGeneration, ProbeOutcome, ProbeReport};
 use crate::api::conditions::condition;
 use crate::api::deployment::McpStatus;
 
@@ -35,9 +35,13 @@ pub fn verified_condition(
             true,
             REASON_HANDSHAKE_SUCCEEDED,
             format!(
-                "{} {} answered initialize and tools/list ({} tools, protocol {}, {} ms)",
+                "{} {} answered {} and tools/list ({} tools, protocol {}, {} ms)",
                 report.server_name,
                 report.server_version,
+                match report.generation {
+                    McpGeneration::Discover => "server/discover",
+                    McpGeneration::Initialize => "initialize",
+                },
                 report.tools,
                 report.protocol_version,
                 report.latency_ms
@@ -72,6 +76,7 @@ mod tests {
         ProbeReport {
             url: "http://203.0.113.7:31001/mcp".into(),
             transport: McpTransport::StreamableHttp,
+            generation: McpGeneration::Initialize,
             server_name: "mcp-time".into(),
             server_version: "1.0".into(),
             protocol_version: "2025-06-18".into(),
@@ -93,6 +98,7 @@ mod tests {
             ("Verified", "True", "HandshakeSucceeded")
         );
         assert!(c.message.contains("2 tools"));
+        assert!(c.message.contains("answered initialize"), "{}", c.message);
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! the container, whatever its transport (stdio pipes or HTTP).
 
 use crate::runtime::McpConnection;
+use crate::sse_client::LegacySseTransport;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
 };
-use rmcp::service::{RequestContext, RunningService};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::{
@@ -189,22 +190,43 @@ pub fn endpoint_service(
 /// A connected upstream client.
 pub type UpstreamClient = RunningService<RoleClient, ()>;
 
-/// Connects to the MCP server in a container and runs the MCP handshake.
+/// How the bridge opens an upstream session over stdio and streamable HTTP: `server/discover`
+/// first (2026-07-28), then `initialize` when the server answers as one of the session-based
+/// generations, so servers of both generations are bridged.
+pub fn upstream_lifecycle() -> ClientLifecycleMode {
+    ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::LATEST],
+        legacy_version: None,
+    }
+}
+
+/// Connects to the MCP server in a container and runs the MCP handshake of whichever protocol
+/// generation it speaks (legacy SSE servers predate `server/discover`: `initialize` only).
 pub async fn connect(
     connection: McpConnection,
     timeout: Duration,
 ) -> Result<UpstreamClient, BridgeError> {
     let handshake = async move {
         match connection {
-            McpConnection::Stdio { reader, writer } => ().serve((reader, writer)).await,
+            McpConnection::Stdio { reader, writer } => {
+                ().serve_with_lifecycle((reader, writer), upstream_lifecycle())
+                    .await
+            }
             McpConnection::Http { url } => {
                 let transport = StreamableHttpClientTransport::from_config(
                     StreamableHttpClientTransportConfig::with_uri(url),
                 );
-                ().serve(transport).await
+                ().serve_with_lifecycle(transport, upstream_lifecycle())
+                    .await
             }
             McpConnection::Sse { url } => {
-                let transport = crate::sse_client::connect(&url, timeout)
+                let url = reqwest::Url::parse(&url)
+                    .map_err(|e| BridgeError::Handshake(format!("invalid SSE URL: {e}")))?;
+                let http = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| BridgeError::Handshake(e.to_string()))?;
+                let transport = LegacySseTransport::connect(http, url, None)
                     .await
                     .map_err(|e| BridgeError::Handshake(e.to_string()))?;
                 ().serve(transport).await

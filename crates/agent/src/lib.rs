@@ -10,6 +10,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod bridge;
 pub mod client_tls;
+pub mod event_stream;
 pub mod host;
 pub mod http_api;
 pub mod metrics;

@@ -1,97 +1,62 @@
-//! A client for the legacy HTTP+SSE MCP transport (rmcp 3 ships none): a GET opens the event
-//! stream, whose first `endpoint` event names the URL to POST messages to; answers arrive as
-//! `message` events.
+//! The one client of the legacy HTTP+SSE MCP transport (2024-11-05), which rmcp 3 no longer
+//! ships; the agent's bridge and the operator's probe both use it.
+//!
+//! A GET opens the event stream, whose first event, `endpoint`, names the URL to POST JSON-RPC
+//! messages to; answers arrive as `message` events. Events go through the bounded
+//! [`SseParser`], and the POST URL must stay on the stream's origin.
 
+use crate::event_stream::{EventTooLarge, SseParser};
 use futures::StreamExt;
+use http::HeaderValue;
+use reqwest::Url;
+use rmcp::RoleClient;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
-use std::time::Duration;
-use tokio_stream::wrappers::ReceiverStream;
+use rmcp::transport::Transport;
+use std::future::Future;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-/// Why the SSE connection could not be set up.
+/// Errors of the legacy SSE transport.
 #[derive(Debug, thiserror::Error)]
 pub enum SseError {
-    /// The GET failed.
-    #[error("cannot open the event stream: {0}")]
-    Open(String),
-    /// No `endpoint` event arrived.
-    #[error("the server sent no endpoint event")]
-    NoEndpoint,
-    /// The endpoint is not a valid URL.
-    #[error("invalid endpoint {0:?}")]
+    /// The GET of the event stream failed at the HTTP level.
+    #[error("GET of the event stream failed: {0}")]
+    Connect(#[source] reqwest::Error),
+    /// The event stream answered with something other than 2xx and `text/event-stream`.
+    #[error("the event stream answered HTTP {status} with content type {content_type:?}")]
+    NotAnEventStream {
+        /// The status code.
+        status: u16,
+        /// The content type, if any.
+        content_type: Option<String>,
+    },
+    /// The stream ended, or sent another event, before naming the message endpoint.
+    #[error("the event stream did not start with an endpoint event ({0})")]
+    NoEndpoint(String),
+    /// The endpoint event's data is not a usable URL.
+    #[error("the endpoint event names an invalid URL {0:?}")]
     BadEndpoint(String),
-    /// The endpoint points to another origin than the event stream.
-    #[error("endpoint {0:?} is not on the event stream's origin")]
+    /// The endpoint points to another origin than the event stream: refused, since the bearer
+    /// token goes with every POST and the agent must not be steered to host-local addresses.
+    #[error("the endpoint {0:?} is not on the event stream's origin")]
     ForeignEndpoint(String),
-    /// An event exceeded [`MAX_EVENT_BYTES`].
-    #[error("an event exceeded {MAX_EVENT_BYTES} bytes")]
-    EventTooLarge,
-}
-
-/// One parsed server-sent event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
-    /// `event:` field (default `message`).
-    pub event: String,
-    /// `data:` lines joined with newlines.
-    pub data: String,
-}
-
-/// Largest event the client buffers (1 MiB); a stream sending a longer one is dropped, so a
-/// container cannot make the agent buffer without bound.
-pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
-
-/// Bytes of the event stream not yet split into events. Decoding happens per complete event,
-/// so a UTF-8 character split across network chunks stays intact.
-#[derive(Debug, Default)]
-pub struct EventBuffer {
-    bytes: Vec<u8>,
-}
-
-impl EventBuffer {
-    /// Appends a chunk and returns the events it completed; an error when the pending event
-    /// grows past [`MAX_EVENT_BYTES`].
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, SseError> {
-        // `\r` never occurs inside a multi-byte UTF-8 sequence, so dropping it byte-wise is safe.
-        self.bytes
-            .extend(chunk.iter().copied().filter(|b| *b != b'\r'));
-        let mut events = Vec::new();
-        while let Some(end) = self.bytes.windows(2).position(|w| w == b"\n\n") {
-            let block: Vec<u8> = self.bytes.drain(..end + 2).collect();
-            if let Some(event) = parse_block(&String::from_utf8_lossy(&block)) {
-                events.push(event);
-            }
-        }
-        if self.bytes.len() > MAX_EVENT_BYTES {
-            self.bytes = Vec::new();
-            return Err(SseError::EventTooLarge);
-        }
-        Ok(events)
-    }
-}
-
-fn parse_block(block: &str) -> Option<SseEvent> {
-    let mut event = String::from("message");
-    let mut data: Vec<&str> = Vec::new();
-    for line in block.lines() {
-        if let Some(v) = line.strip_prefix("event:") {
-            event = v.trim_start().to_string();
-        } else if let Some(v) = line.strip_prefix("data:") {
-            data.push(v.strip_prefix(' ').unwrap_or(v));
-        }
-    }
-    (!data.is_empty()).then(|| SseEvent {
-        event,
-        data: data.join("\n"),
-    })
+    /// An event passed the parser's limit.
+    #[error(transparent)]
+    EventTooLarge(#[from] EventTooLarge),
+    /// POSTing a message failed at the HTTP level.
+    #[error("POST to the message endpoint failed: {0}")]
+    Post(#[source] reqwest::Error),
+    /// The message endpoint refused a message.
+    #[error("the message endpoint answered HTTP {0}")]
+    PostStatus(u16),
 }
 
 /// The URL to POST messages to, from the `endpoint` event; refused unless it has the SSE URL's
-/// origin, since the agent runs on the host network and must not be steered by a container to
-/// the metadata service or host-local ports.
-pub fn endpoint_url(sse_url: &reqwest::Url, endpoint: &str) -> Result<reqwest::Url, SseError> {
+/// origin.
+pub fn endpoint_url(sse_url: &Url, endpoint: &str) -> Result<Url, SseError> {
     let printable = || endpoint.chars().take(200).collect::<String>();
     let url = sse_url
-        .join(endpoint)
+        .join(endpoint.trim())
         .map_err(|_| SseError::BadEndpoint(printable()))?;
     if url.origin() != sse_url.origin() {
         return Err(SseError::ForeignEndpoint(printable()));
@@ -99,83 +64,183 @@ pub fn endpoint_url(sse_url: &reqwest::Url, endpoint: &str) -> Result<reqwest::U
     Ok(url)
 }
 
-/// The transport halves for `().serve((sink, stream))`.
-pub type SseTransport = (
-    futures::channel::mpsc::Sender<ClientJsonRpcMessage>,
-    ReceiverStream<ServerJsonRpcMessage>,
-);
+/// The task reading the event stream; aborted when dropped, so an abandoned connection
+/// (deadline hit while waiting for the endpoint event) does not leave a stream open.
+struct StreamReader(JoinHandle<()>);
 
-/// Opens an SSE MCP connection to `url` (e.g. `http://10.0.0.2:8080/sse`).
-pub async fn connect(url: &str, timeout: Duration) -> Result<SseTransport, SseError> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| SseError::Open(e.to_string()))?;
-    let base = reqwest::Url::parse(url).map_err(|e| SseError::Open(e.to_string()))?;
-    let response = http
-        .get(base.clone())
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| SseError::Open(e.to_string()))?;
-    let (endpoint_tx, endpoint_rx) = tokio::sync::oneshot::channel::<String>();
-    let (incoming_tx, incoming_rx) = tokio::sync::mpsc::channel::<ServerJsonRpcMessage>(64);
-    tokio::spawn(async move {
-        let mut endpoint_tx = Some(endpoint_tx);
-        let mut body = response.bytes_stream();
-        let mut buffer = EventBuffer::default();
-        while let Some(Ok(chunk)) = body.next().await {
-            let events = match buffer.push(&chunk) {
-                Ok(events) => events,
-                Err(e) => {
-                    // Ending the task drops the stream and closes the connection.
-                    tracing::warn!(error = %e, "dropping the SSE stream");
-                    return;
-                }
-            };
-            for event in events {
-                match event.event.as_str() {
-                    "endpoint" => {
-                        if let Some(tx) = endpoint_tx.take() {
-                            let _ = tx.send(event.data);
-                        }
-                    }
-                    "message" => match serde_json::from_str::<ServerJsonRpcMessage>(&event.data) {
-                        Ok(message) => {
-                            if incoming_tx.send(message).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => tracing::debug!(error = %e, "unparsable SSE message"),
-                    },
-                    _ => {}
-                }
-            }
+impl Drop for StreamReader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// An rmcp client transport over the legacy HTTP+SSE protocol.
+pub struct LegacySseTransport {
+    http: reqwest::Client,
+    post_url: Url,
+    authorization: Option<HeaderValue>,
+    incoming: mpsc::Receiver<ServerJsonRpcMessage>,
+    reader: StreamReader,
+}
+
+impl std::fmt::Debug for LegacySseTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacySseTransport")
+            .field("post_url", &self.post_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An `Authorization: Bearer` value marked sensitive (redacted in Debug output).
+pub fn bearer_header(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+impl LegacySseTransport {
+    /// GETs the event stream at `sse_url` and waits for its endpoint event. `authorization`
+    /// goes with the GET and every POST.
+    pub async fn connect(
+        http: reqwest::Client,
+        sse_url: Url,
+        authorization: Option<HeaderValue>,
+    ) -> Result<Self, SseError> {
+        let mut request = http
+            .get(sse_url.clone())
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(value) = &authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value.clone());
         }
-    });
-    let endpoint = tokio::time::timeout(timeout, endpoint_rx)
-        .await
-        .map_err(|_| SseError::NoEndpoint)?
-        .map_err(|_| SseError::NoEndpoint)?;
-    let post_url = endpoint_url(&base, &endpoint)?;
-    let (outgoing_tx, mut outgoing_rx) =
-        futures::channel::mpsc::channel::<ClientJsonRpcMessage>(64);
-    tokio::spawn(async move {
-        while let Some(message) = outgoing_rx.next().await {
-            let sent = http
-                .post(post_url.clone())
-                .json(&message)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status());
-            if let Err(e) = sent {
-                tracing::debug!(error = %e, "SSE message POST failed");
+        let response = request.send().await.map_err(SseError::Connect)?;
+        Self::from_response(http, sse_url, response, authorization).await
+    }
+
+    /// Takes over an answered GET of the event stream and waits for its endpoint event.
+    pub async fn from_response(
+        http: reqwest::Client,
+        sse_url: Url,
+        response: reqwest::Response,
+        authorization: Option<HeaderValue>,
+    ) -> Result<Self, SseError> {
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let is_stream = content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        if !response.status().is_success() || !is_stream {
+            return Err(SseError::NotAnEventStream {
+                status: response.status().as_u16(),
+                content_type,
+            });
+        }
+        let (endpoint_tx, endpoint_rx) = oneshot::channel();
+        let (message_tx, incoming) = mpsc::channel(64);
+        let reader = StreamReader(tokio::spawn(read_events(response, endpoint_tx, message_tx)));
+        let endpoint = match endpoint_rx.await {
+            Ok(Ok(endpoint)) => endpoint,
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err(SseError::NoEndpoint("stream ended".to_owned())),
+        };
+        let post_url = endpoint_url(&sse_url, &endpoint)?;
+        Ok(Self {
+            http,
+            post_url,
+            authorization,
+            incoming,
+            reader,
+        })
+    }
+
+    /// The URL the server told us to POST messages to.
+    pub fn post_url(&self) -> &Url {
+        &self.post_url
+    }
+}
+
+async fn read_events(
+    response: reqwest::Response,
+    endpoint_tx: oneshot::Sender<Result<String, SseError>>,
+    message_tx: mpsc::Sender<ServerJsonRpcMessage>,
+) {
+    let mut endpoint_tx = Some(endpoint_tx);
+    let mut parser = SseParser::new();
+    let mut body = response.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        let events = match parser.push(&chunk) {
+            Ok(events) => events,
+            Err(error) => {
+                // Ending the task drops the body and closes the connection.
+                match endpoint_tx.take() {
+                    Some(tx) => {
+                        let _ = tx.send(Err(error.into()));
+                    }
+                    None => tracing::warn!(%error, "dropping the SSE stream"),
+                }
                 return;
             }
+        };
+        for event in events {
+            if let Some(tx) = endpoint_tx.take() {
+                if event.event == "endpoint" {
+                    let _ = tx.send(Ok(event.data));
+                    continue;
+                }
+                let _ = tx.send(Err(SseError::NoEndpoint(format!(
+                    "first event was {:?}",
+                    event.event.chars().take(64).collect::<String>()
+                ))));
+                return;
+            }
+            if event.event != "message" {
+                continue;
+            }
+            match serde_json::from_str::<ServerJsonRpcMessage>(&event.data) {
+                Ok(message) => {
+                    if message_tx.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "skipping an event that is not a JSON-RPC message");
+                }
+            }
         }
-    });
-    Ok((outgoing_tx, ReceiverStream::new(incoming_rx)))
+    }
+}
+
+impl Transport<RoleClient> for LegacySseTransport {
+    type Error = SseError;
+
+    fn send(
+        &mut self,
+        item: ClientJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let mut request = self.http.post(self.post_url.clone()).json(&item);
+        if let Some(value) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value.clone());
+        }
+        async move {
+            let response = request.send().await.map_err(SseError::Post)?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(SseError::PostStatus(response.status().as_u16()))
+            }
+        }
+    }
+
+    fn receive(&mut self) -> impl Future<Output = Option<ServerJsonRpcMessage>> + Send {
+        self.incoming.recv()
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.reader.0.abort();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -183,64 +248,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_are_split_and_partial_ones_kept() {
-        let mut buffer = EventBuffer::default();
-        let events = buffer
-            .push(b"event: endpoint\r\ndata: /messages/?session_id=abc\r\n\r\n: comment\n\nevent: message\ndata: {\"a\":\ndata: 1}\n\nevent: mess")
-            .unwrap();
-        assert_eq!(
-            events,
-            [
-                SseEvent {
-                    event: "endpoint".into(),
-                    data: "/messages/?session_id=abc".into()
-                },
-                SseEvent {
-                    event: "message".into(),
-                    data: "{\"a\":\n1}".into()
-                },
-            ]
-        );
-        assert_eq!(buffer.bytes, b"event: mess");
-    }
-
-    #[test]
-    fn utf8_split_across_chunks_survives() {
-        let text = "data: grüße 🌍\n\n".as_bytes();
-        let mut buffer = EventBuffer::default();
-        // Split inside the two-byte `ü` and again inside the four-byte emoji.
-        let ue = text.iter().position(|b| *b == 0xc3).unwrap();
-        let globe = text.iter().position(|b| *b == 0xf0).unwrap();
-        assert!(buffer.push(&text[..ue + 1]).unwrap().is_empty());
-        assert!(buffer.push(&text[ue + 1..globe + 2]).unwrap().is_empty());
-        let events = buffer.push(&text[globe + 2..]).unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].data, "grüße 🌍");
-    }
-
-    #[test]
-    fn an_endless_event_drops_the_stream() {
-        let mut buffer = EventBuffer::default();
-        let chunk = vec![b'x'; 64 * 1024];
-        let mut result = Ok(Vec::new());
-        for _ in 0..=(MAX_EVENT_BYTES / chunk.len()) {
-            result = buffer.push(&chunk);
-            if result.is_err() {
-                break;
-            }
-        }
-        assert!(matches!(result, Err(SseError::EventTooLarge)));
-        // An event just under the cap still goes through.
-        let mut buffer = EventBuffer::default();
-        let mut big = b"data: ".to_vec();
-        big.extend(vec![b'y'; MAX_EVENT_BYTES - 16]);
-        assert!(buffer.push(&big).unwrap().is_empty());
-        assert_eq!(buffer.push(b"\n\n").unwrap().len(), 1);
-    }
-
-    #[test]
     fn endpoints_must_stay_on_the_stream_origin() {
-        let base = reqwest::Url::parse("http://172.17.0.2:8080/sse").unwrap();
+        let base = Url::parse("http://172.17.0.2:8080/sse").unwrap();
         assert_eq!(
             endpoint_url(&base, "/messages/?session_id=abc")
                 .unwrap()
@@ -262,6 +271,53 @@ mod tests {
                 ),
                 "{foreign}"
             );
+        }
+    }
+
+    #[test]
+    fn the_bearer_header_is_sensitive() {
+        let value = bearer_header("s3cret").unwrap();
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("s3cret"));
+    }
+
+    /// A server whose stream sends an endless first event: the client refuses it with the
+    /// parser's error instead of buffering it.
+    #[tokio::test]
+    async fn an_endless_event_is_refused_with_a_clear_error() {
+        use axum::response::IntoResponse;
+        let router = axum::Router::new().route(
+            "/sse",
+            axum::routing::get(|| async {
+                let endless =
+                    futures::stream::once(async { Ok::<_, std::io::Error>(b"data: ".to_vec()) })
+                        .chain(futures::stream::repeat_with(|| {
+                            Ok::<_, std::io::Error>(vec![b'x'; 64 * 1024])
+                        }));
+                (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(endless),
+                )
+                    .into_response()
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let url = Url::parse(&format!("http://{addr}/sse")).unwrap();
+        let outcome = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            LegacySseTransport::connect(reqwest::Client::new(), url, None),
+        )
+        .await
+        .expect("refused well before the deadline");
+        match outcome {
+            Err(SseError::EventTooLarge(error)) => {
+                assert_eq!(error.limit, crate::event_stream::MAX_EVENT_BYTES)
+            }
+            other => panic!("expected EventTooLarge, got {other:?}"),
         }
     }
 }

@@ -142,6 +142,11 @@ impl TlsListener {
                         }
                     },
                 };
+                // Responses go out in several small writes (headers, then each SSE event);
+                // with Nagle on, each later write waits for the client's delayed ACK (~40 ms).
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+                }
                 // Over the cap the connection is closed at once: queueing it would only hold
                 // a file descriptor for an attacker.
                 let Ok(slot) = connections.clone().try_acquire_owned() else {

@@ -5,11 +5,11 @@ use super::{
     ContainerInfo, ContainerRuntime, ContainerUsage, McpConnection, ProgressSink, RuntimeError,
 };
 use crate::api::{PullCredentials, PullProgress, ServerSpec, Transport};
-use crate::sim_mcp::SimMcpServer;
+use crate::sim_mcp::{SimMcpServer, SimProtocol};
 use futures::future::BoxFuture;
 use rmcp::ServiceExt;
 use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    StreamableHttpService, session::local::LocalSessionManager,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +36,7 @@ struct SimContainer {
     image: String,
     transport: Transport,
     mcp_path: String,
+    protocol: SimProtocol,
     running: bool,
     restart_count: u32,
     logs: Vec<String>,
@@ -134,8 +135,22 @@ impl SimulatedRuntime {
     }
 }
 
+/// Sets TCP_NODELAY on every accepted connection: a simulated container must not add the
+/// ~40 ms that Nagle's algorithm and delayed ACKs cost a response written in several pieces.
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    })
+}
+
 async fn serve_http(
     server: SimMcpServer,
+    protocol: SimProtocol,
     path: String,
     life: CancellationToken,
 ) -> Result<String, RuntimeError> {
@@ -145,12 +160,14 @@ async fn serve_http(
     let addr = listener
         .local_addr()
         .map_err(|e| RuntimeError::Start(e.to_string()))?;
-    let config = StreamableHttpServerConfig::default().with_cancellation_token(life.child_token());
+    let config = protocol
+        .http_config()
+        .with_cancellation_token(life.child_token());
     let service: StreamableHttpService<SimMcpServer, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
     let router = axum::Router::new().nest_service(&path, service);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
+        let _ = axum::serve(nodelay(listener), router)
             .with_graceful_shutdown(async move { life.cancelled_owned().await })
             .await;
     });
@@ -241,7 +258,7 @@ async fn serve_sse(
         .route("/messages", axum::routing::post(post))
         .with_state(sessions);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
+        let _ = axum::serve(nodelay(listener), router)
             .with_graceful_shutdown(async move { life.cancelled_owned().await })
             .await;
     });
@@ -325,23 +342,15 @@ impl ContainerRuntime for SimulatedRuntime {
                     "/mcp".into()
                 }
             });
+            let protocol = SimProtocol::from_env(&spec.env);
+            let mcp_server = SimMcpServer::new(&spec.image).with_protocol(protocol);
             let http_url = match spec.transport {
-                Transport::StreamableHttp => Some(
-                    serve_http(
-                        SimMcpServer::new(&spec.image),
-                        mcp_path.clone(),
-                        life.clone(),
-                    )
-                    .await?,
-                ),
-                Transport::Sse => Some(
-                    serve_sse(
-                        SimMcpServer::new(&spec.image),
-                        mcp_path.clone(),
-                        life.clone(),
-                    )
-                    .await?,
-                ),
+                Transport::StreamableHttp => {
+                    Some(serve_http(mcp_server, protocol, mcp_path.clone(), life.clone()).await?)
+                }
+                Transport::Sse => {
+                    Some(serve_sse(mcp_server, mcp_path.clone(), life.clone()).await?)
+                }
                 Transport::Stdio => None,
             };
             let mut s = self.lock();
@@ -355,6 +364,7 @@ impl ContainerRuntime for SimulatedRuntime {
                     image: spec.image.clone(),
                     transport: spec.transport,
                     mcp_path,
+                    protocol,
                     running: true,
                     restart_count: 0,
                     logs: vec![format!("started simulated MCP server for {}", spec.image)],
@@ -418,7 +428,7 @@ impl ContainerRuntime for SimulatedRuntime {
         _spec: &'a ServerSpec,
     ) -> BoxFuture<'a, Result<McpConnection, RuntimeError>> {
         Box::pin(async move {
-            let (transport, image, life, url, path) = {
+            let (transport, image, life, url, path, protocol) = {
                 let s = self.lock();
                 let c = s
                     .containers
@@ -430,13 +440,14 @@ impl ContainerRuntime for SimulatedRuntime {
                     c.life.clone(),
                     c.http_url.clone(),
                     c.mcp_path.clone(),
+                    c.protocol,
                 )
             };
+            let server = SimMcpServer::new(image).with_protocol(protocol);
             match transport {
                 Transport::Stdio => {
                     let (agent_end, container_end) = tokio::io::duplex(64 * 1024);
                     let (c_read, c_write) = tokio::io::split(container_end);
-                    let server = SimMcpServer::new(image);
                     tokio::spawn(async move {
                         let Ok(running) = server.serve((c_read, c_write)).await else {
                             return;
@@ -459,11 +470,10 @@ impl ContainerRuntime for SimulatedRuntime {
                     let url = match url {
                         Some(url) if !life.is_cancelled() => url,
                         _ => {
-                            let server = SimMcpServer::new(image);
                             let url = if sse {
                                 serve_sse(server, path, life).await?
                             } else {
-                                serve_http(server, path, life).await?
+                                serve_http(server, protocol, path, life).await?
                             };
                             if let Some(c) = self.lock().containers.get_mut(id) {
                                 c.http_url = Some(url.clone());
