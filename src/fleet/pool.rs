@@ -7,8 +7,8 @@ use scheduler::{
 };
 
 use super::{FleetError, ObjectRef, key_of, weights_from};
-use crate::api::shared_fields::parse_duration;
 use crate::api::pool::{self as api_pool, DropletPool};
+use crate::api::shared_fields::parse_duration;
 use crate::catalog;
 
 /// Regions of the implicit pool of a namespace without a DropletPool.
