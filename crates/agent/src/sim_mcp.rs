@@ -119,11 +119,7 @@ impl SimMcpServer {
     /// Returns the current time.
     #[tool(description = "Current time as seconds since the Unix epoch (UTC)")]
     fn time(&self) -> String {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        format!("{secs}")
+        format!("{}", clock::Timestamp::now().as_second())
     }
 }
 
