@@ -10,9 +10,7 @@ use mcp_droplet_operator::agent_client::{
     AgentClient, AgentClientError, ClientSettings, CredentialStore, CredentialStoreError,
     EnrolmentError, RetryPolicy, enroll,
 };
-#[path = "support/credential_store.rs"]
-mod credential_store;
-use credential_store::MemoryCredentialStore;
+use mcp_droplet_operator::testing::MemoryCredentialStore;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
