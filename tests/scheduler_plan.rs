@@ -41,18 +41,17 @@ fn yaml<K: serde::Serialize>(objects: &[K]) -> String {
 
 fn burst_dir(n: usize, limit: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let template = MCPTemplate::test("small").memory("512Mi").cpu("low").build();
+    let template = MCPTemplate::test("small")
+        .memory("512Mi")
+        .cpu("low")
+        .build();
     let pool = DropletPool::test("default")
         .namespace("burst")
         .regions(&["sfo3", "nyc3"])
         .sizes(&["s-1vcpu-2gb", "s-2vcpu-4gb", "s-4vcpu-8gb"])
         .max_droplets(limit)
         .build();
-    let pool_yaml = format!(
-        "{BURST_NAMESPACE}{}{}",
-        yaml(&[template]),
-        yaml(&[pool])
-    );
+    let pool_yaml = format!("{BURST_NAMESPACE}{}{}", yaml(&[template]), yaml(&[pool]));
     write(dir.path(), "pool.yaml", &pool_yaml);
     let deployments: Vec<MCPDeployment> = (0..n)
         .map(|i| {
@@ -177,7 +176,10 @@ fn a_bad_quantity_names_the_file_and_the_field() {
     let file = write(
         dir.path(),
         "bad.yaml",
-        &yaml(&[MCPDeployment::test("x").template("t").memory("lots").build()]),
+        &yaml(&[MCPDeployment::test("x")
+            .template("t")
+            .memory("lots")
+            .build()]),
     );
     let err = read_inputs(&[file]).unwrap_err();
     let text = err.to_string();
@@ -269,7 +271,10 @@ fn a_namespace_without_pools_gets_the_default_pool_and_a_missing_named_pool_is_r
     let dir = tempfile::tempdir().unwrap();
     let all = format!(
         "{}{}{}",
-        yaml(&[MCPTemplate::test("small").memory("512Mi").cpu("low").build()]),
+        yaml(&[MCPTemplate::test("small")
+            .memory("512Mi")
+            .cpu("low")
+            .build()]),
         yaml(&[DropletPool::test("default")
             .namespace("haspools")
             .regions(&["nyc3"])
