@@ -16,6 +16,9 @@ pub mod probe;
 pub mod registry_import;
 pub mod retry;
 pub mod sim;
+// Builders and doubles for tests; the binary never enables `testing` (decision 0020).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 // The scheduler is its own pure crate (crates/scheduler); re-exported so `crate::scheduler`
 // paths keep working in the operator.

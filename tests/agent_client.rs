@@ -11,9 +11,7 @@ use mcp_droplet_operator::agent_client::{
     EnrolmentError, RetryPolicy, enroll,
 };
 use mcp_droplet_operator::retry::Jitter;
-#[path = "support/credential_store.rs"]
-mod credential_store;
-use credential_store::MemoryCredentialStore;
+use mcp_droplet_operator::testing::MemoryCredentialStore;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;

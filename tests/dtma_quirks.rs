@@ -5,16 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-#[path = "support/dtma_fake.rs"]
-mod dtma_fake;
-
-use dtma_fake::{AuthMode, FakeDtma, Quirks};
 use mcp_droplet_operator::dtma::wire::{ContainerOverrides, DeployGroupBody, GroupServerBody};
 use mcp_droplet_operator::dtma::{
     Blocker, ControlOutcome, DEFAULT_NAME_PREFIX, DeployOutcome, DesiredServer, DtmaClient,
     DtmaDriver, DtmaError, PassReport, RemoveOutcome, deploy_body,
 };
 use mcp_droplet_operator::probe::{McpTransport, bearer_token};
+use mcp_droplet_operator::testing::dtma_fake::{AuthMode, FakeDtma, Quirks};
 
 const TOKEN: &str = "per-droplet-token";
 const MAX_PASSES: usize = 4;

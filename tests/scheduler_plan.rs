@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use mcp_droplet_operator::api::{DropletPool, MCPDeployment, MCPTemplate};
 use mcp_droplet_operator::cli::plan::{PlanError, plan_inputs, read_inputs, render_table};
+use mcp_droplet_operator::testing::manifest_yaml;
 use serde_json::Value;
 
 fn now() -> jiff::Timestamp {
@@ -20,7 +22,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-const POOL: &str = r#"
+/// The namespace and Secret of the burst scenario (core kinds, which the builders do not make).
+const BURST_NAMESPACE: &str = r#"
 apiVersion: v1
 kind: Namespace
 metadata: {name: burst}
@@ -29,38 +32,36 @@ apiVersion: v1
 kind: Secret
 metadata: {name: token, namespace: burst}
 stringData: {token: abc}
----
-apiVersion: mcp.agentopia.io/v1alpha1
-kind: MCPTemplate
-metadata: {name: small}
-spec:
-  image: ghcr.io/example/small:1.0
-  transport: stdio
-  resources: {memory: 512Mi, cpu: low}
----
-apiVersion: mcp.agentopia.io/v1alpha1
-kind: DropletPool
-metadata: {name: default, namespace: burst}
-spec:
-  regions: [sfo3, nyc3]
-  sizes: [s-1vcpu-2gb, s-2vcpu-4gb, s-4vcpu-8gb]
-  limits: {maxDroplets: LIMIT}
 "#;
+
+/// Renders objects as a manifest file's text.
+fn yaml<K: serde::Serialize>(objects: &[K]) -> String {
+    manifest_yaml(objects).unwrap()
+}
 
 fn burst_dir(n: usize, limit: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "pool.yaml",
-        &POOL.replace("LIMIT", &limit.to_string()),
-    );
-    let mut deps = String::new();
-    for i in 0..n {
-        deps.push_str(&format!(
-            "---\napiVersion: mcp.agentopia.io/v1alpha1\nkind: MCPDeployment\nmetadata: {{name: s{i:02}, namespace: burst}}\nspec:\n  templateRef: {{name: small}}\n"
-        ));
-    }
-    write(dir.path(), "deployments.yml", &deps);
+    let template = MCPTemplate::test("small")
+        .memory("512Mi")
+        .cpu("low")
+        .build();
+    let pool = DropletPool::test("default")
+        .namespace("burst")
+        .regions(&["sfo3", "nyc3"])
+        .sizes(&["s-1vcpu-2gb", "s-2vcpu-4gb", "s-4vcpu-8gb"])
+        .max_droplets(limit)
+        .build();
+    let pool_yaml = format!("{BURST_NAMESPACE}{}{}", yaml(&[template]), yaml(&[pool]));
+    write(dir.path(), "pool.yaml", &pool_yaml);
+    let deployments: Vec<MCPDeployment> = (0..n)
+        .map(|i| {
+            MCPDeployment::test(&format!("s{i:02}"))
+                .namespace("burst")
+                .template("small")
+                .build()
+        })
+        .collect();
+    write(dir.path(), "deployments.yml", &yaml(&deployments));
     write(dir.path(), "notes.txt", "not yaml: [");
     dir
 }
@@ -175,7 +176,10 @@ fn a_bad_quantity_names_the_file_and_the_field() {
     let file = write(
         dir.path(),
         "bad.yaml",
-        "apiVersion: mcp.agentopia.io/v1alpha1\nkind: MCPDeployment\nmetadata: {name: x, namespace: a}\nspec:\n  templateRef: {name: t}\n  resources: {memory: lots}\n",
+        &yaml(&[MCPDeployment::test("x")
+            .template("t")
+            .memory("lots")
+            .build()]),
     );
     let err = read_inputs(&[file]).unwrap_err();
     let text = err.to_string();
@@ -204,7 +208,7 @@ fn an_unknown_size_in_a_pool_is_named() {
     write(
         dir.path(),
         "pool.yaml",
-        "apiVersion: mcp.agentopia.io/v1alpha1\nkind: DropletPool\nmetadata: {name: p, namespace: a}\nspec:\n  sizes: [s-99vcpu-1tb]\n",
+        &yaml(&[DropletPool::test("p").sizes(&["s-99vcpu-1tb"]).build()]),
     );
     let inputs = read_inputs(&[dir.path().to_path_buf()]).unwrap();
     let text = plan_inputs(&inputs, now()).unwrap_err().to_string();
@@ -265,37 +269,30 @@ fn every_invalid_example_is_rejected_naming_its_file() {
 #[test]
 fn a_namespace_without_pools_gets_the_default_pool_and_a_missing_named_pool_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "all.yaml",
-        r#"
-apiVersion: mcp.agentopia.io/v1alpha1
-kind: MCPTemplate
-metadata: {name: small}
-spec:
-  image: ghcr.io/example/small:1.0
-  resources: {memory: 512Mi, cpu: low}
----
-apiVersion: mcp.agentopia.io/v1alpha1
-kind: MCPDeployment
-metadata: {name: lone, namespace: nopools}
-spec:
-  templateRef: {name: small}
----
-apiVersion: mcp.agentopia.io/v1alpha1
-kind: DropletPool
-metadata: {name: default, namespace: haspools}
-spec:
-  regions: [nyc3]
----
-apiVersion: mcp.agentopia.io/v1alpha1
-kind: MCPDeployment
-metadata: {name: lost, namespace: haspools}
-spec:
-  templateRef: {name: small}
-  placement: {pool: gpu}
-"#,
+    let all = format!(
+        "{}{}{}",
+        yaml(&[MCPTemplate::test("small")
+            .memory("512Mi")
+            .cpu("low")
+            .build()]),
+        yaml(&[DropletPool::test("default")
+            .namespace("haspools")
+            .regions(&["nyc3"])
+            .sizes(&[])
+            .build()]),
+        yaml(&[
+            MCPDeployment::test("lone")
+                .namespace("nopools")
+                .template("small")
+                .build(),
+            MCPDeployment::test("lost")
+                .namespace("haspools")
+                .template("small")
+                .pool("gpu")
+                .build(),
+        ]),
     );
+    write(dir.path(), "all.yaml", &all);
     let report = plan_inputs(&read_inputs(&[dir.path().to_path_buf()]).unwrap(), now()).unwrap();
     assert_eq!(report.placements.len(), 1);
     assert_eq!(report.placements[0].deployment, "nopools/lone");

@@ -3,8 +3,6 @@
 //! client enrols with the single-use token and drives it. Only the cloud and the container
 //! runtime are simulated; the DigitalOcean client, the bootstrap, the agent and its API are real.
 
-#[path = "support/credential_store.rs"]
-mod credential_store;
 use std::time::Duration;
 
 use clap::Parser;
@@ -18,6 +16,7 @@ use mcp_droplet_operator::cloud::models::{DropletCreateRequest, DropletStatus};
 use mcp_droplet_operator::cloud::{DoClient, DoClientConfig};
 use mcp_droplet_operator::sim::World;
 use mcp_droplet_operator::sim::agent_fleet::FleetAgentState;
+use mcp_droplet_operator::testing::MemoryCredentialStore;
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
@@ -101,7 +100,7 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
     let enrolled = enroll(
         &base,
         &Secret::new(enrolment.expose_secret()),
-        &credential_store::MemoryCredentialStore::holding(credential.clone()),
+        &MemoryCredentialStore::holding(credential.clone()),
         ClientSettings::default(),
     )
     .await

@@ -4,7 +4,7 @@
 //! "already stopped", a 201 that hides per-server failures, state lost on restart, no
 //! single-instance status. The client turns each into a typed outcome; the driver rebuilds its
 //! plan from the agent's container list every pass; a fake agent in test support
-//! (`tests/support/dtma_fake.rs`) reproduces the wire behaviour.
+//! (`testing::dtma_fake`, feature `testing`) reproduces the wire behaviour.
 
 pub mod capabilities;
 pub mod client;

@@ -137,3 +137,65 @@ pub fn placement_status(placement: &Placement, region: &str) -> PlacementStatus 
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MCPTemplate;
+
+    #[test]
+    fn the_deployment_overrides_the_template_field_by_field() {
+        let template = MCPTemplate::test("t").memory("256Mi").cpu("500m").build();
+        let deployment = MCPDeployment::test("x").memory("1Gi").build();
+        let request = request_of(&deployment, Some(&template.spec.resources)).unwrap();
+        assert_eq!(request, Resources::new(1024 * scheduler::MIB, 500, 0));
+        let defaults = request_of(&MCPDeployment::test("x").build(), None).unwrap();
+        assert_eq!(
+            defaults,
+            Resources::new(DEFAULT_MEMORY, CPU_TIER_LOW_MILLIS, 0)
+        );
+    }
+
+    #[test]
+    fn a_bad_override_names_the_deployment_field() {
+        let deployment = MCPDeployment::test("x").cpu("fast").build();
+        let text = request_of(&deployment, None).unwrap_err().to_string();
+        assert!(text.contains("spec.resources.cpu"), "{text}");
+    }
+
+    #[test]
+    fn placement_settings_become_the_pending_deployment() {
+        let deployment = MCPDeployment::test("github")
+            .namespace("s")
+            .pinned_to("d1")
+            .selector("tier", "gold")
+            .regions(&["sfo3"])
+            .pool("fast")
+            .weights([0, 0, 0, 100, 0])
+            .auto_provision(false)
+            .do_not_disrupt()
+            .build();
+        let pending = pending_from_api(&deployment, Resources::ZERO).unwrap();
+        assert_eq!(pending.key, "s/github");
+        assert_eq!(pending.pin.as_deref(), Some("d1"));
+        assert_eq!(
+            pending.selector,
+            BTreeMap::from([("tier".to_string(), "gold".to_string())])
+        );
+        assert_eq!(pending.regions, ["sfo3"]);
+        assert_eq!(pending.pool, "s/fast");
+        assert!(pending.weights.is_some());
+        assert!(!pending.auto_provision);
+        assert!(pending.do_not_disrupt);
+        let plain = pending_from_api(&MCPDeployment::test("x").build(), Resources::ZERO).unwrap();
+        assert_eq!(plain.pool, "team-a/default");
+        assert!(plain.auto_provision && !plain.do_not_disrupt && plain.pin.is_none());
+    }
+
+    #[test]
+    fn the_recorded_droplet_comes_from_the_status_placement() {
+        let placed = MCPDeployment::test("x").placed_on("d2", "nyc3").build();
+        assert_eq!(recorded_droplet(&placed).as_deref(), Some("d2"));
+        assert_eq!(recorded_droplet(&MCPDeployment::test("x").build()), None);
+    }
+}

@@ -131,3 +131,58 @@ fn disruption_from_api(
         ..Disruption::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_converts_with_its_limits_target_and_disruption() {
+        let pool = DropletPool::test("fast")
+            .namespace("s")
+            .regions(&["sfo3", "nyc3"])
+            .sizes(&["s-1vcpu-2gb", "s-4vcpu-8gb"])
+            .max_droplets(3)
+            .max_monthly_cost(100.0)
+            .target_utilization(70)
+            .consolidation(api_pool::ConsolidationPolicy::WhenEmpty)
+            .consolidate_after("10m")
+            .budget("20%")
+            .build();
+        let out = pool_from_api(&pool).unwrap();
+        assert_eq!(out.name, "s/fast");
+        assert_eq!(out.regions, ["sfo3", "nyc3"]);
+        assert_eq!(out.sizes, ["s-1vcpu-2gb", "s-4vcpu-8gb"]);
+        assert_eq!(out.limits.max_droplets, Some(3));
+        assert_eq!(out.limits.max_monthly_usd, Some(100.0));
+        assert!((out.target_utilization - 0.7).abs() < 1e-9);
+        assert_eq!(out.disruption.policy, ConsolidationPolicy::WhenEmpty);
+        assert_eq!(out.disruption.consolidate_after, Duration::from_secs(600));
+        assert_eq!(out.disruption.budgets[0].limit, BudgetLimit::Percent(20));
+    }
+
+    #[test]
+    fn never_consolidating_after_and_a_bad_budget_count() {
+        let never = DropletPool::test("p").consolidate_after("Never").build();
+        let out = pool_from_api(&never).unwrap();
+        assert_eq!(out.disruption.consolidate_after, Duration::MAX);
+        let bad = DropletPool::test("p").budget("two").build();
+        let text = pool_from_api(&bad).unwrap_err().to_string();
+        assert!(
+            text.contains("spec.disruption.budgets[0].droplets"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_sizes_and_regions_name_their_field() {
+        let size = DropletPool::test("p")
+            .sizes(&["s-2vcpu-4gb", "s-99vcpu-1tb"])
+            .build();
+        let text = pool_from_api(&size).unwrap_err().to_string();
+        assert!(text.contains("spec.sizes[1]"), "{text}");
+        let region = DropletPool::test("p").regions(&["xyz9"]).build();
+        let text = pool_from_api(&region).unwrap_err().to_string();
+        assert!(text.contains("spec.regions[0]"), "{text}");
+    }
+}

@@ -198,36 +198,29 @@ mod tests {
     }
 
     fn droplet(name: &str, allocated_mib: u64, reported: &[&str]) -> DropletObject {
-        let yaml = format!(
-            "apiVersion: mcp.agentopia.io/v1alpha1
-kind: Droplet
-metadata: {{name: {name}, namespace: s}}
-spec: {{pool: default, region: nyc3, size: s-2vcpu-4gb}}
-status:
-  phase: Ready
-  allocatable: {{memory: 3584Mi, cpu: 1750m}}
-  allocated: {{memory: {allocated_mib}Mi, cpu: 0m}}
-  deployments: {reported:?}
-  health: {{score: 90, lastHeartbeat: \"2026-11-25T11:59:50Z\"}}
-"
-        );
-        serde_yaml_ng::from_str(&yaml).unwrap()
+        DropletObject::test(name)
+            .namespace("s")
+            .pool("default")
+            .ready()
+            .allocatable("3584Mi", "1750m")
+            .allocated(&format!("{allocated_mib}Mi"), "0m")
+            .deployments(reported)
+            .health(90)
+            .heartbeat("2026-11-25T11:59:50Z".parse().unwrap())
+            .build()
     }
 
     fn deployment(name: &str, memory_mib: u64, recorded_on: Option<&str>) -> MCPDeployment {
-        let status = recorded_on
-            .map(|on| format!("status:\n  placement: {{droplet: {on}}}\n"))
-            .unwrap_or_default();
-        let yaml = format!(
-            "apiVersion: mcp.agentopia.io/v1alpha1
-kind: MCPDeployment
-metadata: {{name: {name}, namespace: s}}
-spec:
-  templateRef: {{name: absent}}
-  resources: {{memory: {memory_mib}Mi, cpu: 0m}}
-{status}"
-        );
-        serde_yaml_ng::from_str(&yaml).unwrap()
+        let built = MCPDeployment::test(name)
+            .namespace("s")
+            .template("absent")
+            .memory(&format!("{memory_mib}Mi"))
+            .cpu("0m");
+        match recorded_on {
+            Some(on) => built.placed_on(on, "nyc3"),
+            None => built,
+        }
+        .build()
     }
 
     fn view(droplets: &[DropletObject], deployments: &[MCPDeployment]) -> FleetView {

@@ -1,10 +1,11 @@
 //! An in-memory [`CredentialStore`] for tests (the controllers use a Secret owned by the Droplet
-//! object). Included with `#[path]` by the test files that enrol agents.
-#![allow(dead_code)]
+//! object).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use mcp_droplet_agent::secret::Secret;
-use mcp_droplet_operator::agent_client::{CredentialStore, CredentialStoreError};
-use std::sync::{Arc, Mutex};
+
+use crate::agent_client::{CredentialStore, CredentialStoreError};
 
 /// Holds one credential in memory; clones share it, like two operator processes reading the
 /// same Secret.
@@ -23,7 +24,15 @@ impl MemoryCredentialStore {
 
     /// The stored credential.
     pub fn current(&self) -> Option<Secret> {
-        self.credential.lock().unwrap().clone()
+        self.slot().clone()
+    }
+
+    // A test that panicked while holding the lock leaves a valid credential behind; the
+    // next reader may use it.
+    fn slot(&self) -> MutexGuard<'_, Option<Secret>> {
+        self.credential
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -33,7 +42,7 @@ impl CredentialStore for MemoryCredentialStore {
     }
 
     async fn save(&self, credential: &Secret) -> Result<(), CredentialStoreError> {
-        *self.credential.lock().unwrap() = Some(credential.clone());
+        *self.slot() = Some(credential.clone());
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! A fake DTMA (axum) that reproduces the real agent's wire behaviour and, behind switches, each
-//! of its quirks (research/dtma.md §6.3). Test support only: the production library does not
-//! contain it (issue 12); tests include it with `#[path = "support/dtma_fake.rs"] mod dtma_fake;`.
+//! of its quirks (research/dtma.md §6.3). Test support only: it lives in [`crate::testing`],
+//! behind the `testing` feature the binary never enables (issue 12, decision 0020).
 //!
 //! State has two layers like the real thing: the "host" (Docker containers, which survive an
 //! agent restart) and the agent's in-memory map and groups (which do not).
@@ -22,7 +22,7 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use mcp_droplet_operator::dtma::wire::{DeployGroupBody, DeployToolBody, ListedPort, ToolInstance};
+use crate::dtma::wire::{DeployGroupBody, DeployToolBody, ListedPort, ToolInstance};
 
 /// A fixed timestamp: the fake has no clock of its own, and nothing reads these values.
 const TIMESTAMP: &str = "2026-11-25T00:00:00.000Z";
@@ -496,7 +496,7 @@ async fn tools_status(State(world): State<Shared>) -> Response {
     )
 }
 
-fn port_pairs(overrides: &mcp_droplet_operator::dtma::wire::ContainerOverrides) -> Vec<(u16, u16)> {
+fn port_pairs(overrides: &crate::dtma::wire::ContainerOverrides) -> Vec<(u16, u16)> {
     overrides
         .host_config
         .port_bindings

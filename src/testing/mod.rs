@@ -1,0 +1,16 @@
+//! Test support for the operator's unit tests, integration tests and benchmarks: builders for
+//! the four kinds ([`builders`]), an in-memory credential store ([`credential_store`]) and a
+//! fake DTMA with a switch per quirk ([`dtma_fake`]).
+//!
+//! Compiled only for the library's own tests and with the `testing` feature, which the binary
+//! never enables; integration tests get it through the self dev-dependency in `Cargo.toml`
+//! (decision 0020).
+
+pub mod builders;
+pub mod credential_store;
+pub mod dtma_fake;
+
+pub use builders::{
+    DeploymentBuilder, DropletBuilder, PoolBuilder, TemplateBuilder, manifest_yaml, validate,
+};
+pub use credential_store::MemoryCredentialStore;
