@@ -183,5 +183,22 @@ async fn one_call_starts_kube_sim_and_the_cloud_on_the_world_clock() {
         Some(clock::add(start, Duration::from_secs(42))),
         "the simulated DigitalOcean reads the world's clock"
     );
+
+    // kube-sim stamps objects with the same clock, so a droplet's age in the cloud and its
+    // Kubernetes timestamps agree at any speed.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(world.kube_client().unwrap());
+    let namespace = namespaces
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "clocked"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        namespace.metadata.creation_timestamp.map(|t| t.0),
+        Some(clock::add(start, Duration::from_secs(42))),
+        "kube-sim reads the world's clock"
+    );
     world.shutdown().await;
 }

@@ -4,6 +4,7 @@
 //! deleted.
 
 use crate::sim::digitalocean::{ActiveDroplet, DropletLifecycleHook};
+use clock::{SharedClock, SystemClock};
 use mcp_droplet_agent::api::Capacity;
 use mcp_droplet_agent::{
     AgentHandle, AgentOptions, BootstrapConfig, SimulatedAgentOptions, SimulatedRuntime,
@@ -37,6 +38,7 @@ pub struct SimulatedAgentFleet {
     entries: Arc<Mutex<HashMap<u64, FleetEntry>>>,
     data_root: PathBuf,
     runtime_options: SimulatedRuntimeOptions,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for SimulatedAgentFleet {
@@ -54,7 +56,15 @@ impl SimulatedAgentFleet {
             entries: Arc::default(),
             data_root: data_root.into(),
             runtime_options,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// This fleet with every agent's timers (lockout windows, supervisor polls and retries, the
+    /// orphan sweep) on `clock`: the simulated world's clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, FleetEntry>> {
@@ -165,6 +175,7 @@ impl DropletLifecycleHook for SimulatedAgentFleet {
                         runtime_options: SimulatedRuntimeOptions::default(),
                         agent: AgentOptions {
                             capacity: size_capacity(&droplet.size),
+                            clock: Arc::clone(&fleet.clock),
                             ..AgentOptions::default()
                         },
                     },

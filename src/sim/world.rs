@@ -122,15 +122,15 @@ impl SimulatedCloud {
     /// lifecycle hook.
     pub async fn start(settings: &CloudSettings, clock: SharedClock) -> Result<Self, WorldError> {
         let config = SimDoConfig {
-            clock,
+            clock: Arc::clone(&clock),
             ..settings.digitalocean.clone()
         };
         let digitalocean =
             serve_simulated_do(settings.listen, settings.token.clone(), config).await?;
-        let agents = Arc::new(SimulatedAgentFleet::new(
-            &settings.agent_data_dir,
-            Default::default(),
-        ));
+        let agents = Arc::new(
+            SimulatedAgentFleet::new(&settings.agent_data_dir, Default::default())
+                .with_clock(clock),
+        );
         digitalocean.set_lifecycle_hook(agents.clone());
         Ok(Self {
             digitalocean,
@@ -179,7 +179,7 @@ impl World {
             None => None,
         };
         let kube = match &config.kube {
-            Some(settings) => match start_kube(settings).await {
+            Some(settings) => match start_kube(settings, Arc::clone(&config.clock)).await {
                 Ok(kube) => Some(kube),
                 Err(error) => {
                     if let Some(cloud) = cloud {
@@ -243,13 +243,18 @@ impl World {
     }
 }
 
-/// Starts kube-sim, applies the operator's CRDs and writes the kubeconfig (when asked).
-pub async fn start_kube(settings: &KubeSimSettings) -> Result<kube_sim::Handle, WorldError> {
+/// Starts kube-sim on `clock` (so its timestamps agree with the simulated cloud's), applies the
+/// operator's CRDs and writes the kubeconfig (when asked).
+pub async fn start_kube(
+    settings: &KubeSimSettings,
+    clock: SharedClock,
+) -> Result<kube_sim::Handle, WorldError> {
     let config = kube_sim::Config {
         listen: settings.listen,
         token: settings.token.clone(),
         ..Default::default()
-    };
+    }
+    .with_clock(clock);
     let sim = kube_sim::KubeSim::start(config).await?;
     for crd in api::all_crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
