@@ -306,3 +306,29 @@ fn a_namespace_without_pools_gets_the_default_pool_and_a_missing_named_pool_is_r
         report.unschedulable[0].reason
     );
 }
+
+#[test]
+fn plan_warns_on_stderr_that_allowed_hosts_are_not_enforced() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
+        .args(["plan", "-f"])
+        .arg(examples())
+        .output()
+        .expect("run plan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("05-template-github.yaml: MCPTemplate github: spec.network.allowHosts (api.github.com) is not enforced yet"),
+        "stderr: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("warning:").count(),
+        1,
+        "only the github example sets allowHosts: {stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("warning:"), "warnings stay off stdout");
+}

@@ -13,6 +13,7 @@ pub mod reference;
 mod schema;
 pub mod shared_fields;
 pub mod template;
+pub mod template_warnings;
 pub mod validation;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

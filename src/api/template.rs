@@ -199,7 +199,8 @@ pub struct EnvSchema {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicy {
-    /// Hosts the container may reach (enforced by the agent where supported).
+    /// Hosts the container may reach. Not enforced yet: the droplet agent gives the container
+    /// full egress (a `Warning` condition and `plan` say so); set `none` to cut it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_hosts: Option<Vec<String>>,
     /// No network at all.

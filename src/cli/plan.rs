@@ -18,6 +18,7 @@ use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::Droplet as DropletObject;
 use crate::api::pool::DropletPool;
 use crate::api::template::MCPTemplate;
+use crate::api::template_warnings::template_warnings;
 use crate::fleet::deployment::round2;
 use crate::fleet::{self, FleetError, FleetObjects, FleetView};
 use scheduler::{BatchPlan, DropletPhase, PendingDeployment, Snapshot, Target};
@@ -573,6 +574,16 @@ pub fn render_table(r: &PlanReport) -> String {
 /// Runs `plan`: reads the inputs, plans, prints to stdout.
 pub fn run(args: PlanArgs) -> Result<(), PlanError> {
     let inputs = read_inputs(&args.files)?;
+    for (path, template) in &inputs.templates {
+        for warning in template_warnings(&template.spec) {
+            eprintln!(
+                "warning: {}: MCPTemplate {}: {}",
+                path.display(),
+                template.metadata.name.as_deref().unwrap_or_default(),
+                warning.message
+            );
+        }
+    }
     let report = plan_inputs_with(
         &inputs,
         args.now.unwrap_or_else(jiff::Timestamp::now),
