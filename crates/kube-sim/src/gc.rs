@@ -4,6 +4,7 @@
 //! The real server does this asynchronously in controllers; here it runs synchronously at the
 //! end of every deleting request until nothing changes, which gives the same end states.
 
+use crate::object_metadata::finalizers;
 use crate::resources::TypeKey;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -17,18 +18,6 @@ fn uid(o: &Value) -> &str {
 
 fn deleting(o: &Value) -> bool {
     o.pointer("/metadata/deletionTimestamp").is_some()
-}
-
-fn finalizers(o: &Value) -> Vec<String> {
-    o.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn without_finalizer(o: &Value, f: &str) -> Value {

@@ -19,6 +19,7 @@ pub mod cel_cost;
 pub mod discovery;
 pub mod gc;
 pub mod kubeconfig;
+mod object_metadata;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -3,12 +3,12 @@
 //! managedFields update, applied to every object about to be written.
 
 use super::crd::crd_status;
-use super::metadata::{finalizers, meta_str, name_of, set_meta, spec_part, ts};
 use super::metadata_validation::{
     DNS_LABEL_MSG, DNS_SUBDOMAIN_MSG, is_dns_label, is_dns_subdomain, validate_metadata,
 };
 use super::{CRD_CLEANUP_FINALIZER, FieldValidation, State, WriteOptions, crd_key};
 use crate::apply::{self, ListRules, WriteContext};
+use crate::object_metadata::{finalizers, meta_str, name_of, set_meta, spec_part, ts};
 use crate::resources::ResourceInfo;
 use crate::status::{ApiError, Cause};
 use jiff::Timestamp;

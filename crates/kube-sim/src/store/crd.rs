@@ -1,8 +1,8 @@
 //! CustomResourceDefinitions in the store: the status the server writes on them and the
 //! registration of their kinds once stored.
 
-use super::metadata::ts;
 use super::{State, crd_key};
+use crate::object_metadata::ts;
 use crate::resources::ResourceInfo;
 use jiff::Timestamp;
 use serde_json::{Value, json};

@@ -1,8 +1,8 @@
 //! Deletion: preconditions, propagation policies (Background, Foreground, Orphan),
 //! finalizers and deletionTimestamp, single objects and collections.
 
-use super::metadata::{finalizers, meta_str, set_meta, ts};
 use super::{ChangeType, DeleteOptions, FOREGROUND_FINALIZER, ListQuery, State, remove_owner_refs};
+use crate::object_metadata::{finalizers, meta_str, set_meta, ts};
 use crate::resources::ResourceInfo;
 use crate::status::ApiError;
 use jiff::Timestamp;

@@ -1,8 +1,8 @@
 //! The store's side of garbage collection: the read-only view `crate::gc` decides on, and the
 //! application of its decisions (deletes, finalizer removal, unregistering a CRD's kind).
 
-use super::metadata::{finalizers, name_of, namespace_of};
 use super::{ChangeType, ObjKey, State, owner_uids};
+use crate::object_metadata::{finalizers, name_of, namespace_of};
 use crate::resources::TypeKey;
 use jiff::Timestamp;
 use serde_json::Value;

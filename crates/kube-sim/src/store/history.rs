@@ -1,8 +1,8 @@
 //! resourceVersion bookkeeping and the bounded change history that watches and snapshot
 //! lists read. `commit` is the one place an object is stored, indexed and broadcast.
 
-use super::metadata::{meta_str, name_of, namespace_of, set_meta};
 use super::{Change, ChangeType, ObjKey, State};
+use crate::object_metadata::{meta_str, name_of, namespace_of, set_meta};
 use crate::resources::ResourceInfo;
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! Lists and paging. Every page of a paged list shows the state at the first page's
 //! resourceVersion; later pages are reconstructed from the change history.
 
-use super::metadata::{name_of, namespace_of};
 use super::{Bucket, ChangeType, ListPage, ListQuery, State};
+use crate::object_metadata::{name_of, namespace_of};
 use crate::resources::{ResourceInfo, TypeKey};
 use crate::status::ApiError;
 use serde_json::{Value, json};

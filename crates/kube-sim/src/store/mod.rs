@@ -13,13 +13,12 @@ mod delete;
 mod garbage_collection;
 mod history;
 mod list;
-mod metadata;
 mod metadata_validation;
 mod server_side_apply;
 mod write;
 
+pub use crate::object_metadata::{name_of, namespace_of};
 pub use builtin_objects::ROOT_CA_CONFIGMAP;
-pub use metadata::{name_of, namespace_of};
 
 use crate::resources::{Registry, ResourceInfo, TypeKey};
 use crate::selector::{FieldSelector, LabelSelector};

@@ -1,9 +1,9 @@
 //! Server-side apply (`application/apply-patch+yaml`): field ownership, conflicts, and the
 //! create-or-update that follows.
 
-use super::metadata::{meta_str, ts};
 use super::{ChangeType, FieldValidation, State, WriteOptions, WriteOutcome};
 use crate::apply::{self, ListRules, WriteContext};
+use crate::object_metadata::{meta_str, ts};
 use crate::resources::ResourceInfo;
 use crate::status::{ApiError, Cause};
 use jiff::Timestamp;

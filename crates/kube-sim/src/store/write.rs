@@ -1,8 +1,8 @@
 //! The writing verbs: create (POST), update (PUT) and patch (merge, JSON, strategic; apply
 //! goes to `server_side_apply`), all ending in the shared write of an existing object.
 
-use super::metadata::{finalizers, meta_str, name_of, set_meta, without_managed_times};
 use super::{ChangeType, State, WriteOptions, WriteOutcome};
+use crate::object_metadata::{finalizers, meta_str, name_of, set_meta, without_managed_times};
 use crate::patch::{self, PatchKind};
 use crate::resources::ResourceInfo;
 use crate::status::{ApiError, Cause};

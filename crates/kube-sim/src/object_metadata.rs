@@ -1,13 +1,14 @@
-//! Accessors and setters for object metadata, shared by every part of the store.
+//! Accessors and setters for object metadata, shared by the store and by gc (which decides from
+//! the same fields without reaching into the store).
 
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-pub(super) fn ts(now: Timestamp) -> String {
+pub(crate) fn ts(now: Timestamp) -> String {
     now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-pub(super) fn meta_str<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn meta_str<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
     v.get("metadata")?.get(field)?.as_str()
 }
 
@@ -21,7 +22,7 @@ pub fn namespace_of(v: &Value) -> &str {
     meta_str(v, "namespace").unwrap_or_default()
 }
 
-pub(super) fn finalizers(v: &Value) -> Vec<String> {
+pub(crate) fn finalizers(v: &Value) -> Vec<String> {
     v.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .map(|a| {
@@ -33,7 +34,7 @@ pub(super) fn finalizers(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub(super) fn set_meta(v: &mut Value, field: &str, value: Value) {
+pub(crate) fn set_meta(v: &mut Value, field: &str, value: Value) {
     if !v.get("metadata").is_some_and(Value::is_object) {
         v["metadata"] = json!({});
     }
@@ -47,7 +48,7 @@ pub(super) fn set_meta(v: &mut Value, field: &str, value: Value) {
 }
 
 /// Everything but metadata and status: the part whose change bumps `generation`.
-pub(super) fn spec_part(v: &Value) -> Map<String, Value> {
+pub(crate) fn spec_part(v: &Value) -> Map<String, Value> {
     v.as_object()
         .map(|m| {
             m.iter()
@@ -62,7 +63,7 @@ pub(super) fn spec_part(v: &Value) -> Map<String, Value> {
 
 /// The object with managedFields timestamps blanked: a write that changes nothing else is a
 /// no-op, but a change of ownership is not.
-pub(super) fn without_managed_times(v: &Value) -> Value {
+pub(crate) fn without_managed_times(v: &Value) -> Value {
     let mut c = v.clone();
     if let Some(Value::Array(entries)) = c.pointer_mut("/metadata/managedFields") {
         for e in entries.iter_mut() {
