@@ -14,6 +14,7 @@ pub mod plan;
 pub mod provisioner;
 pub mod status;
 
+use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use futures::StreamExt;
@@ -62,17 +63,19 @@ async fn reconcile(pool: Arc<DropletPool>, pctx: Arc<PoolContext>) -> Result<Act
             .collect();
         let droplet_refs: Vec<&Droplet> = droplets.iter().map(|d| d.as_ref()).collect();
         // Only deployments still waiting count: the record is from the last plan.
-        let deployments = ctx.stores.deployments.state();
-        let still_waiting = |k: &str| {
-            deployments
-                .iter()
-                .any(|d| object_key(d.as_ref()) == k && waits_for_droplet(d))
-        };
+        let waiting: HashSet<String> = ctx
+            .stores
+            .deployments
+            .state()
+            .iter()
+            .filter(|d| namespace_of(&d.metadata) == namespace && waits_for_droplet(d))
+            .map(|d| object_key(d.as_ref()))
+            .collect();
         let blocked: Vec<_> = pctx
             .outcomes
             .blocked(&key)
             .into_iter()
-            .filter(|b| still_waiting(&b.deployment))
+            .filter(|b| waiting.contains(&b.deployment))
             .collect();
         let spec_error = pool_from_api(&pool).err().map(|e| e.to_string());
         let desired = status::pool_status(
@@ -85,11 +88,7 @@ async fn reconcile(pool: Arc<DropletPool>, pctx: Arc<PoolContext>) -> Result<Act
         // A new or changed spec (a raised limit, another size) may unblock waiting
         // deployments of its namespace: plan again.
         let observed = pool.status.as_ref().and_then(|s| s.observed_generation);
-        if observed != pool.metadata.generation
-            && deployments
-                .iter()
-                .any(|d| namespace_of(&d.metadata) == namespace && waits_for_droplet(d))
-        {
+        if observed != pool.metadata.generation && !waiting.is_empty() {
             let _ = ctx.demand.send(());
         }
         let api: Api<DropletPool> = Api::namespaced(ctx.client.clone(), &namespace);

@@ -223,11 +223,7 @@ async fn pass(ctx: &Context, outcomes: &Outcomes, memory: &mut Memory) -> Result
         default_regions: ctx.config.default_regions.clone(),
         default_sizes: ctx.config.default_sizes.clone(),
     };
-    let started = Instant::now();
     let plan = plan_provisioning(&inputs, now).map_err(|e| Error::Scheduler(e.to_string()))?;
-    ctx.metrics
-        .scheduling_duration
-        .observe(started.elapsed().as_secs_f64());
     if !plan.waiting.is_empty() {
         tracing::debug!(
             waiting = plan.waiting.len(),
