@@ -36,6 +36,7 @@ impl State {
                         info.plural, ""
                     ),
                     name: String::new(),
+                    group: info.group.clone(),
                     kind: info.plural.clone(),
                 })
             }
