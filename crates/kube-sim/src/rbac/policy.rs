@@ -84,8 +84,7 @@ impl PolicyRule {
         });
         // A rule naming objects never matches a request without a name (list, watch, create
         // and deletecollection of everything).
-        let name_matches =
-            self.resource_names.is_empty() || self.resource_names.iter().any(|n| *n == r.name);
+        let name_matches = self.resource_names.is_empty() || self.resource_names.contains(&r.name);
         self.verb_matches(&r.verb)
             && self.api_groups.iter().any(|g| g == "*" || *g == r.group)
             && resource_matches
@@ -189,7 +188,7 @@ impl Subject {
     fn applies_to(&self, user: &UserInfo, binding_namespace: &str) -> bool {
         match self.kind.as_str() {
             "User" => user.name == self.name,
-            "Group" => user.groups.iter().any(|g| *g == self.name),
+            "Group" => user.groups.contains(&self.name),
             "ServiceAccount" => {
                 let ns = if self.namespace.is_empty() {
                     binding_namespace

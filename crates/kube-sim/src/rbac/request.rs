@@ -86,14 +86,14 @@ impl Attributes {
         .to_string();
         let mut namespace = String::new();
         let mut rest = rest;
-        if rest.first() == Some(&"namespaces") {
-            if let Some(ns) = rest.get(1) {
-                namespace = (*ns).to_string();
-                // `namespaces/<n>/status|finalize` are the namespace's own subresources; anything
-                // else after the namespace name is a namespaced resource.
-                if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
-                    rest = &rest[2..];
-                }
+        if rest.first() == Some(&"namespaces")
+            && let Some(ns) = rest.get(1)
+        {
+            namespace = (*ns).to_string();
+            // `namespaces/<n>/status|finalize` are the namespace's own subresources; anything
+            // else after the namespace name is a namespaced resource.
+            if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
+                rest = &rest[2..];
             }
         }
         let resource = rest.first().map(|s| (*s).to_string()).unwrap_or_default();
