@@ -221,23 +221,7 @@ impl KubeSim {
                 apply_object(&shared, &obj, "kube-apiserver")?;
             }
         }
-        let s = shared.clone();
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let s = s.clone();
-            async move { server::handle(s, req).await }
-        });
-        let mut stop = stop_rx;
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    // Either a shutdown signal or the sender being dropped ends serving.
-                    let _ = stop.wait_for(|v| *v).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "kube-sim server stopped with an error");
-            }
-        });
+        let task = serve(listener, shared.clone(), None);
         tracing::info!(%addr, "kube-sim listening");
         Ok(Handle {
             addr,
@@ -245,8 +229,36 @@ impl KubeSim {
             shared,
             stop: stop_tx,
             task,
+            extra_listeners: Mutex::new(Vec::new()),
         })
     }
+}
+
+/// Serves `shared` on `listener` until shutdown; with `user`, every request on it is that
+/// user's (see [`Handle::serve_as`]).
+fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<server::Shared>,
+    user: Option<rbac::UserInfo>,
+) -> tokio::task::JoinHandle<()> {
+    let mut stop = shared.shutdown.clone();
+    let s = shared;
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let s = s.clone();
+        let user = user.clone();
+        async move { server::handle(s, req, user).await }
+    });
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                // Either a shutdown signal or the sender being dropped ends serving.
+                let _ = stop.wait_for(|v| *v).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "kube-sim server stopped with an error");
+        }
+    })
 }
 
 /// A running simulator.
@@ -256,6 +268,7 @@ pub struct Handle {
     shared: Arc<server::Shared>,
     stop: tokio_watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    extra_listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Handle {
@@ -363,6 +376,29 @@ impl Handle {
         Ok(token)
     }
 
+    /// Serves the same API on another loopback port where every request is `user`'s, without
+    /// a token (RBAC only). For clients that never send a token over plain HTTP, as kubectl
+    /// and Helm (client-go reads credentials only for TLS servers). Returns the base URL.
+    pub async fn serve_as(&self, user: rbac::UserInfo) -> Result<String, SimError> {
+        if self.shared.rbac.is_none() {
+            return Err(SimError::RbacDisabled);
+        }
+        let want = SocketAddr::new(self.addr.ip(), 0);
+        let listener = tokio::net::TcpListener::bind(want)
+            .await
+            .map_err(|source| SimError::Bind { addr: want, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr: want, source })?;
+        tracing::info!(%addr, user = %user.name, "kube-sim listening for one user");
+        let task = serve(listener, self.shared.clone(), Some(user));
+        self.extra_listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+        Ok(format!("http://{addr}"))
+    }
+
     /// URL and another token (e.g. a service account's) for building a client.
     pub fn client_config_with(&self, token: &BearerToken) -> ClientConfig {
         ClientConfig {
@@ -414,8 +450,16 @@ impl Handle {
     pub async fn shutdown(self) {
         // Receivers may already be gone if the server stopped on its own.
         let _ = self.stop.send(true);
-        if let Err(e) = self.task.await {
-            tracing::warn!(error = %e, "kube-sim task ended abnormally");
+        let extra = std::mem::take(
+            &mut *self
+                .extra_listeners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for task in std::iter::once(self.task).chain(extra) {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "kube-sim task ended abnormally");
+            }
         }
     }
 }

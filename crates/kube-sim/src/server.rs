@@ -262,7 +262,11 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Authentication, then (with RBAC) authorization. `Ok(None)` means "no RBAC: allowed";
 /// `Ok(Some(user))` is the authenticated, authorized user.
-fn admit(shared: &Shared, req: &Request) -> Result<Option<UserInfo>, ApiError> {
+fn admit(
+    shared: &Shared,
+    req: &Request,
+    listener_user: Option<UserInfo>,
+) -> Result<Option<UserInfo>, ApiError> {
     let presented = bearer_token(req.headers());
     let Some(authorizer) = &shared.rbac else {
         if let Some(token) = &shared.token
@@ -273,9 +277,12 @@ fn admit(shared: &Shared, req: &Request) -> Result<Option<UserInfo>, ApiError> {
         return Ok(None);
     };
     // Anonymous requests are refused, as with `--anonymous-auth=false`.
-    let user = presented
-        .and_then(|t| authorizer.authenticate(t))
-        .ok_or(ApiError::Unauthorized)?;
+    let user = match listener_user {
+        Some(user) => user,
+        None => presented
+            .and_then(|t| authorizer.authenticate(t))
+            .ok_or(ApiError::Unauthorized)?,
+    };
     let attributes =
         Attributes::from_request(req.method().as_str(), req.uri().path(), &query_map(req));
     let policy = authorizer.policy(&shared.lock());
@@ -288,9 +295,14 @@ fn admit(shared: &Shared, req: &Request) -> Result<Option<UserInfo>, ApiError> {
     }
 }
 
-/// Entry point for every request.
-pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
-    let user = match admit(&shared, &req) {
+/// Entry point for every request. `listener_user` is set on a listener that serves one user
+/// (`Handle::serve_as`): its requests need no token.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request,
+    listener_user: Option<UserInfo>,
+) -> Response {
+    let user = match admit(&shared, &req, listener_user) {
         Ok(user) => user,
         Err(e) => return error_response(&e),
     };

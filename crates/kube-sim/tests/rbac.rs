@@ -615,3 +615,80 @@ async fn without_rbac_nothing_changes() {
         .expect("anyone may list");
     sim.shutdown().await;
 }
+
+fn kubectl_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("KUBECTL") {
+        return Some(p.into());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("kubectl"))
+            .find(|p| p.is_file())
+    })
+}
+
+#[tokio::test]
+async fn kubectl_with_the_service_accounts_token() {
+    let Some(bin) = kubectl_path() else {
+        assert!(
+            !common::tools_required(),
+            "kubectl not found on PATH (set KUBECTL to its path) and MCP_REQUIRE_TOOLS=1"
+        );
+        println!("skipped: kubectl not found on PATH (set KUBECTL to its path)");
+        return;
+    };
+    let w = world().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    // kubectl sends no token to a plain-HTTP server, so it gets a listener of its own that
+    // serves the service account.
+    let url = w
+        .sim
+        .serve_as(kube_sim::rbac::UserInfo::service_account("ops", "op"))
+        .await
+        .expect("listener");
+    kube_sim::kubeconfig::write(&kubeconfig, &url, None).expect("kubeconfig");
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(args)
+            .env("HOME", dir.path())
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true);
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+                .await
+                .expect("kubectl timed out")
+                .expect("run kubectl");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    // `auth can-i` posts a SelfSubjectAccessReview in protobuf.
+    let can = [
+        "auth",
+        "can-i",
+        "update",
+        "widgets.sim.example.io",
+        "--subresource=status",
+    ];
+    let (code, out, _e) = run(&[&can[..], &["-n", "team-a"]].concat()).await;
+    assert_eq!((code, out.trim()), (0, "yes"), "{_e}");
+    let (code, out, _) = run(&[&can[..], &["-n", "team-b"]].concat()).await;
+    assert_eq!((code, out.trim()), (1, "no"));
+    let (code, out, err) = run(&["get", "widgets", "-n", "team-a", "-o", "name"]).await;
+    assert_eq!((code, out.trim()), (0, "widget.sim.example.io/w"), "{err}");
+    let (code, _, err) = run(&["get", "secrets", "-n", "team-a"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("Error from server (Forbidden): secrets is forbidden: User \"{OPERATOR}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"team-a\"")),
+        "{err}"
+    );
+    w.sim.shutdown().await;
+}
