@@ -133,30 +133,35 @@ pub struct RuleRef {
     pub role_kind: RoleKind,
     /// Namespace of a Role ("" for a ClusterRole, even when a RoleBinding binds it).
     pub role_namespace: String,
-    /// Name of the role.
+    /// Name of the role (for an aggregated ClusterRole: the ClusterRole the rule comes from).
     pub role: String,
-    /// Index of the rule in the role's `rules`.
+    /// Index of the rule in that role's `rules`.
     pub index: usize,
 }
 
 impl fmt::Display for RuleRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.role_namespace.is_empty() {
+            write!(f, "{} \"{}\"", self.role_kind.as_str(), self.role)?;
+        } else {
+            write!(
+                f,
+                "{} \"{}/{}\"",
+                self.role_kind.as_str(),
+                self.role_namespace,
+                self.role
+            )?;
+        }
+        write!(f, " rule {} via ", self.index)?;
         if self.binding_namespace.is_empty() {
-            write!(f, "ClusterRoleBinding \"{}\"", self.binding)?;
+            write!(f, "ClusterRoleBinding \"{}\"", self.binding)
         } else {
             write!(
                 f,
                 "RoleBinding \"{}/{}\"",
-                self.binding, self.binding_namespace
-            )?;
+                self.binding_namespace, self.binding
+            )
         }
-        write!(
-            f,
-            " of {} \"{}\" rule {}",
-            self.role_kind.as_str(),
-            self.role,
-            self.index
-        )
     }
 }
 
@@ -259,6 +264,11 @@ impl Binding {
 struct Role {
     rules: Vec<PolicyRule>,
     bootstrap: bool,
+    /// For an aggregated ClusterRole: the ClusterRole and index each rule comes from (the
+    /// aggregation controller copies them into `rules`; uses are counted at the source).
+    origins: Option<Vec<(String, usize)>>,
+    /// `aggregationRule.clusterRoleSelectors`, when the role aggregates others.
+    aggregation: Option<Vec<crate::selector::LabelSelector>>,
 }
 
 impl Role {
@@ -274,6 +284,17 @@ impl Role {
                 .and_then(|l| l.get(BOOTSTRAP_LABEL.0))
                 .and_then(Value::as_str)
                 == Some(BOOTSTRAP_LABEL.1),
+            origins: None,
+            aggregation: v
+                .pointer("/aggregationRule/clusterRoleSelectors")
+                .and_then(Value::as_array)
+                .map(|selectors| {
+                    selectors
+                        .iter()
+                        // A selector the server would have refused matches nothing.
+                        .filter_map(|s| crate::selector::LabelSelector::from_object(s).ok())
+                        .collect()
+                }),
         }
     }
 }
@@ -317,10 +338,12 @@ impl Policy {
                 Role::from_json(r),
             );
         }
-        for r in cluster_roles {
+        let cluster_roles: Vec<&Arc<Value>> = cluster_roles.into_iter().collect();
+        for r in &cluster_roles {
             p.cluster_roles
                 .insert(text(r, "/metadata/name"), Role::from_json(r));
         }
+        p.aggregate(&cluster_roles);
         for b in role_bindings {
             let b = Binding::from_json(b);
             p.role_bindings
@@ -333,6 +356,50 @@ impl Policy {
             .map(|b| Binding::from_json(b))
             .collect();
         p
+    }
+
+    /// What the clusterrole-aggregation controller does: a ClusterRole with an
+    /// `aggregationRule` gets the rules of every other ClusterRole its selectors match, in name
+    /// order, without duplicates (its own stored rules are replaced, as the controller does).
+    fn aggregate(&mut self, cluster_roles: &[&Arc<Value>]) {
+        let mut sources: Vec<&Arc<Value>> = cluster_roles.to_vec();
+        sources.sort_by_key(|r| text(r, "/metadata/name"));
+        let aggregating: Vec<String> = self
+            .cluster_roles
+            .iter()
+            .filter(|(_, r)| r.aggregation.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in aggregating {
+            let Some(selectors) = self
+                .cluster_roles
+                .get(&name)
+                .and_then(|r| r.aggregation.clone())
+            else {
+                continue;
+            };
+            let mut rules: Vec<PolicyRule> = Vec::new();
+            let mut origins = Vec::new();
+            for source in &sources {
+                let source_name = text(source, "/metadata/name");
+                if source_name == name || !selectors.iter().any(|s| s.matches(source)) {
+                    continue;
+                }
+                let Some(source_role) = self.cluster_roles.get(&source_name) else {
+                    continue;
+                };
+                for (i, rule) in source_role.rules.iter().enumerate() {
+                    if !rules.contains(rule) {
+                        rules.push(rule.clone());
+                        origins.push((source_name.clone(), i));
+                    }
+                }
+            }
+            if let Some(role) = self.cluster_roles.get_mut(&name) {
+                role.rules = rules;
+                role.origins = Some(origins);
+            }
+        }
     }
 
     /// Authorizes a request (`RBACAuthorizer.Authorize`, after the privileged-group check).
@@ -373,13 +440,18 @@ impl Policy {
                     binding.role_name,
                     subject.describe(&binding.namespace)
                 );
+                // A rule of an aggregated ClusterRole is counted where it is written.
+                let (role, index) = match role.origins.as_ref().and_then(|o| o.get(index)) {
+                    Some((source, i)) => (source.clone(), *i),
+                    None => (binding.role_name.clone(), index),
+                };
                 return Decision::Allowed {
                     rule: RuleRef {
                         binding_namespace: binding.namespace.clone(),
                         binding: binding.name.clone(),
                         role_kind,
                         role_namespace,
-                        role: binding.role_name.clone(),
+                        role,
                         index,
                     },
                     reason,
@@ -409,7 +481,8 @@ impl Policy {
     pub fn defined_rules(&self) -> Vec<DefinedRule> {
         let mut out: Vec<DefinedRule> = Vec::new();
         let mut push = |kind: RoleKind, ns: &str, name: &str, role: &Role| {
-            if role.bootstrap {
+            // Aggregated roles hold copies; their rules are listed where they are written.
+            if role.bootstrap || role.origins.is_some() {
                 return;
             }
             for (index, rule) in role.rules.iter().enumerate() {
@@ -573,7 +646,7 @@ mod tests {
             Decision::Allowed { rule, reason } => {
                 assert_eq!(
                     rule.to_string(),
-                    "RoleBinding \"read/a\" of ClusterRole \"reader\" rule 0"
+                    "ClusterRole \"reader\" rule 0 via RoleBinding \"a/read\""
                 );
                 assert_eq!(
                     reason,
@@ -625,6 +698,43 @@ mod tests {
             p.authorize(&UserInfo::user("root", &["system:masters"]), &any),
             Decision::Privileged
         );
+    }
+
+    #[test]
+    fn aggregated_cluster_roles_take_the_rules_of_the_roles_they_select() {
+        let view = obj(json!({"metadata": {"name": "view"},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"aggregate-to-view": "true"}}]},
+            "rules": []}));
+        let widgets = obj(
+            json!({"metadata": {"name": "widgets-view", "labels": {"aggregate-to-view": "true"}},
+            "rules": [{"apiGroups": ["g.io"], "resources": ["widgets"], "verbs": ["get"]}]}),
+        );
+        let unrelated = obj(json!({"metadata": {"name": "secrets"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}));
+        let binding = obj(json!({"metadata": {"name": "viewers"},
+            "roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "ann"}]}));
+        let p = Policy::compile([], [&view, &widgets, &unrelated], [], [&binding]);
+        let ann = UserInfo::user("ann", &[]);
+        match p.authorize(&ann, &res("get", "g.io", "widgets", "", "a", "w")) {
+            Decision::Allowed { rule, reason } => {
+                assert_eq!(
+                    rule.to_string(),
+                    "ClusterRole \"widgets-view\" rule 0 via ClusterRoleBinding \"viewers\""
+                );
+                assert_eq!(
+                    reason,
+                    "RBAC: allowed by ClusterRoleBinding \"viewers\" of ClusterRole \"view\" to User \"ann\""
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            p.authorize(&ann, &res("get", "", "secrets", "", "a", "s")),
+            Decision::Denied
+        );
+        let listed: Vec<String> = p.defined_rules().iter().map(|d| d.role.clone()).collect();
+        assert_eq!(listed, ["secrets", "widgets-view"]);
     }
 
     #[test]
