@@ -283,9 +283,24 @@ fn admit(
             .and_then(|t| authorizer.authenticate(t))
             .ok_or(ApiError::Unauthorized)?,
     };
+    let policy = authorizer.policy(&shared.lock());
+    let header_text = |name: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let impersonated_user = header_text("Impersonate-User").into_iter().next();
+    let user = authorizer.impersonate(
+        &policy,
+        user,
+        impersonated_user.as_deref(),
+        &header_text("Impersonate-Group"),
+    )?;
     let attributes =
         Attributes::from_request(req.method().as_str(), req.uri().path(), &query_map(req));
-    let policy = authorizer.policy(&shared.lock());
     match authorizer.authorize(&policy, &user, &attributes) {
         Decision::Privileged | Decision::Allowed { .. } => Ok(Some(user)),
         Decision::Denied => {

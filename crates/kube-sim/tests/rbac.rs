@@ -692,3 +692,43 @@ async fn kubectl_with_the_service_accounts_token() {
     );
     w.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn impersonation_needs_the_impersonate_verb_and_then_acts_as_the_account() {
+    let w = world().await;
+    let as_operator = |base: kube_sim::ClientConfig| {
+        let mut config = kube::Config::new(base.url.parse().expect("url"));
+        if let Some(token) = base.token {
+            config.auth_info.token = Some(token.expose().to_string().into());
+        }
+        config.auth_info.impersonate = Some(OPERATOR.to_string());
+        Client::try_from(config).expect("client")
+    };
+    // The superuser may impersonate anyone; the account's rules then decide.
+    let admin_as_op = as_operator(w.sim.client_config());
+    Api::<DynamicObject>::namespaced_with(admin_as_op.clone(), "team-a", &widget_resource())
+        .get("w")
+        .await
+        .expect("the account may get widgets");
+    assert_forbidden(
+        Api::<Secret>::namespaced(admin_as_op, "team-a")
+            .list(&ListParams::default())
+            .await,
+        &format!(
+            "secrets is forbidden: User \"{OPERATOR}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"team-a\""
+        ),
+    );
+    // A user without the impersonate verb is refused before anything else.
+    let bob = w
+        .sim
+        .user_token(kube_sim::rbac::UserInfo::user("bob", &[]))
+        .expect("token");
+    let bob_as_op = as_operator(w.sim.client_config_with(&bob));
+    assert_forbidden(
+        Api::<DynamicObject>::namespaced_with(bob_as_op, "team-a", &widget_resource())
+            .get("w")
+            .await,
+        "serviceaccounts \"op\" is forbidden: User \"bob\" cannot impersonate resource \"serviceaccounts\" in API group \"\" in the namespace \"ops\"",
+    );
+    w.sim.shutdown().await;
+}

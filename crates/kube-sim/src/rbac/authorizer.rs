@@ -3,7 +3,7 @@
 
 use super::access::AccessRecord;
 use super::policy::{Decision, Policy};
-use super::request::Attributes;
+use super::request::{Attributes, ResourceAttributes};
 use super::{Rbac, UserInfo};
 use crate::BearerToken;
 use crate::resources::TypeKey;
@@ -93,6 +93,74 @@ impl Authorizer {
             Decision::Denied => record.record_denied(user, attributes),
         }
         decision
+    }
+
+    /// The user an `Impersonate-User` (and `Impersonate-Group`) request acts as, after checking
+    /// that `actor` may `impersonate` them, as the server's impersonation filter does. A
+    /// service-account name is checked against `serviceaccounts` in its namespace and gets the
+    /// account's groups unless groups are given; everyone impersonated is in
+    /// `system:authenticated`.
+    pub fn impersonate(
+        &self,
+        policy: &Policy,
+        actor: UserInfo,
+        user: Option<&str>,
+        groups: &[String],
+    ) -> Result<UserInfo, crate::status::ApiError> {
+        let Some(name) = user else {
+            if groups.is_empty() {
+                return Ok(actor);
+            }
+            return Err(crate::status::ApiError::BadRequest(
+                "requested impersonation of groups without impersonating a user".into(),
+            ));
+        };
+        let check = |resource: &str, namespace: &str, name: &str| {
+            let attributes = Attributes::Resource(ResourceAttributes {
+                verb: "impersonate".into(),
+                group: String::new(),
+                resource: resource.into(),
+                subresource: String::new(),
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+            match self.authorize(policy, &actor, &attributes) {
+                Decision::Privileged | Decision::Allowed { .. } => Ok(()),
+                Decision::Denied => Err(super::policy::forbidden(&actor, &attributes)),
+            }
+        };
+        let service_account = name
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'));
+        let mut out = match service_account {
+            Some((namespace, account)) => {
+                check("serviceaccounts", namespace, account)?;
+                let mut sa = UserInfo::service_account(namespace, account);
+                // The account's groups are implied only when no group is asked for.
+                sa.groups
+                    .retain(|g| groups.is_empty() && g != super::SYSTEM_AUTHENTICATED);
+                sa
+            }
+            None => {
+                check("users", "", name)?;
+                UserInfo {
+                    name: name.to_string(),
+                    groups: Vec::new(),
+                }
+            }
+        };
+        for group in groups {
+            check("groups", "", group)?;
+            if !out.groups.contains(group) {
+                out.groups.push(group.clone());
+            }
+        }
+        if out.name != "system:anonymous"
+            && !out.groups.iter().any(|g| g == super::SYSTEM_AUTHENTICATED)
+        {
+            out.groups.push(super::SYSTEM_AUTHENTICATED.to_string());
+        }
+        Ok(out)
     }
 
     /// A copy of the access record.
