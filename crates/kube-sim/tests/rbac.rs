@@ -732,3 +732,67 @@ async fn impersonation_needs_the_impersonate_verb_and_then_acts_as_the_account()
     );
     w.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn rendered_documents_without_a_namespace_land_in_the_accounts_namespace() {
+    let rendered = r#"
+---
+# Source: chart/templates/serviceaccount.yaml
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: leader}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: leader-election}
+rules:
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: leader-election}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: leader-election}
+subjects:
+- {kind: ServiceAccount, name: leader}
+"#;
+    let docs = documents_from_yaml(rendered).expect("yaml");
+    let scenario = start_with_rbac(
+        kube_sim::Config::default(),
+        &docs,
+        &ServiceAccountRef::new("fresh-ns", "leader"),
+    )
+    .await
+    .expect("start");
+    let op = client(scenario.sim.client_config_with(&scenario.token));
+    let leases: Api<DynamicObject> = Api::namespaced_with(
+        op,
+        "fresh-ns",
+        &kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"),
+            "leases",
+        ),
+    );
+    leases
+        .create(
+            &PostParams::default(),
+            &common::obj(
+                json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "leader"}, "spec": {"holderIdentity": "a"}}),
+            ),
+        )
+        .await
+        .expect("the role was created in the account's namespace, which was created too");
+    let record = scenario.sim.access_record().expect("rbac on");
+    assert_eq!(record.privileged_requests(), 0, "set-up is not recorded");
+    assert_eq!(
+        record
+            .rule_counts()
+            .keys()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["Role \"fresh-ns/leader-election\" rule 0 via RoleBinding \"fresh-ns/leader-election\""]
+    );
+    scenario.sim.shutdown().await;
+}
