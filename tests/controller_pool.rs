@@ -23,7 +23,7 @@ use mcp_droplet_operator::controller::pool::status::UNSCHEDULABLE;
 use mcp_droplet_operator::telemetry::metrics::ControllerLabels;
 use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Polls `check` every 50 ms until it returns Some, at most `TIMEOUT`.
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
@@ -88,6 +88,19 @@ async fn signal_and_wait_for_a_pass(harness: &OperatorHarness) {
         (passes(harness) > before).then_some(())
     })
     .await;
+}
+
+/// Starts the harness and waits for the provisioner's first pass (made once the caches are
+/// synced), so the deployments a test creates are planned in the batches it signals.
+async fn started() -> OperatorHarness {
+    let harness = OperatorHarness::start(HarnessOptions::default())
+        .await
+        .expect("harness");
+    eventually("the first provisioning pass", || async {
+        (passes(&harness) > 0).then_some(())
+    })
+    .await;
+    harness
 }
 
 async fn create_pool(harness: &OperatorHarness, pool: DropletPool) -> Api<DropletPool> {
@@ -161,9 +174,7 @@ async fn wait_for_droplets(harness: &OperatorHarness, n: usize) -> Vec<Droplet> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_becomes_the_lower_bound_of_droplets_and_a_repeated_signal_adds_none() {
-    let harness = OperatorHarness::start(HarnessOptions::default())
-        .await
-        .expect("harness");
+    let harness = started().await;
     let pool = DropletPool::test("burst")
         .namespace(&harness.namespace)
         .regions(&["nyc3"])
@@ -220,9 +231,7 @@ async fn a_burst_becomes_the_lower_bound_of_droplets_and_a_repeated_signal_adds_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_droplets_blocks_with_the_limit_named_until_it_is_raised() {
-    let harness = OperatorHarness::start(HarnessOptions::default())
-        .await
-        .expect("harness");
+    let harness = started().await;
     let pool = DropletPool::test("small")
         .namespace(&harness.namespace)
         .regions(&["nyc3"])
@@ -286,9 +295,7 @@ async fn max_droplets_blocks_with_the_limit_named_until_it_is_raised() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_without_pools_gets_unowned_droplets_of_the_default_pool() {
-    let harness = OperatorHarness::start(HarnessOptions::default())
-        .await
-        .expect("harness");
+    let harness = started().await;
     waiting_deployments(&harness, "d", 3, None).await;
     wait_for_cached_waiting(&harness, 3).await;
     signal_and_wait_for_a_pass(&harness).await;
@@ -305,9 +312,7 @@ async fn a_namespace_without_pools_gets_unowned_droplets_of_the_default_pool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_status_aggregates_its_droplets_and_is_not_rewritten_when_converged() {
-    let harness = OperatorHarness::start(HarnessOptions::default())
-        .await
-        .expect("harness");
+    let harness = started().await;
     let pool = DropletPool::test("agg")
         .namespace(&harness.namespace)
         .regions(&["nyc3"])

@@ -121,12 +121,13 @@ pub async fn run(
                 if signal.is_none() {
                     return;
                 }
-                if !batch_window(&ctx, &mut demand, &shutdown).await {
-                    return;
-                }
             }
             () = timer => {}
             () = shutdown.cancelled() => return,
+        }
+        // A timed pass batches too: a burst under way when it fires is planned whole.
+        if !batch_window(&ctx, &mut demand, &shutdown).await {
+            return;
         }
         while demand.try_recv().is_ok() {}
         let started = Instant::now();
