@@ -45,6 +45,8 @@ pub const REASON_MAX_COST: &str = "MaxMonthlyCostReached";
 pub const REASON_NO_SIZE_FITS: &str = "NoSizeFits";
 /// Condition reason: the deployment names a pool that does not exist.
 pub const REASON_POOL_NOT_FOUND: &str = "PoolNotFound";
+/// Condition reason: the pool is being deleted; it gets no new droplets.
+pub const REASON_POOL_DELETING: &str = "PoolDeleting";
 /// Condition reason: pinned, or autoProvision off (the deployment controller reports these).
 pub const REASON_NOT_PROVISIONABLE: &str = "NotProvisionable";
 
@@ -269,10 +271,15 @@ pub fn plan_provisioning(
     inputs: &ProvisioningInputs<'_>,
     now: jiff::Timestamp,
 ) -> Result<ProvisioningPlan, FleetError> {
-    let mut objects = inputs.objects.clone();
-    objects
+    let objects = inputs.objects.clone();
+    // A pool being deleted still counts as its namespace's pool (its deployments do not fall
+    // back to the default pool), but gets no new droplets.
+    let deleting: HashSet<String> = objects
         .pools
-        .retain(|p| p.metadata.deletion_timestamp.is_none());
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_some())
+        .map(|p| key_of(&p.metadata))
+        .collect();
     let pool_objects: HashMap<String, &DropletPool> = objects
         .pools
         .iter()
@@ -402,6 +409,16 @@ pub fn plan_provisioning(
         })
         .collect();
     for nd in &batch.new_droplets {
+        if deleting.contains(&nd.pool) {
+            plan.blocked
+                .extend(nd.deployments.iter().map(|d| BlockedDeployment {
+                    deployment: d.clone(),
+                    pool: nd.pool.clone(),
+                    reason: REASON_POOL_DELETING,
+                    message: format!("pool {} is being deleted", nd.pool),
+                }));
+            continue;
+        }
         let (namespace, pool) = split_key(&nd.pool);
         let mut deployments = nd.deployments.clone();
         deployments.sort();
@@ -744,6 +761,21 @@ mod tests {
             .build();
         let plan = plan_of(&[bad, small_pool()], &[], &burst(2, 512));
         assert_eq!(plan.create.len(), 1);
+    }
+
+    #[test]
+    fn a_pool_being_deleted_gets_no_droplets_and_is_not_replaced_by_the_default() {
+        let mut pool = small_pool();
+        pool.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+        let plan = plan_of(&[pool], &[], &burst(2, 512));
+        assert!(plan.create.is_empty());
+        assert_eq!(plan.blocked.len(), 2);
+        assert!(
+            plan.blocked
+                .iter()
+                .all(|b| b.reason == REASON_POOL_DELETING)
+        );
     }
 
     #[test]
