@@ -58,6 +58,10 @@ pub struct ProvisioningInputs<'a> {
     /// What the scheduling ledger holds per droplet (`namespace/name`), including placements
     /// assumed but not yet recorded; a Ready droplet counts the larger of this and its report.
     pub ledger_usage: HashMap<String, Resources>,
+    /// Deployments (`namespace/name`) the ledger has booked on a droplet: the deployment
+    /// controller has just placed them (its status write may not be in the cache yet), so
+    /// they no longer wait even if their cached phase says so.
+    pub ledger_booked: HashSet<String>,
     /// Regions of the default pool (a namespace without DropletPools); empty keeps the
     /// fleet conversion's defaults.
     pub default_regions: Vec<String>,
@@ -290,6 +294,7 @@ pub fn plan_provisioning(
         .iter()
         .filter(|d| waits_for_droplet(d))
         .map(|d| key_of(&d.metadata))
+        .filter(|k| !inputs.ledger_booked.contains(k))
         .collect();
     let (mut view, left_out) = tolerant_view(&objects, now)?;
     let mut plan = ProvisioningPlan {
@@ -736,6 +741,36 @@ mod tests {
         let plan = plan_provisioning(&inputs, now()).unwrap();
         assert!(plan.onto_ready.is_empty());
         assert_eq!(plan.create.len(), 1);
+    }
+
+    #[test]
+    fn a_deployment_the_ledger_just_booked_no_longer_waits() {
+        // The deployment controller booked d000 on the Ready droplet (its status write is not
+        // in the cache yet): its room is taken, and d000 needs nothing new either.
+        let ready = Droplet::test("r1")
+            .namespace("s")
+            .pool("default")
+            .ready()
+            .build();
+        let deployments = burst(2, 512);
+        let pool = small_pool();
+        let inputs = ProvisioningInputs {
+            objects: FleetObjects {
+                pools: vec![&pool],
+                droplets: vec![&ready],
+                deployments: deployments.iter().collect(),
+                ..FleetObjects::default()
+            },
+            ledger_usage: HashMap::from([("s/r1".to_string(), Resources::new(512 * MIB, 250, 0))]),
+            ledger_booked: HashSet::from(["s/d000".to_string()]),
+            ..ProvisioningInputs::default()
+        };
+        let plan = plan_provisioning(&inputs, now()).unwrap();
+        assert_eq!(plan.waiting, ["s/d001"]);
+        assert_eq!(
+            plan.onto_ready,
+            [("s/d001".to_string(), "s/r1".to_string())]
+        );
     }
 
     #[test]

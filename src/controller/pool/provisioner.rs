@@ -3,7 +3,7 @@
 //! time), plans purely ([`super::plan::plan_provisioning`]) and applies the plan: creates the
 //! Droplet objects, records what blocks each pool for its status, and publishes events.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -201,16 +201,21 @@ async fn pass(ctx: &Context, outcomes: &Outcomes, memory: &mut Memory) -> Result
         !cached.contains(key) && now.duration_since(*at).unsigned_abs() < REMEMBER_CREATED
     });
     droplets.extend(memory.created.values().map(|(d, _)| Arc::new(d.clone())));
-    let ledger_usage = ctx
+    let (ledger_usage, ledger_booked) = ctx
         .ledger
         .with(|ledger| {
-            droplets
+            let usage = droplets
                 .iter()
                 .filter_map(|d| {
                     let key = object_key(d.as_ref());
                     ledger.used(&key).map(|used| (key, used))
                 })
-                .collect::<HashMap<_, _>>()
+                .collect::<HashMap<_, _>>();
+            let booked = ledger
+                .bookings()
+                .map(|(key, _)| key.clone())
+                .collect::<HashSet<_>>();
+            (usage, booked)
         })
         .unwrap_or_default();
     let inputs = ProvisioningInputs {
@@ -221,6 +226,7 @@ async fn pass(ctx: &Context, outcomes: &Outcomes, memory: &mut Memory) -> Result
             deployments: deployments.iter().map(|d| d.as_ref()).collect(),
         },
         ledger_usage,
+        ledger_booked,
         default_regions: ctx.config.default_regions.clone(),
         default_sizes: ctx.config.default_sizes.clone(),
     };
