@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cloud;
 pub mod dtma;
 pub mod fleet;
+pub mod image_check;
 pub mod probe;
 pub mod registry_import;
 pub mod retry;

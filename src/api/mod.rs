@@ -7,6 +7,7 @@ pub mod bounds;
 pub mod conditions;
 pub mod deployment;
 pub mod droplet;
+pub mod image_reference;
 pub mod pool;
 pub mod quantity;
 pub mod reference;
