@@ -14,6 +14,7 @@ pub mod reference;
 mod schema;
 pub mod shared_fields;
 pub mod template;
+pub mod template_checks;
 pub mod template_warnings;
 pub mod validation;
 

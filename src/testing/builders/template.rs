@@ -86,6 +86,12 @@ impl TemplateBuilder {
         self
     }
 
+    /// Clears `spec.port` (an http template without one is what the schema refuses).
+    pub fn no_port(mut self) -> Self {
+        self.0.spec.port = None;
+        self
+    }
+
     /// Sets the entrypoint override.
     pub fn command(mut self, command: &[&str]) -> Self {
         self.0.spec.command = strings(command);
