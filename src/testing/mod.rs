@@ -10,6 +10,7 @@
 pub mod builders;
 pub mod credential_store;
 pub mod dtma_fake;
+pub mod operator;
 pub mod registry_fake;
 
 pub use builders::{
