@@ -18,3 +18,20 @@ pub mod client;
 
 pub use cache::{CheckedImage, ImageCheckCache, RecheckPolicy};
 pub use client::{ImageCheck, ImageCheckConfig, ImageCheckError, ImageChecker, UnknownReason};
+
+/// Whether (and how) the template controller asks registries about images.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageCheckSettings {
+    /// Never ask: `ImageAvailable` stays Unknown with reason `ImageCheckDisabled` (the
+    /// simulated world, which has no registry).
+    Off,
+    /// Ask with this client configuration.
+    Registry(ImageCheckConfig),
+}
+
+impl Default for ImageCheckSettings {
+    /// Ask every registry at its own address, with the default deadlines.
+    fn default() -> Self {
+        Self::Registry(ImageCheckConfig::default())
+    }
+}
