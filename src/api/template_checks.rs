@@ -375,7 +375,12 @@ mod tests {
             default: Some("x".into()),
             ..EnvEntry::default()
         };
-        let cases: Vec<(&str, TemplateBuilder, Vec<(CheckArea, &str)>)> = vec![
+        type Case = (
+            &'static str,
+            TemplateBuilder,
+            Vec<(CheckArea, &'static str)>,
+        );
+        let cases: Vec<Case> = vec![
             ("the builder's template", t(), vec![]),
             (
                 "an http server",
