@@ -2,7 +2,9 @@
 //! with the stand-in registry: Accepted when the image exists, Rejected when the registry says
 //! it does not (and Accepted once it is pushed), Accepted with `ImageAvailable: Unknown` when the
 //! registry is down, warnings in a condition and in events, and no status rewrite (and no
-//! registry call) when nothing changed.
+//! registry call) when nothing changed. Each scenario runs against kube-sim, and against a real
+//! cluster too when `MCP_E2E_KUBECONFIG` names one (the operator and the stand-in registry stay
+//! in-process; template names carry the run's namespace, since templates are cluster-scoped).
 
 use std::time::{Duration, Instant};
 
@@ -20,23 +22,54 @@ use mcp_droplet_operator::testing::{FakeRegistry, RegistryMode};
 const DIGEST: &str = "sha256:5555555555555555555555555555555555555555555555555555555555555555";
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Runs `scenario` against kube-sim, then against the real cluster of `MCP_E2E_KUBECONFIG`.
+async fn on_every_cluster<F, Fut>(scenario: F)
+where
+    F: Fn(HarnessOptions) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    scenario(HarnessOptions::default()).await;
+    match HarnessOptions::real_cluster_from_env() {
+        Some(options) => scenario(options).await,
+        None => {
+            eprintln!("SKIPPED: MCP_E2E_KUBECONFIG is not set; the real-cluster run is skipped")
+        }
+    }
+}
+
 /// The operator with its registry checks sent to `registry` for references to `registry.test`.
-async fn operator_with(registry: &FakeRegistry) -> OperatorHarness {
+async fn operator_with(registry: &FakeRegistry, options: HarnessOptions) -> OperatorHarness {
     let settings = ImageCheckSettings::Registry(registry.check_config("registry.test"));
     OperatorHarness::start(HarnessOptions {
         configure: Box::new(move |config| config.image_check = settings),
-        ..HarnessOptions::default()
+        ..options
     })
     .await
     .expect("harness")
 }
 
-async fn create(harness: &OperatorHarness, template: MCPTemplate) -> Api<MCPTemplate> {
+/// Creates `template` under a name unique to the run; returns the API and the name.
+async fn create(
+    harness: &OperatorHarness,
+    mut template: MCPTemplate,
+) -> (Api<MCPTemplate>, String) {
+    let name = format!(
+        "{}-{}",
+        template.metadata.name.as_deref().unwrap_or("t"),
+        harness.namespace
+    );
+    template.metadata.name = Some(name.clone());
     let api: Api<MCPTemplate> = Api::all(harness.client.clone());
     api.create(&PostParams::default(), &template)
         .await
         .expect("create template");
-    api
+    (api, name)
+}
+
+/// Deletes the run's template (it is cluster-scoped: the run's namespace does not take it).
+async fn finish(harness: OperatorHarness, api: &Api<MCPTemplate>, name: &str) {
+    let _ = api.delete(name, &Default::default()).await;
+    harness.shutdown().await;
 }
 
 fn phase(t: &MCPTemplate) -> Option<TemplatePhase> {
@@ -81,10 +114,16 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_image_is_accepted_and_a_converged_template_is_left_alone() {
+    on_every_cluster(an_existing_image_is_accepted_and_a_converged_template_is_left_alone_on).await;
+}
+
+async fn an_existing_image_is_accepted_and_a_converged_template_is_left_alone_on(
+    options: HarnessOptions,
+) {
     let registry = FakeRegistry::start().await.expect("registry");
     registry.add_image("tools/time", "1.0", DIGEST);
-    let harness = operator_with(&registry).await;
-    let api = create(
+    let harness = operator_with(&registry, options).await;
+    let (api, name) = create(
         &harness,
         MCPTemplate::test("time")
             .image("registry.test/tools/time:1.0")
@@ -93,7 +132,7 @@ async fn an_existing_image_is_accepted_and_a_converged_template_is_left_alone() 
     )
     .await;
     let accepted = harness
-        .wait_for(&api, "time", WAIT, |t| {
+        .wait_for(&api, &name, WAIT, |t| {
             phase(t) == Some(TemplatePhase::Accepted)
         })
         .await
@@ -120,7 +159,7 @@ async fn an_existing_image_is_accepted_and_a_converged_template_is_left_alone() 
     let available = find(&status.conditions, "ImageAvailable").expect("ImageAvailable");
     assert!(available.message.contains(DIGEST), "{}", available.message);
     eventually("the Accepted event", || async {
-        event_reasons(&harness, "time")
+        event_reasons(&harness, &name)
             .await
             .contains(&"Accepted".to_string())
     })
@@ -139,7 +178,7 @@ async fn an_existing_image_is_accepted_and_a_converged_template_is_left_alone() 
         let before = ctx.metrics.reconciles.get_or_create(&labels).get();
         let patch =
             serde_json::json!({"metadata": {"annotations": {"touched": round.to_string()}}});
-        api.patch("time", &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .expect("annotate");
         eventually("a reconcile pass after the annotation", || {
@@ -155,16 +194,20 @@ async fn an_existing_image_is_accepted_and_a_converged_template_is_left_alone() 
         "status rewritten"
     );
     assert_eq!(registry.manifest_requests(), checks, "registry asked again");
-    let latest = api.get("time").await.expect("get");
+    let latest = api.get(&name).await.expect("get");
     assert_eq!(latest.status, accepted.status);
-    harness.shutdown().await;
+    finish(harness, &api, &name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_image_rejects_until_it_is_pushed() {
+    on_every_cluster(a_missing_image_rejects_until_it_is_pushed_on).await;
+}
+
+async fn a_missing_image_rejects_until_it_is_pushed_on(options: HarnessOptions) {
     let registry = FakeRegistry::start().await.expect("registry");
-    let harness = operator_with(&registry).await;
-    let api = create(
+    let harness = operator_with(&registry, options).await;
+    let (api, name) = create(
         &harness,
         MCPTemplate::test("fetch")
             .image("registry.test/tools/fetch:2.0")
@@ -173,7 +216,7 @@ async fn a_missing_image_rejects_until_it_is_pushed() {
     )
     .await;
     let rejected = harness
-        .wait_for(&api, "fetch", WAIT, |t| {
+        .wait_for(&api, &name, WAIT, |t| {
             phase(t) == Some(TemplatePhase::Rejected)
         })
         .await
@@ -183,7 +226,7 @@ async fn a_missing_image_rejects_until_it_is_pushed() {
     assert!(is(&rejected, "ImageAvailable", "False", "ImageNotFound"));
     assert!(is(&rejected, "ImageReference", "True", "Valid"));
     eventually("the Rejected event", || async {
-        event_reasons(&harness, "fetch")
+        event_reasons(&harness, &name)
             .await
             .contains(&"Rejected".to_string())
     })
@@ -192,22 +235,31 @@ async fn a_missing_image_rejects_until_it_is_pushed() {
     // Pushed: the next check (minutes of the scaled clock) accepts it without any edit.
     registry.add_image("tools/fetch", "2.0", DIGEST);
     let accepted = harness
-        .wait_for(&api, "fetch", WAIT, |t| {
+        .wait_for(&api, &name, WAIT, |t| {
             phase(t) == Some(TemplatePhase::Accepted)
         })
         .await
         .expect("accepted after the push");
     assert!(is(&accepted, "ImageAvailable", "True", "ImageFound"));
     assert!(is(&accepted, "Stalled", "False", "Accepted"));
-    harness.shutdown().await;
+    finish(harness, &api, &name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_that_is_down_leaves_the_template_accepted_with_unknown_availability() {
+    on_every_cluster(
+        a_registry_that_is_down_leaves_the_template_accepted_with_unknown_availability_on,
+    )
+    .await;
+}
+
+async fn a_registry_that_is_down_leaves_the_template_accepted_with_unknown_availability_on(
+    options: HarnessOptions,
+) {
     let registry = FakeRegistry::start().await.expect("registry");
     registry.set_mode(RegistryMode::ServerError);
-    let harness = operator_with(&registry).await;
-    let api = create(
+    let harness = operator_with(&registry, options).await;
+    let (api, name) = create(
         &harness,
         MCPTemplate::test("git")
             .image("registry.test/tools/git:1")
@@ -216,7 +268,7 @@ async fn a_registry_that_is_down_leaves_the_template_accepted_with_unknown_avail
     )
     .await;
     let failing = harness
-        .wait_for(&api, "git", WAIT, |t| {
+        .wait_for(&api, &name, WAIT, |t| {
             is(t, "ImageAvailable", "Unknown", "RegistryServerError")
         })
         .await
@@ -228,7 +280,7 @@ async fn a_registry_that_is_down_leaves_the_template_accepted_with_unknown_avail
     let controls = registry.controls();
     drop(registry);
     let gone = harness
-        .wait_for(&api, "git", WAIT, |t| {
+        .wait_for(&api, &name, WAIT, |t| {
             is(t, "ImageAvailable", "Unknown", "RegistryUnreachable")
         })
         .await
@@ -236,20 +288,24 @@ async fn a_registry_that_is_down_leaves_the_template_accepted_with_unknown_avail
     assert_eq!(phase(&gone), Some(TemplatePhase::Accepted));
     assert!(controls.manifest_requests() >= 1);
     eventually("the RegistryServerError event", || async {
-        event_reasons(&harness, "git")
+        event_reasons(&harness, &name)
             .await
             .contains(&"RegistryServerError".to_string())
     })
     .await;
-    harness.shutdown().await;
+    finish(harness, &api, &name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warnings_show_in_a_condition_and_events_without_rejecting() {
+    on_every_cluster(warnings_show_in_a_condition_and_events_without_rejecting_on).await;
+}
+
+async fn warnings_show_in_a_condition_and_events_without_rejecting_on(options: HarnessOptions) {
     let registry = FakeRegistry::start().await.expect("registry");
     registry.add_image("tools/everything", "latest", DIGEST);
-    let harness = operator_with(&registry).await;
-    let api = create(
+    let harness = operator_with(&registry, options).await;
+    let (api, name) = create(
         &harness,
         MCPTemplate::test("everything")
             .image("registry.test/tools/everything:latest")
@@ -258,7 +314,7 @@ async fn warnings_show_in_a_condition_and_events_without_rejecting() {
     )
     .await;
     let warned = harness
-        .wait_for(&api, "everything", WAIT, |t| {
+        .wait_for(&api, &name, WAIT, |t| {
             phase(t) == Some(TemplatePhase::Accepted)
         })
         .await
@@ -274,7 +330,7 @@ async fn warnings_show_in_a_condition_and_events_without_rejecting() {
         );
     }
     eventually("one event per warning", || async {
-        let reasons = event_reasons(&harness, "everything").await;
+        let reasons = event_reasons(&harness, &name).await;
         [
             "PrivilegedSettings",
             "BroadNetworkAccess",
@@ -284,5 +340,5 @@ async fn warnings_show_in_a_condition_and_events_without_rejecting() {
         .all(|r| reasons.contains(&r.to_string()))
     })
     .await;
-    harness.shutdown().await;
+    finish(harness, &api, &name).await;
 }
