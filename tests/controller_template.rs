@@ -14,10 +14,13 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use mcp_droplet_operator::api::conditions::find;
 use mcp_droplet_operator::api::template::{MCPTemplate, TemplatePhase};
 use mcp_droplet_operator::controller::template::NAME;
+use mcp_droplet_operator::controller::template::plan::{ImageObservation, plan};
 use mcp_droplet_operator::image_check::ImageCheckSettings;
+use mcp_droplet_operator::image_check::{CheckedImage, ImageCheck};
 use mcp_droplet_operator::telemetry::metrics::ControllerLabels;
 use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
 use mcp_droplet_operator::testing::{FakeRegistry, RegistryMode};
+use serde::Deserialize;
 
 const DIGEST: &str = "sha256:5555555555555555555555555555555555555555555555555555555555555555";
 const WAIT: Duration = Duration::from_secs(30);
@@ -341,4 +344,54 @@ async fn warnings_show_in_a_condition_and_events_without_rejecting_on(options: H
     })
     .await;
     finish(harness, &api, &name).await;
+}
+
+/// Every MCPTemplate shipped in `examples/` and `examples/catalog/`.
+fn shipped_templates() -> Vec<(std::path::PathBuf, MCPTemplate)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = [root.clone(), root.join("catalog")]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).expect("examples"))
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut templates = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read");
+        for document in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = serde_json::Value::deserialize(document).expect("yaml");
+            if value.get("kind").and_then(|k| k.as_str()) == Some("MCPTemplate") {
+                templates.push((
+                    path.clone(),
+                    serde_json::from_value(value).expect("template"),
+                ));
+            }
+        }
+    }
+    templates
+}
+
+#[test]
+fn every_shipped_template_is_accepted_when_its_image_exists() {
+    let templates = shipped_templates();
+    assert!(templates.len() >= 20, "found only {}", templates.len());
+    let now = jiff::Timestamp::from_second(1_800_000_000).expect("time");
+    let found = ImageObservation::Checked(CheckedImage {
+        check: ImageCheck::Exists { digest: None },
+        checked_at: now,
+        recheck_at: now,
+    });
+    for (path, mut template) in templates {
+        template.metadata.generation = Some(1);
+        let planned = plan(&template, &found, Duration::from_secs(600), now);
+        let ready = find(&planned.status.conditions, "Ready").expect("Ready");
+        assert_eq!(
+            planned.status.phase,
+            Some(TemplatePhase::Accepted),
+            "{}: {}",
+            path.display(),
+            ready.message
+        );
+    }
 }
