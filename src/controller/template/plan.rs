@@ -38,6 +38,26 @@ pub const IMAGE_CHECK_DISABLED: &str = "ImageCheckDisabled";
 /// Reason of `ImageAvailable=Unknown` when the reference does not parse.
 pub const NOT_CHECKED: &str = "NotChecked";
 
+/// Longest condition message written (the schema allows 32 KiB; a template's own strings, such as
+/// hundreds of long arguments quoted by a lint, must not push a status past it).
+pub const MAX_CONDITION_MESSAGE: usize = 4096;
+/// Longest event note written (the API server refuses notes over 1 KiB).
+pub const MAX_EVENT_NOTE: usize = 1000;
+
+/// `text` cut to at most `max` bytes at a character boundary, marked with `...` when cut.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str("...");
+    text
+}
+
 /// What the controller learnt about the image before planning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageObservation {
@@ -106,6 +126,9 @@ pub fn plan(
     let (available, image_problem) = image_condition(template, image, generation, now);
     extra.push(available);
     extra.push(warning_condition(&warnings, generation, now));
+    for c in &mut extra {
+        c.message = bounded(std::mem::take(&mut c.message), MAX_CONDITION_MESSAGE);
+    }
 
     let mut rejections: Vec<(&str, String)> = checks
         .problems
@@ -119,11 +142,14 @@ pub fn plan(
         None => Health::ready(ACCEPTED, accepted_message(warnings.len(), image)),
         Some((reason, _)) => Health::stalled(
             reason,
-            rejections
-                .iter()
-                .map(|(_, m)| m.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
+            bounded(
+                rejections
+                    .iter()
+                    .map(|(_, m)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                MAX_CONDITION_MESSAGE,
+            ),
         ),
     };
     let phase = if health.is_ready() {
@@ -140,7 +166,10 @@ pub fn plan(
         observed_generation: generation,
         conditions,
     };
-    let events = events(current, &status, &health, &warnings_messages(&warnings));
+    let mut events = events(current, &status, &health, &warnings_messages(&warnings));
+    for event in &mut events {
+        event.note = bounded(std::mem::take(&mut event.note), MAX_EVENT_NOTE);
+    }
     TemplatePlan {
         requeue_after: requeue_after(image, resync, now),
         status,
@@ -317,12 +346,14 @@ fn events(
         }
     }
     let old_conditions = current.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
-    let old_warnings = find(old_conditions, WARNING)
-        .filter(|c| c.status == "True")
-        .map(|c| c.message.as_str())
-        .unwrap_or("");
+    let old_warning = find(old_conditions, WARNING).filter(|c| c.status == "True");
+    let old_warnings = old_warning.map(|c| c.message.as_str()).unwrap_or("");
+    // A cut message cannot say which warnings it held; for the same generation they are old news.
+    let cut_same_generation = old_warning.is_some_and(|c| {
+        c.message.ends_with("...") && c.observed_generation == desired.observed_generation
+    });
     for (reason, message) in warnings {
-        if !old_warnings.contains(message.as_str()) {
+        if !cut_same_generation && !old_warnings.contains(message.as_str()) {
             events.push(PlannedEvent {
                 warning: true,
                 reason: (*reason).to_string(),
@@ -681,6 +712,41 @@ mod tests {
                 (true, "AllowHostsNotEnforced")
             ]
         );
+    }
+
+    #[test]
+    fn messages_and_notes_stay_within_what_the_api_server_takes() {
+        let long = format!("--cap-add={}", "Ä".repeat(900));
+        let args: Vec<&str> = std::iter::repeat_n(long.as_str(), 40).collect();
+        let template = with_generation(clean().args(&args).memory("0").cpu("0"), 1);
+        let planned = plan(&template, &missing(), RESYNC, at(0));
+        for c in &planned.status.conditions {
+            assert!(
+                c.message.len() <= MAX_CONDITION_MESSAGE,
+                "{}: {}",
+                c.type_,
+                c.message.len()
+            );
+        }
+        let warning = find(&planned.status.conditions, WARNING).expect("warning");
+        assert!(warning.message.ends_with("..."));
+        assert!(!planned.events.is_empty());
+        for e in &planned.events {
+            assert!(
+                e.note.len() <= MAX_EVENT_NOTE,
+                "{}: {}",
+                e.reason,
+                e.note.len()
+            );
+        }
+        let mut converged = template.clone();
+        converged.status = Some(planned.status.clone());
+        let again = plan(&converged, &missing(), RESYNC, at(10));
+        assert!(again.events.is_empty(), "{:?}", again.events);
+        assert_eq!(again.status, planned.status);
+        assert_eq!(bounded("short".into(), 10), "short");
+        assert_eq!(bounded("ÄÄÄÄÄ".into(), 7), "ÄÄ...");
+        assert_eq!(bounded("ÄÄÄÄÄ".into(), 6), "Ä...");
     }
 
     #[test]
