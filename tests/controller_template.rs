@@ -18,7 +18,7 @@ use mcp_droplet_operator::controller::template::plan::{ImageObservation, plan};
 use mcp_droplet_operator::image_check::ImageCheckSettings;
 use mcp_droplet_operator::image_check::{CheckedImage, ImageCheck};
 use mcp_droplet_operator::telemetry::metrics::ControllerLabels;
-use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
+use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorRbac};
 use mcp_droplet_operator::testing::{FakeRegistry, RegistryMode};
 use serde::Deserialize;
 
@@ -343,6 +343,73 @@ async fn warnings_show_in_a_condition_and_events_without_rejecting_on(options: H
         .all(|r| reasons.contains(&r.to_string()))
     })
     .await;
+    finish(harness, &api, &name).await;
+}
+
+/// The operator's permissions as the run contract lists them (issues/RUN_CONTRACT.md), as one
+/// ClusterRole bound to the operator's service account.
+fn run_contract_rbac() -> OperatorRbac {
+    let group = |resources: &[&str], verbs: &[&str]| serde_json::json!({"apiGroups": ["mcp.agentopia.io"], "resources": resources, "verbs": verbs});
+    let documents = vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "mcp-droplet-operator", "namespace": "default"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mcp-droplet-operator"},
+        "rules": [
+            group(&["mcptemplates", "dropletpools", "mcpdeployments"], &["get", "list", "watch", "patch"]),
+            group(&["droplets"], &["get", "list", "watch", "create", "patch", "delete"]),
+            group(&["mcptemplates/status", "dropletpools/status", "droplets/status", "mcpdeployments/status"], &["get", "patch"]),
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "mcp-droplet-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mcp-droplet-operator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "mcp-droplet-operator", "namespace": "default"}]}),
+    ];
+    OperatorRbac {
+        documents,
+        namespace: "default".to_string(),
+        service_account: "mcp-droplet-operator".to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_controller_needs_only_the_run_contracts_permissions() {
+    let registry = FakeRegistry::start().await.expect("registry");
+    registry.add_image("tools/time", "1.0", DIGEST);
+    let harness = operator_with(
+        &registry,
+        HarnessOptions {
+            operator_rbac: Some(run_contract_rbac()),
+            ..HarnessOptions::default()
+        },
+    )
+    .await;
+    let (api, name) = create(
+        &harness,
+        MCPTemplate::test("time")
+            .image("registry.test/tools/time:1.0")
+            .build(),
+    )
+    .await;
+    harness
+        .wait_for(&api, &name, WAIT, |t| {
+            phase(t) == Some(TemplatePhase::Accepted)
+                && is(t, "Warning", "True", "BroadNetworkAccess")
+        })
+        .await
+        .expect("accepted under RBAC");
+    eventually("the Accepted event", || async {
+        event_reasons(&harness, &name)
+            .await
+            .contains(&"Accepted".to_string())
+    })
+    .await;
+    let sim = harness.world.kube().expect("kube-sim");
+    let denied = sim.access_record().expect("access record").denied();
+    assert!(denied.is_empty(), "denied: {denied:#?}");
     finish(harness, &api, &name).await;
 }
 
