@@ -199,6 +199,7 @@ impl RunArgs {
             default_sizes,
             bootstrap,
             agent: crate::agent_client::ClientSettings::default(),
+            image_check: crate::image_check::ImageCheckSettings::default(),
             timings: Timings::default(),
             reporter_instance: std::env::var("POD_NAME").ok(),
         })
