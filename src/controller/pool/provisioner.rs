@@ -157,8 +157,19 @@ pub async fn run(
     }
 }
 
+/// When a batch whose first signal came at `first` and last at `last` is planned: `idle`
+/// after the last signal, at most `max` after the first.
+pub fn batch_ends_at(
+    first: jiff::Timestamp,
+    last: jiff::Timestamp,
+    idle: Duration,
+    max: Duration,
+) -> jiff::Timestamp {
+    clock::add(last, idle).min(clock::add(first, max))
+}
+
 /// Collects further signals until none came for `batch_idle`, or `batch_max` after the
-/// first; false when shutting down.
+/// first (see [`batch_ends_at`]); false when shutting down.
 async fn batch_window(
     ctx: &Context,
     demand: &mut UnboundedReceiver<()>,
@@ -166,22 +177,21 @@ async fn batch_window(
 ) -> bool {
     let timings = &ctx.config.timings;
     let first = ctx.now();
+    let mut last = first;
     loop {
-        let elapsed = ctx.now().duration_since(first).unsigned_abs();
-        let Some(left) = timings.batch_max.checked_sub(elapsed) else {
-            return true;
-        };
+        let ends = batch_ends_at(first, last, timings.batch_idle, timings.batch_max);
+        let left = clock::elapsed(ctx.now(), ends);
         if left.is_zero() {
             return true;
         }
-        let quiet = timings.batch_idle.min(left);
         tokio::select! {
             signal = demand.recv() => {
                 if signal.is_none() {
                     return true;
                 }
+                last = ctx.now();
             }
-            () = ctx.clock.sleep(quiet) => return true,
+            () = ctx.clock.sleep(left) => return true,
             () = shutdown.cancelled() => return false,
         }
     }
@@ -395,5 +405,34 @@ fn short_list(keys: &[String]) -> String {
         format!("{} (and {more} more)", names.join(", "))
     } else {
         names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap()
+    }
+
+    #[test]
+    fn a_batch_ends_when_quiet_for_the_idle_time_or_at_the_maximum() {
+        let idle = Duration::from_secs(1);
+        let max = Duration::from_secs(10);
+        // (first signal, last signal, planned at), in ms.
+        let cases = [
+            (0, 0, 1_000),      // one signal: 1 s later
+            (0, 700, 1_700),    // another within the idle time extends it
+            (0, 9_500, 10_000), // signals keep coming: 10 s after the first at most
+            (0, 12_000, 10_000),
+        ];
+        for (first, last, planned) in cases {
+            assert_eq!(
+                batch_ends_at(at(first), at(last), idle, max),
+                at(planned),
+                "first {first}, last {last}"
+            );
+        }
     }
 }
