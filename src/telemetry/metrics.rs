@@ -12,7 +12,8 @@ use prometheus_client::registry::Registry;
 
 use crate::cloud::metrics::CloudMetrics;
 
-/// Labels naming a controller (`mcptemplate`, `dropletpool`, `droplet`, `mcpdeployment`).
+/// Labels naming a controller (`mcptemplate`, `dropletpool`, `droplet`, `mcpdeployment`,
+/// `provisioner`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
     /// The controller.
