@@ -25,8 +25,6 @@ use crate::fleet::FleetObjects;
 
 /// The controller name of provisioning passes in metrics and logs.
 pub const PROVISIONER: &str = "provisioner";
-/// How long a droplet just created is remembered until the cache shows it (clock time).
-const REMEMBER_CREATED: Duration = Duration::from_secs(120);
 
 /// What the last plan left blocked, per pool (`namespace/name`): written by the provisioner
 /// only, read by the DropletPool reconciler for the `Unschedulable` condition.
@@ -74,8 +72,9 @@ impl Outcomes {
     }
 }
 
-/// The provisioner's memory between passes: droplets created but maybe not in the cache yet,
-/// so a pass right after another does not plan them again under other names.
+/// The provisioner's memory between passes: droplets created but maybe not in the cache yet
+/// (kept until the cache shows them, at most a resync interval), so a pass right after another
+/// does not plan them again under other names.
 #[derive(Default)]
 struct Memory {
     created: HashMap<String, (Droplet, jiff::Timestamp)>,
@@ -208,7 +207,8 @@ async fn pass(ctx: &Context, outcomes: &Outcomes, memory: &mut Memory) -> Result
     // Droplets just created and not in the cache yet count as they were applied.
     let cached: BTreeSet<String> = droplets.iter().map(|d| object_key(d.as_ref())).collect();
     memory.created.retain(|key, (_, at)| {
-        !cached.contains(key) && now.duration_since(*at).unsigned_abs() < REMEMBER_CREATED
+        !cached.contains(key)
+            && now.duration_since(*at).unsigned_abs() < ctx.config.timings.resync_interval
     });
     droplets.extend(memory.created.values().map(|(d, _)| Arc::new(d.clone())));
     let (ledger_usage, ledger_booked) = ctx
