@@ -842,3 +842,478 @@ pub fn utilization_from_metrics(text: &str) -> Option<UtilizationSample> {
         load1,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::conditions::find;
+    use crate::api::droplet::{Adopt, AgentSpec};
+    use crate::controller::kstatus::READY;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).expect("valid timestamp")
+    }
+
+    fn timing() -> PlanTiming {
+        PlanTiming::from_heartbeat(Duration::from_secs(30), 3, Duration::from_secs(600))
+    }
+
+    fn spec() -> DropletSpec {
+        DropletSpec {
+            region: Some("nyc3".into()),
+            size: Some("s-2vcpu-4gb".into()),
+            ..DropletSpec::default()
+        }
+    }
+
+    fn adopted(kind: AgentKind) -> DropletSpec {
+        DropletSpec {
+            adopt: Some(Adopt { droplet_id: 7 }),
+            agent: AgentSpec { kind, port: None },
+            ..DropletSpec::default()
+        }
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            generation: Some(1),
+            deleting: false,
+            enrolment_token_stored: false,
+            cloud: CloudObservation::NotObserved,
+            agent: AgentObservation::NotContacted,
+            cloud_cleaned_up: false,
+            placed: Vec::new(),
+            allocated: Resources::ZERO,
+            timing: timing(),
+        }
+    }
+
+    fn facts(active: bool) -> CloudFacts {
+        CloudFacts {
+            id: 7,
+            active,
+            public_ipv4: active.then(|| "127.1.0.7".to_string()),
+            private_ipv4: None,
+            region: "nyc3".into(),
+            size: "s-2vcpu-4gb".into(),
+            vcpus: 2,
+            memory_mb: 4096,
+            disk_gb: 80,
+        }
+    }
+
+    fn answered() -> AgentObservation {
+        AgentObservation::Answered(AgentFacts {
+            version: Some("1.0.0".into()),
+            certificate_fingerprint: Some("ab".repeat(32)),
+            endpoint: "https://127.1.0.7:9443".into(),
+            utilization: Some(UtilizationSample {
+                cpu: 0.123,
+                memory: 0.5,
+                disk: 0.25,
+                load1: 0.246,
+            }),
+        })
+    }
+
+    fn status_in(phase: DropletPhase, failures: u32, heartbeat: Option<i64>) -> DropletStatus {
+        DropletStatus {
+            phase,
+            droplet_id: Some(7),
+            public_ipv4: Some("127.1.0.7".into()),
+            health: DropletHealth {
+                score: 100,
+                last_heartbeat: heartbeat.map(|s| Time(at(s))),
+                consecutive_failures: failures,
+            },
+            agent: Some(AgentStatus {
+                reachable: true,
+                version: Some("1.0.0".into()),
+                certificate_fingerprint: Some("ab".repeat(32)),
+                endpoint: Some("https://127.1.0.7:9443".into()),
+            }),
+            ..DropletStatus::default()
+        }
+    }
+
+    /// One row: a situation and the step, phase and Ready reason it must plan.
+    struct Case {
+        name: &'static str,
+        spec: DropletSpec,
+        status: Option<DropletStatus>,
+        observed: Observed,
+        step: Step,
+        phase: DropletPhase,
+        reason: &'static str,
+    }
+
+    #[test]
+    fn the_lifecycle_table() {
+        let with = |f: &dyn Fn(&mut Observed)| {
+            let mut o = observed();
+            f(&mut o);
+            o
+        };
+        let cases = vec![
+            Case {
+                name: "a new droplet stores its enrolment token first",
+                spec: spec(),
+                status: None,
+                observed: observed(),
+                step: Step::StoreEnrolmentToken,
+                phase: DropletPhase::Provisioning,
+                reason: reasons::PROVISIONING,
+            },
+            Case {
+                name: "then it is created (crash-safe)",
+                spec: spec(),
+                status: None,
+                observed: with(&|o| o.enrolment_token_stored = true),
+                step: Step::EnsureDroplet,
+                phase: DropletPhase::Provisioning,
+                reason: reasons::PROVISIONING,
+            },
+            Case {
+                name: "a create that may still appear waits",
+                spec: spec(),
+                status: Some(DropletStatus {
+                    phase: DropletPhase::Provisioning,
+                    ..DropletStatus::default()
+                }),
+                observed: with(&|o| {
+                    o.enrolment_token_stored = true;
+                    o.cloud = CloudObservation::Pending {
+                        retry_after: Duration::from_secs(42),
+                    };
+                }),
+                step: Step::Done,
+                phase: DropletPhase::Provisioning,
+                reason: reasons::AWAITING_CLOUD,
+            },
+            Case {
+                name: "created but not active: booting",
+                spec: spec(),
+                status: None,
+                observed: with(&|o| o.cloud = CloudObservation::Found(facts(false))),
+                step: Step::Done,
+                phase: DropletPhase::Booting,
+                reason: reasons::BOOTING,
+            },
+            Case {
+                name: "a booting droplet is looked up by id",
+                spec: spec(),
+                status: Some(DropletStatus {
+                    phase: DropletPhase::Booting,
+                    droplet_id: Some(7),
+                    ..DropletStatus::default()
+                }),
+                observed: observed(),
+                step: Step::LookUpDroplet { id: 7 },
+                phase: DropletPhase::Booting,
+                reason: reasons::BOOTING,
+            },
+            Case {
+                name: "active with an address: enrol",
+                spec: spec(),
+                status: None,
+                observed: with(&|o| o.cloud = CloudObservation::Found(facts(true))),
+                step: Step::ContactAgent,
+                phase: DropletPhase::Enrolling,
+                reason: reasons::ENROLLING,
+            },
+            Case {
+                name: "an agent that does not answer yet keeps it enrolling",
+                spec: spec(),
+                status: None,
+                observed: with(&|o| {
+                    o.cloud = CloudObservation::Found(facts(true));
+                    o.agent = AgentObservation::Unreachable {
+                        message: "connection refused".into(),
+                    };
+                }),
+                step: Step::Done,
+                phase: DropletPhase::Enrolling,
+                reason: reasons::ENROLLING,
+            },
+            Case {
+                name: "enrolled and answering: ready",
+                spec: spec(),
+                status: None,
+                observed: with(&|o| {
+                    o.cloud = CloudObservation::Found(facts(true));
+                    o.agent = answered();
+                }),
+                step: Step::Done,
+                phase: DropletPhase::Ready,
+                reason: reasons::AGENT_READY,
+            },
+            Case {
+                name: "a ready droplet is polled without asking DigitalOcean",
+                spec: spec(),
+                status: Some(status_in(DropletPhase::Ready, 0, Some(0))),
+                observed: observed(),
+                step: Step::ContactAgent,
+                phase: DropletPhase::Ready,
+                reason: reasons::ENROLLING,
+            },
+            Case {
+                name: "one missed poll: still ready, DigitalOcean asked",
+                spec: spec(),
+                status: Some(status_in(DropletPhase::Ready, 0, Some(0))),
+                observed: with(&|o| {
+                    o.agent = AgentObservation::Unreachable {
+                        message: "refused".into(),
+                    }
+                }),
+                step: Step::LookUpDroplet { id: 7 },
+                phase: DropletPhase::Ready,
+                reason: reasons::BOOTING,
+            },
+            Case {
+                name: "one missed poll, droplet exists: ready with a failure counted",
+                spec: spec(),
+                status: Some(status_in(DropletPhase::Ready, 0, Some(0))),
+                observed: with(&|o| {
+                    o.cloud = CloudObservation::Found(facts(true));
+                    o.agent = AgentObservation::Unreachable {
+                        message: "refused".into(),
+                    };
+                }),
+                step: Step::Done,
+                phase: DropletPhase::Ready,
+                reason: reasons::AGENT_READY,
+            },
+            Case {
+                name: "the third missed poll: not ready",
+                spec: spec(),
+                status: Some(status_in(DropletPhase::Ready, 2, Some(0))),
+                observed: with(&|o| {
+                    o.cloud = CloudObservation::Found(facts(true));
+                    o.agent = AgentObservation::Unreachable {
+                        message: "refused".into(),
+                    };
+                }),
+                step: Step::Done,
+                phase: DropletPhase::NotReady,
+                reason: reasons::AGENT_UNREACHABLE,
+            },
+            Case {
+                name: "gone at DigitalOcean: failed",
+                spec: spec(),
+                status: Some(status_in(DropletPhase::Ready, 1, Some(0))),
+                observed: with(&|o| o.cloud = CloudObservation::Gone { id: 7 }),
+                step: Step::Done,
+                phase: DropletPhase::Failed,
+                reason: reasons::DROPLET_GONE,
+            },
+            Case {
+                name: "adoption looks the droplet up instead of creating",
+                spec: adopted(AgentKind::McpDropletAgent),
+                status: None,
+                observed: observed(),
+                step: Step::LookUpDroplet { id: 7 },
+                phase: DropletPhase::Booting,
+                reason: reasons::BOOTING,
+            },
+            Case {
+                name: "an adopted agent without token or credential stalls",
+                spec: adopted(AgentKind::McpDropletAgent),
+                status: None,
+                observed: with(&|o| {
+                    o.cloud = CloudObservation::Found(facts(true));
+                    o.agent = AgentObservation::SecretMissing {
+                        name: "d1-enrolment-token".into(),
+                    };
+                }),
+                step: Step::Done,
+                phase: DropletPhase::Enrolling,
+                reason: reasons::SECRET_NOT_FOUND,
+            },
+            Case {
+                name: "DTMA cannot be created, only adopted",
+                spec: DropletSpec {
+                    agent: AgentSpec {
+                        kind: AgentKind::Dtma,
+                        port: None,
+                    },
+                    ..spec()
+                },
+                status: None,
+                observed: observed(),
+                step: Step::Done,
+                phase: DropletPhase::Failed,
+                reason: reasons::INVALID_SPEC,
+            },
+            Case {
+                name: "deletion drains placed deployments first",
+                spec: spec(),
+                status: Some(status_in(DropletPhase::Ready, 0, Some(0))),
+                observed: with(&|o| {
+                    o.deleting = true;
+                    o.placed = vec!["team-a/github".into()];
+                }),
+                step: Step::Drain,
+                phase: DropletPhase::Draining,
+                reason: reasons::DRAINING,
+            },
+            Case {
+                name: "then deletes the cloud droplet",
+                spec: spec(),
+                status: Some(status_in(DropletPhase::Draining, 0, Some(0))),
+                observed: with(&|o| o.deleting = true),
+                step: Step::DeleteCloudDroplet { id: Some(7) },
+                phase: DropletPhase::Terminating,
+                reason: reasons::TERMINATING,
+            },
+            Case {
+                name: "or releases it under Retain",
+                spec: DropletSpec {
+                    deletion_policy: DeletionPolicy::Retain,
+                    ..spec()
+                },
+                status: Some(status_in(DropletPhase::Ready, 0, Some(0))),
+                observed: with(&|o| o.deleting = true),
+                step: Step::ReleaseCloudDroplet { id: Some(7) },
+                phase: DropletPhase::Terminating,
+                reason: reasons::TERMINATING,
+            },
+            Case {
+                name: "and lets go once the cloud is done",
+                spec: spec(),
+                status: Some(status_in(DropletPhase::Terminating, 0, Some(0))),
+                observed: with(&|o| {
+                    o.deleting = true;
+                    o.cloud_cleaned_up = true;
+                }),
+                step: Step::RemoveFinalizer,
+                phase: DropletPhase::Terminating,
+                reason: reasons::TERMINATING,
+            },
+        ];
+        for case in cases {
+            let planned = plan(&case.spec, case.status.as_ref(), &case.observed, at(60));
+            assert_eq!(planned.step, case.step, "{}: step", case.name);
+            assert_eq!(planned.status.phase, case.phase, "{}: phase", case.name);
+            let ready = find(&planned.status.conditions, READY).expect("a Ready condition");
+            assert_eq!(ready.reason, case.reason, "{}: reason", case.name);
+        }
+    }
+
+    #[test]
+    fn ready_status_has_ips_capacity_allocations_and_price() {
+        let mut o = observed();
+        o.cloud = CloudObservation::Found(facts(true));
+        o.agent = answered();
+        o.placed = vec!["team-a/b".into(), "team-a/a".into()];
+        o.allocated = Resources::new(1 << 30, 500, 0);
+        let s = plan(&spec(), None, &o, at(60)).status;
+        assert_eq!(s.droplet_id, Some(7));
+        assert_eq!(s.public_ipv4.as_deref(), Some("127.1.0.7"));
+        assert_eq!(s.capacity.memory.as_deref(), Some("4Gi"));
+        assert_eq!(s.capacity.cpu.as_deref(), Some("2"));
+        assert_eq!(s.allocatable.memory.as_deref(), Some("3584Mi"));
+        assert_eq!(s.allocated.cpu.as_deref(), Some("500m"));
+        assert_eq!(s.deployments, vec!["team-a/a", "team-a/b"]);
+        assert_eq!(
+            s.allocation_summary.as_deref(),
+            Some("cpu 500m/1750m, memory 1Gi/3584Mi")
+        );
+        assert!(s.price.monthly_usd > 0.0 && s.price.hourly_usd > 0.0);
+        assert_eq!(s.utilization.cpu, 0.12);
+        assert_eq!(s.utilization_summary.as_deref(), Some("cpu 12%, memory 50%"));
+        let agent = s.agent.expect("agent status");
+        assert!(agent.reachable && agent.certificate_fingerprint.is_some());
+        assert_eq!(
+            find(&s.conditions, AGENT_REACHABLE).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert_eq!(
+            find(&s.conditions, "AgentCapabilities").map(|c| c.reason.as_str()),
+            Some("FullAgent")
+        );
+    }
+
+    #[test]
+    fn a_healthy_poll_rewrites_the_heartbeat_only_when_it_is_due() {
+        let t = timing();
+        assert_eq!(t.heartbeat_refresh, Duration::from_secs(100));
+        let mut o = observed();
+        o.agent = answered();
+        let first = plan(&spec(), None, &o, at(0)).status;
+        // Polled again 30 s later: the same status, so nothing is written.
+        let again = plan(&spec(), Some(&first), &o, at(30)).status;
+        assert_eq!(again, first);
+        // Once the recorded heartbeat is older than the refresh, it moves.
+        let later = plan(&spec(), Some(&first), &o, at(100)).status;
+        assert_eq!(
+            later.health.last_heartbeat.as_ref().map(|t| t.0),
+            Some(at(100))
+        );
+        assert_eq!(
+            later.utilization.sampled_at.as_ref().map(|t| t.0),
+            Some(at(100))
+        );
+    }
+
+    #[test]
+    fn missed_polls_count_lower_the_score_and_mark_not_ready_since_the_flip() {
+        let mut o = observed();
+        o.cloud = CloudObservation::Found(facts(true));
+        o.agent = answered();
+        let mut status = plan(&spec(), None, &o, at(0)).status;
+        o.agent = AgentObservation::Unreachable {
+            message: "refused".into(),
+        };
+        for (i, expected) in [
+            (1, DropletPhase::Ready),
+            (2, DropletPhase::Ready),
+            (3, DropletPhase::NotReady),
+            (4, DropletPhase::NotReady),
+        ] {
+            let planned = plan(&spec(), Some(&status), &o, at(i * 30));
+            status = planned.status;
+            assert_eq!(status.phase, expected, "after {i} misses");
+            assert_eq!(status.health.consecutive_failures, i as u32);
+        }
+        assert_eq!(status.health.score, 20);
+        let ready = find(&status.conditions, READY).expect("ready");
+        assert_eq!(ready.status, "False");
+        // The Ready flip happened at the third miss and keeps that time.
+        assert_eq!(ready.last_transition_time.0, at(90));
+        assert_eq!(
+            find(&status.conditions, AGENT_REACHABLE).map(|c| c.status.as_str()),
+            Some("False")
+        );
+        // Polls back off once NotReady.
+        let planned = plan(&spec(), Some(&status), &o, at(150));
+        assert_eq!(planned.requeue_after, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn dtma_shows_what_it_cannot_do() {
+        let mut o = observed();
+        o.cloud = CloudObservation::Found(facts(true));
+        o.agent = AgentObservation::Answered(AgentFacts {
+            version: Some("0.1.0".into()),
+            certificate_fingerprint: None,
+            endpoint: "http://127.1.0.7:30000".into(),
+            utilization: None,
+        });
+        let s = plan(&adopted(AgentKind::Dtma), None, &o, at(0)).status;
+        assert_eq!(s.phase, DropletPhase::Ready);
+        let caps = find(&s.conditions, "AgentCapabilities").expect("capabilities");
+        assert_eq!((caps.status.as_str(), caps.reason.as_str()), ("False", "LegacyAgent"));
+    }
+
+    #[test]
+    fn utilization_is_read_from_the_agents_gauges() {
+        let text = "# TYPE mcp_agent_host_cpus gauge\nmcp_agent_host_cpus 4\n\
+                    mcp_agent_host_load1 1.0\nmcp_agent_host_memory_total_bytes 1000\n\
+                    mcp_agent_host_memory_available_bytes 250\n\
+                    mcp_agent_host_disk_total_bytes 100\nmcp_agent_host_disk_available_bytes 90\n# EOF\n";
+        let u = utilization_from_metrics(text).expect("sample");
+        assert_eq!((u.cpu, u.memory, u.load1), (0.25, 0.75, 1.0));
+        assert!((u.disk - 0.1).abs() < 1e-9);
+        assert_eq!(utilization_from_metrics("nothing here"), None);
+    }
+}
