@@ -13,7 +13,9 @@ use mcp_droplet_agent::secret::Secret;
 use secrecy::ExposeSecret;
 
 use super::plan::{self, AgentFacts, AgentObservation, CloudFacts, PlanTiming};
-use super::{AGENT_PASS_DEADLINE, ENROLMENT_TOKEN_KEY, enrolment_token_secret_name, read_secret_key};
+use super::{
+    AGENT_PASS_DEADLINE, ENROLMENT_TOKEN_KEY, enrolment_token_secret_name, read_secret_key,
+};
 use crate::agent_client::{AgentClient, AgentClientError, EnrolmentError, enroll};
 use crate::api::droplet::{AgentKind, Droplet};
 use crate::controller::agent_access::{
@@ -100,31 +102,30 @@ async fn deadline(
     match tokio::time::timeout(AGENT_PASS_DEADLINE, call).await {
         Ok(outcome) => outcome,
         Err(_) => Ok(AgentObservation::Unreachable {
-            message: format!(
-                "no answer within {}s",
-                AGENT_PASS_DEADLINE.as_secs()
-            ),
+            message: format!("no answer within {}s", AGENT_PASS_DEADLINE.as_secs()),
         }),
     }
 }
 
 fn secrets(ctx: &Context, droplet: &Droplet) -> Api<SecretObject> {
-    Api::namespaced(
-        ctx.client.clone(),
-        &droplet.namespace().unwrap_or_default(),
-    )
+    Api::namespaced(ctx.client.clone(), &droplet.namespace().unwrap_or_default())
 }
 
 /// Enrols: the token from the enrolment-token Secret (ours, or the adopter's); the credential
 /// saved in the credential Secret before the POST by `agent_client::enroll`.
-async fn enrol(ctx: &Context, droplet: &Droplet, endpoint: &str) -> Result<AgentObservation, Error> {
+async fn enrol(
+    ctx: &Context,
+    droplet: &Droplet,
+    endpoint: &str,
+) -> Result<AgentObservation, Error> {
     let name = droplet.name_any();
     let secrets = secrets(ctx, droplet);
     let token_name = enrolment_token_secret_name(&name);
     let token = read_secret_key(&secrets, &token_name, ENROLMENT_TOKEN_KEY).await?;
-    let credential_known = read_secret_key(&secrets, &credential_secret_name(&name), CREDENTIAL_KEY)
-        .await?
-        .is_some();
+    let credential_known =
+        read_secret_key(&secrets, &credential_secret_name(&name), CREDENTIAL_KEY)
+            .await?
+            .is_some();
     let token = match token {
         Some(token) => Secret::new(token.expose_secret()),
         // An adopted agent already enrolled by someone else: the stored credential is proved

@@ -82,7 +82,9 @@ pub fn record_from_annotations(annotations: &BTreeMap<String, String>) -> Intent
             .get(INTENT_AT)
             .and_then(|v| v.parse::<Timestamp>().ok()),
         droplet_id: annotations.get(DROPLET_ID).and_then(|v| v.parse().ok()),
-        observed: annotations.get(DROPLET_OBSERVED).is_some_and(|v| v == "true"),
+        observed: annotations
+            .get(DROPLET_OBSERVED)
+            .is_some_and(|v| v == "true"),
     }
 }
 
@@ -96,7 +98,11 @@ impl IntentStore for AnnotationIntentStore {
             .await
             .map_err(|e| IntentStoreError(format!("reading Droplet {}: {e}", self.name)))?;
         Ok(record_from_annotations(
-            object.metadata.annotations.as_ref().unwrap_or(&BTreeMap::new()),
+            object
+                .metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&BTreeMap::new()),
         ))
     }
 

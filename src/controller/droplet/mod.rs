@@ -37,13 +37,13 @@ use super::{
 };
 use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::{Droplet, DropletPhase, DropletStatus};
+use crate::cloud::CloudError;
 use crate::cloud::bootstrap::{new_enrolment_token, render_user_data};
 use crate::cloud::droplet_creation::{
     CreationRequest, CreationTiming, EnsureOutcome, ensure_droplet,
 };
 use crate::cloud::droplet_tags::{cluster_tag, droplet_name, owner_tag};
 use crate::cloud::models::{Droplet as CloudDroplet, DropletCreateRequest};
-use crate::cloud::CloudError;
 
 /// The controller's name in metrics and logs.
 pub const NAME: &str = "droplet";
@@ -120,11 +120,9 @@ fn placements(ctx: &Context, namespace: &str, droplet: &str) -> (Vec<String>, Re
             .stores
             .templates
             .get(&ObjectRef::new(&deployment.spec.template_ref.name));
-        let request = crate::fleet::request_of(
-            &deployment,
-            template.as_ref().map(|t| &t.spec.resources),
-        )
-        .unwrap_or(Resources::ZERO);
+        let request =
+            crate::fleet::request_of(&deployment, template.as_ref().map(|t| &t.spec.resources))
+                .unwrap_or(Resources::ZERO);
         allocated = allocated.plus(request);
         keys.push(format!("{namespace}/{}", deployment.name_any()));
     }
@@ -172,16 +170,23 @@ async fn reconcile_droplet(droplet: Arc<Droplet>, ctx: &Context) -> Result<Actio
     };
     let base = droplet.status.clone();
     let mut written = droplet.status.clone();
-    let enrolled = plan::is_enrolled(&droplet.spec, base.as_ref());
+    let first_pass = base
+        .as_ref()
+        .is_none_or(|s| s.phase == DropletPhase::Pending);
+    let mut just_created = false;
     for _ in 0..MAX_STEPS_PER_PASS {
         let now = ctx.now();
         let planned = plan::plan(&droplet.spec, base.as_ref(), &observed, now);
         let finished = matches!(planned.step, Step::Done | Step::Drain);
-        // Before a droplet is enrolled (and while it is deleted) every intermediate status is
-        // true and worth showing; afterwards only the end of a pass is written.
-        if finished || !enrolled || deleting {
+        // Besides the end of a pass, three intermediate states are written: Provisioning
+        // before the first create, the droplet id at once after the create answered, and each
+        // step of a deletion. Nothing else, so a pass that ends where it started writes nothing.
+        let intermediate =
+            deleting || just_created || (first_pass && planned.step == Step::EnsureDroplet);
+        if finished || intermediate {
             write_status(ctx, &api, &droplet, &mut written, &planned.status).await?;
         }
+        just_created = false;
         if finished {
             return Ok(ctx.requeue(planned.requeue_after));
         }
@@ -192,6 +197,7 @@ async fn reconcile_droplet(droplet: Arc<Droplet>, ctx: &Context) -> Result<Actio
             }
             Step::EnsureDroplet => {
                 observed.cloud = ensure(ctx, &api, &droplet, &uid).await?;
+                just_created = matches!(observed.cloud, CloudObservation::Found(_));
             }
             Step::LookUpDroplet { id } => {
                 observed.cloud = look_up(ctx, id).await?;
@@ -264,11 +270,7 @@ async fn publish_phase_event(
         action: "PhaseChange".to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx
-        .recorder
-        .publish(&event, &droplet.object_ref(&()))
-        .await
-    {
+    if let Err(error) = ctx.recorder.publish(&event, &droplet.object_ref(&())).await {
         tracing::debug!(%error, droplet = %droplet.name_any(), "could not publish an event");
     }
 }

@@ -274,9 +274,9 @@ pub fn known_droplet_id(spec: &DropletSpec, status: Option<&DropletStatus>) -> O
 pub fn is_enrolled(spec: &DropletSpec, status: Option<&DropletStatus>) -> bool {
     let agent = status.and_then(|s| s.agent.as_ref());
     match spec.agent.kind {
-        AgentKind::McpDropletAgent => agent.is_some_and(|a| {
-            a.endpoint.is_some() && a.certificate_fingerprint.is_some()
-        }),
+        AgentKind::McpDropletAgent => {
+            agent.is_some_and(|a| a.endpoint.is_some() && a.certificate_fingerprint.is_some())
+        }
         AgentKind::Dtma => agent.is_some_and(|a| a.endpoint.is_some()),
     }
 }
@@ -406,7 +406,11 @@ pub fn plan(
             generation,
             now,
         ));
-        extra.push(agent_capabilities_condition(spec.agent.kind, generation, now));
+        extra.push(agent_capabilities_condition(
+            spec.agent.kind,
+            generation,
+            now,
+        ));
     }
     desired.utilization_summary = desired.utilization.sampled_at.as_ref().map(|_| {
         format!(
@@ -572,8 +576,7 @@ fn lifecycle_step(
     match &observed.cloud {
         CloudObservation::NotObserved => {
             if creating {
-                let step = if observed.enrolment_token_stored
-                    || spec.agent.kind == AgentKind::Dtma
+                let step = if observed.enrolment_token_stored || spec.agent.kind == AgentKind::Dtma
                 {
                     Step::EnsureDroplet
                 } else {
@@ -609,7 +612,13 @@ fn lifecycle_step(
                     fast,
                 );
             }
-            agent_phase(spec, observed, previous_phase, enrolled_before, failures_before)
+            agent_phase(
+                spec,
+                observed,
+                previous_phase,
+                enrolled_before,
+                failures_before,
+            )
         }
         CloudObservation::Pending { retry_after } => (
             Step::Done,
@@ -643,7 +652,13 @@ fn lifecycle_step(
                     fast,
                 );
             }
-            agent_phase(spec, observed, previous_phase, enrolled_before, failures_before)
+            agent_phase(
+                spec,
+                observed,
+                previous_phase,
+                enrolled_before,
+                failures_before,
+            )
         }
     }
 }
@@ -814,14 +829,12 @@ fn round4(x: f64) -> f64 {
 /// the 1-minute load per CPU, capped at 1. `None` when the gauges are missing.
 pub fn utilization_from_metrics(text: &str) -> Option<UtilizationSample> {
     let value = |name: &str| -> Option<f64> {
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let mut parts = l.split_whitespace();
-                let key = parts.next()?;
-                let key = key.split('{').next()?;
-                (key == name).then(|| parts.next()?.parse::<f64>().ok())?
-            })
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let mut parts = l.split_whitespace();
+            let key = parts.next()?;
+            let key = key.split('{').next()?;
+            (key == name).then(|| parts.next()?.parse::<f64>().ok())?
+        })
     };
     let cpus = value("mcp_agent_host_cpus")?.max(1.0);
     let load1 = value("mcp_agent_host_load1")?;
@@ -1220,7 +1233,10 @@ mod tests {
         );
         assert!(s.price.monthly_usd > 0.0 && s.price.hourly_usd > 0.0);
         assert_eq!(s.utilization.cpu, 0.12);
-        assert_eq!(s.utilization_summary.as_deref(), Some("cpu 12%, memory 50%"));
+        assert_eq!(
+            s.utilization_summary.as_deref(),
+            Some("cpu 12%, memory 50%")
+        );
         let agent = s.agent.expect("agent status");
         assert!(agent.reachable && agent.certificate_fingerprint.is_some());
         assert_eq!(
@@ -1302,7 +1318,10 @@ mod tests {
         let s = plan(&adopted(AgentKind::Dtma), None, &o, at(0)).status;
         assert_eq!(s.phase, DropletPhase::Ready);
         let caps = find(&s.conditions, "AgentCapabilities").expect("capabilities");
-        assert_eq!((caps.status.as_str(), caps.reason.as_str()), ("False", "LegacyAgent"));
+        assert_eq!(
+            (caps.status.as_str(), caps.reason.as_str()),
+            ("False", "LegacyAgent")
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub fn sweep_policy(sweep_interval: Duration) -> SweepPolicy {
 }
 
 /// Runs one sweep pass now; `Ok(None)` when the owner view is not synced yet.
-pub async fn sweep_once(ctx: &Context) -> Result<Option<crate::cloud::orphan_sweep::SweepReport>, SweepError> {
+pub async fn sweep_once(
+    ctx: &Context,
+) -> Result<Option<crate::cloud::orphan_sweep::SweepReport>, SweepError> {
     let view = match OwnerView::from_synced_store(&ctx.stores.droplets) {
         Ok(view) => view,
         Err(SweepError::NotSynced) => return Ok(None),
