@@ -231,6 +231,24 @@ async fn a_droplet_becomes_ready_with_ips_capacity_price_and_a_pinned_agent() {
         .expect("an agent client");
     let info = client.info().await.expect("the stored credential works");
     assert!(!info.version.is_empty());
+    // One Event per phase change, ending with Ready.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(h.client.clone(), NAMESPACE);
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("d1"))
+        .filter_map(|e| e.reason)
+        .collect();
+    for phase in ["Provisioning", "Booting", "Ready"] {
+        assert!(
+            reasons.iter().any(|r| r == phase),
+            "no {phase} event in {reasons:?}"
+        );
+    }
     h.shutdown().await;
 }
 
