@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret as SecretObject};
+use k8s_openapi::api::core::v1::Secret as SecretObject;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use mcp_droplet_operator::api::conditions::find;
@@ -20,9 +20,9 @@ use mcp_droplet_operator::cloud::models::{Droplet as CloudDroplet, DropletCreate
 use mcp_droplet_operator::controller::agent_access::credential_secret_name;
 use mcp_droplet_operator::controller::droplet::intent_store::test_hooks;
 use mcp_droplet_operator::controller::droplet::{NAME, enrolment_token_secret_name};
-use mcp_droplet_operator::sim::operator::{simulated_operator_config, world_cloud_client};
+use mcp_droplet_operator::sim::operator::world_cloud_client;
 use mcp_droplet_operator::telemetry::Metrics;
-use mcp_droplet_operator::testing::builders::NAMESPACE;
+use mcp_droplet_operator::testing::DropletBuilder;
 use mcp_droplet_operator::testing::dtma_fake::{FakeAgent, FakeDtma, Quirks};
 use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
 use secrecy::ExposeSecret;
@@ -30,11 +30,21 @@ use secrecy::ExposeSecret;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn droplets(h: &OperatorHarness) -> Api<Droplet> {
-    Api::namespaced(h.client.clone(), NAMESPACE)
+    Api::namespaced(h.client.clone(), &h.namespace)
 }
 
 fn secrets(h: &OperatorHarness) -> Api<SecretObject> {
-    Api::namespaced(h.client.clone(), NAMESPACE)
+    Api::namespaced(h.client.clone(), &h.namespace)
+}
+
+/// A Droplet object in the harness's namespace.
+fn droplet(h: &OperatorHarness, name: &str) -> DropletBuilder {
+    Droplet::test(name).namespace(&h.namespace)
+}
+
+/// The cluster tag of the harness's operator (its cluster id is unique per run).
+fn harness_cluster_tag(h: &OperatorHarness) -> String {
+    cluster_tag(&h.context().expect("operator running").config.cluster_id)
 }
 
 fn phase(d: &Droplet) -> Option<DropletPhase> {
@@ -63,26 +73,14 @@ async fn start(
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+    // Against a real cluster when MCP_E2E_KUBECONFIG is set, kube-sim otherwise.
+    let options = HarnessOptions::real_cluster_from_env().unwrap_or_default();
     let h = OperatorHarness::start(HarnessOptions {
         configure: Box::new(configure),
-        ..HarnessOptions::default()
+        ..options
     })
     .await
     .expect("harness starts");
-    let namespaces: Api<Namespace> = Api::all(h.client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(NAMESPACE.to_string()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("namespace created");
     h
 }
 
@@ -98,7 +96,7 @@ async fn put_secret(h: &OperatorHarness, name: &str, key: &str, value: &str) {
     let secret = SecretObject {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
-            namespace: Some(NAMESPACE.to_string()),
+            namespace: Some(h.namespace.clone()),
             ..Default::default()
         },
         data: Some(BTreeMap::from([(
@@ -158,7 +156,7 @@ async fn cloud_droplet(
 async fn a_droplet_becomes_ready_with_ips_capacity_price_and_a_pinned_agent() {
     let h = start(|_| {}).await;
     droplets(&h)
-        .create(&PostParams::default(), &Droplet::test("d1").build())
+        .create(&PostParams::default(), &droplet(&h, "d1").build())
         .await
         .expect("created");
     let d = wait_ready(&h, "d1").await;
@@ -196,7 +194,7 @@ async fn a_droplet_becomes_ready_with_ips_capacity_price_and_a_pinned_agent() {
         .collect();
     assert_eq!(owned.len(), 1);
     assert_eq!(owned[0].id as i64, id);
-    assert!(owned[0].tags.contains(&cluster_tag("harness")));
+    assert!(owned[0].tags.contains(&harness_cluster_tag(&h)));
 
     // The credential Secret existed before the droplet became Ready (it is saved before the
     // enrolment POST), is owned by the Droplet, and holds a credential the agent accepts.
@@ -233,7 +231,7 @@ async fn a_droplet_becomes_ready_with_ips_capacity_price_and_a_pinned_agent() {
     assert!(!info.version.is_empty());
     // One Event per phase change, ending with Ready.
     let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(h.client.clone(), NAMESPACE);
+        Api::namespaced(h.client.clone(), &h.namespace);
     let reasons: Vec<String> = events
         .list(&Default::default())
         .await
@@ -257,7 +255,7 @@ async fn a_converged_droplet_is_polled_but_not_rewritten() {
     // 30 s heartbeats: the recorded heartbeat is refreshed every 100 s (plan::PlanTiming).
     let h = start(|cfg| cfg.timings.heartbeat_interval = Duration::from_secs(30)).await;
     droplets(&h)
-        .create(&PostParams::default(), &Droplet::test("d1").build())
+        .create(&PostParams::default(), &droplet(&h, "d1").build())
         .await
         .expect("created");
     let first = wait_ready(&h, "d1").await;
@@ -287,8 +285,8 @@ async fn deleting_a_droplet_deletes_the_cloud_droplet_and_retain_keeps_it() {
     let h = start(|_| {}).await;
     let api = droplets(&h);
     for d in [
-        Droplet::test("gone").build(),
-        Droplet::test("kept").retain().build(),
+        droplet(&h, "gone").build(),
+        droplet(&h, "kept").retain().build(),
     ] {
         api.create(&PostParams::default(), &d)
             .await
@@ -335,7 +333,12 @@ async fn deleting_a_droplet_deletes_the_cloud_droplet_and_retain_keeps_it() {
 async fn an_existing_droplet_with_our_agent_is_adopted_by_id() {
     let h = start(|_| {}).await;
     let token = new_enrolment_token(&mut rand::rng());
-    let bootstrap = simulated_operator_config("harness").bootstrap;
+    let bootstrap = h
+        .context()
+        .expect("operator running")
+        .config
+        .bootstrap
+        .clone();
     let user_data = render_user_data("hand-made", &token, &bootstrap).expect("cloud-init");
     let existing = cloud_droplet(&h, "hand-made", Some(user_data), vec![]).await;
     put_secret(
@@ -348,7 +351,7 @@ async fn an_existing_droplet_with_our_agent_is_adopted_by_id() {
     droplets(&h)
         .create(
             &PostParams::default(),
-            &Droplet::test("adopted").adopt(existing.id as i64).build(),
+            &droplet(&h, "adopted").adopt(existing.id as i64).build(),
         )
         .await
         .expect("created");
@@ -368,7 +371,7 @@ async fn an_existing_droplet_with_our_agent_is_adopted_by_id() {
 async fn a_droplet_whose_agent_stops_answering_becomes_not_ready() {
     let h = start(|_| {}).await;
     droplets(&h)
-        .create(&PostParams::default(), &Droplet::test("d1").build())
+        .create(&PostParams::default(), &droplet(&h, "d1").build())
         .await
         .expect("created");
     let d = wait_ready(&h, "d1").await;
@@ -400,7 +403,7 @@ async fn a_crash_between_the_create_and_its_record_leaves_one_droplet() {
     let mut h = start(|_| {}).await;
     test_hooks::crash_after_create("crashy");
     droplets(&h)
-        .create(&PostParams::default(), &Droplet::test("crashy").build())
+        .create(&PostParams::default(), &droplet(&h, "crashy").build())
         .await
         .expect("created");
     eventually("the create to hang", WAIT, || {
@@ -434,7 +437,7 @@ async fn the_orphan_sweep_deletes_a_tagged_droplet_whose_owner_is_gone() {
     // Sweeps every 20 simulated seconds; droplets younger than 90 s are left alone.
     let h = start(|cfg| cfg.timings.sweep_interval = Duration::from_secs(20)).await;
     droplets(&h)
-        .create(&PostParams::default(), &Droplet::test("live").build())
+        .create(&PostParams::default(), &droplet(&h, "live").build())
         .await
         .expect("created");
     let orphan = cloud_droplet(
@@ -443,7 +446,7 @@ async fn the_orphan_sweep_deletes_a_tagged_droplet_whose_owner_is_gone() {
         None,
         vec![
             owner_tag("5d1c0d6e-0000-4000-8000-00000000dead"),
-            cluster_tag("harness"),
+            harness_cluster_tag(&h),
         ],
     )
     .await;
@@ -482,7 +485,7 @@ async fn a_dtma_droplet_is_adopted_and_shows_its_capabilities() {
     droplets(&h)
         .create(
             &PostParams::default(),
-            &Droplet::test("legacy")
+            &droplet(&h, "legacy")
                 .adopt(existing.id as i64)
                 .dtma()
                 .build(),
