@@ -75,13 +75,12 @@ async fn start(
         .try_init();
     // Against a real cluster when MCP_E2E_KUBECONFIG is set, kube-sim otherwise.
     let options = HarnessOptions::real_cluster_from_env().unwrap_or_default();
-    let h = OperatorHarness::start(HarnessOptions {
+    OperatorHarness::start(HarnessOptions {
         configure: Box::new(configure),
         ..options
     })
     .await
-    .expect("harness starts");
-    h
+    .expect("harness starts")
 }
 
 async fn wait_ready(h: &OperatorHarness, name: &str) -> Droplet {
