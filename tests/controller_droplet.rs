@@ -503,3 +503,36 @@ async fn a_dtma_droplet_is_adopted_and_shows_its_capabilities() {
     assert!(agent.reachable && agent.certificate_fingerprint.is_none());
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_droplets_boots_on_shared_lists_not_a_get_per_poll() {
+    let h = start(|_| {}).await;
+    let names: Vec<String> = (0..6).map(|i| format!("burst-{i}")).collect();
+    for name in &names {
+        droplets(&h)
+            .create(&PostParams::default(), &droplet(&h, name).build())
+            .await
+            .expect("created");
+    }
+    for name in &names {
+        wait_ready(&h, name).await;
+    }
+    let cloud = h
+        .context()
+        .expect("operator running")
+        .cloud
+        .metrics()
+        .clone();
+    let gets = cloud.requests("get_droplet", "2xx");
+    let lists = cloud.requests("list_droplets", "2xx");
+    // Polled every 10 simulated seconds through 20-40 s boots, one GET per droplet and poll
+    // would be well above 20; the shared list answers most of them.
+    assert!(
+        gets <= names.len() as u64,
+        "{gets} GETs for {} droplets",
+        names.len()
+    );
+    assert!(lists >= 1, "no list was made");
+    assert_eq!(cloud_droplets(&h).len(), names.len());
+    h.shutdown().await;
+}

@@ -7,6 +7,7 @@
 //! controller ([`sweep`]). See docs/controllers.md, section "Droplet".
 
 pub mod agent;
+pub mod cloud_view;
 pub mod intent_store;
 pub mod plan;
 pub mod sweep;
@@ -27,6 +28,7 @@ use scheduler::Resources;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
+use self::cloud_view::CloudView;
 use self::intent_store::AnnotationIntentStore;
 use self::plan::{AgentObservation, CloudFacts, CloudObservation, Observed, PlanTiming, Step};
 use super::agent_access::managed_labels;
@@ -68,9 +70,20 @@ pub fn enrolment_token_secret_name(droplet: &str) -> String {
 
 static FAILURES: LazyLock<FailureCounts<String>> = LazyLock::new(FailureCounts::default);
 
-async fn reconcile(object: Arc<Droplet>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    object: Arc<Droplet>,
+    ctx: Arc<Context>,
+    view: Arc<CloudView>,
+) -> Result<Action, Error> {
     let key = object_key(object.as_ref());
-    instrumented(NAME, &ctx, &FAILURES, key, reconcile_droplet(object, &ctx)).await
+    instrumented(
+        NAME,
+        &ctx,
+        &FAILURES,
+        key,
+        reconcile_droplet(object, &ctx, &view),
+    )
+    .await
 }
 
 fn error_policy(object: Arc<Droplet>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -81,10 +94,15 @@ fn error_policy(object: Arc<Droplet>, error: &Error, ctx: Arc<Context>) -> Actio
 /// the orphan sweep until `shutdown`.
 pub async fn run(controller: Controller<Droplet>, ctx: Arc<Context>, shutdown: CancellationToken) {
     let deployments = scoped_api::<MCPDeployment>(&ctx.client, &ctx.config.scope);
+    let view = Arc::new(CloudView::default());
     let stream = controller
         .watches(deployments, watch_config(), droplets_of_deployment)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(reconcile, error_policy, Arc::clone(&ctx));
+        .run(
+            move |object, ctx| reconcile(object, ctx, Arc::clone(&view)),
+            error_policy,
+            Arc::clone(&ctx),
+        );
     tokio::join!(
         drain(NAME, stream),
         sweep::run(Arc::clone(&ctx), shutdown.clone())
@@ -139,7 +157,11 @@ fn timing_of(ctx: &Context) -> PlanTiming {
     )
 }
 
-async fn reconcile_droplet(droplet: Arc<Droplet>, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_droplet(
+    droplet: Arc<Droplet>,
+    ctx: &Context,
+    view: &CloudView,
+) -> Result<Action, Error> {
     let namespace = droplet
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
@@ -200,7 +222,10 @@ async fn reconcile_droplet(droplet: Arc<Droplet>, ctx: &Context) -> Result<Actio
                 just_created = matches!(observed.cloud, CloudObservation::Found(_));
             }
             Step::LookUpDroplet { id } => {
-                observed.cloud = look_up(ctx, id).await?;
+                // A droplet on its way up is read from the shared list; one that stopped
+                // answering (or is not in the list) by its own GET.
+                let booting = !plan::is_enrolled(&droplet.spec, base.as_ref());
+                observed.cloud = look_up(ctx, view, id, booting).await?;
             }
             Step::ContactAgent => {
                 let facts = match &observed.cloud {
@@ -505,9 +530,23 @@ fn rate_limit_first(error: crate::cloud::droplet_creation::CreationError) -> Err
     }
 }
 
-/// GET the droplet by id: found, or gone on 404.
-async fn look_up(ctx: &Context, id: i64) -> Result<CloudObservation, Error> {
-    match ctx.cloud.get_droplet(cloud_id(id)?).await {
+/// The droplet by id: from the shared list when `from_list` and it shows it, else by GET
+/// (found, or gone on 404).
+async fn look_up(
+    ctx: &Context,
+    view: &CloudView,
+    id: i64,
+    from_list: bool,
+) -> Result<CloudObservation, Error> {
+    let cloud_id = cloud_id(id)?;
+    if from_list
+        && let Some(listed) = view
+            .find(&ctx.cloud, &cluster_tag(&ctx.config.cluster_id), cloud_id)
+            .await?
+    {
+        return Ok(CloudObservation::Found(facts_of(&listed)));
+    }
+    match ctx.cloud.get_droplet(cloud_id).await {
         Ok(d) => Ok(CloudObservation::Found(facts_of(&d))),
         Err(CloudError::NotFound(_)) => Ok(CloudObservation::Gone { id }),
         Err(other) => Err(other.into()),
