@@ -287,3 +287,42 @@ async fn poll_dtma(
         utilization: None,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::droplet::{AgentSpec, DropletSpec};
+
+    fn droplet(kind: AgentKind, port: Option<i32>) -> Droplet {
+        Droplet::new(
+            "d1",
+            DropletSpec {
+                agent: AgentSpec { kind, port },
+                ..DropletSpec::default()
+            },
+        )
+    }
+
+    #[test]
+    fn endpoints_follow_the_agent_kind_and_port() {
+        let ours = droplet(AgentKind::McpDropletAgent, None);
+        assert_eq!(
+            agent_endpoint(&ours, "203.0.113.7", "0.0.0.0:9443"),
+            "https://203.0.113.7:9443"
+        );
+        assert_eq!(
+            agent_endpoint(&ours, "203.0.113.7", "0.0.0.0:8443"),
+            "https://203.0.113.7:8443"
+        );
+        let pinned = droplet(AgentKind::McpDropletAgent, Some(7443));
+        assert_eq!(
+            agent_endpoint(&pinned, "203.0.113.7", "0.0.0.0:9443"),
+            "https://203.0.113.7:7443"
+        );
+        let dtma = droplet(AgentKind::Dtma, None);
+        assert_eq!(
+            agent_endpoint(&dtma, "203.0.113.7", "0.0.0.0:9443"),
+            "http://203.0.113.7:30000"
+        );
+    }
+}

@@ -58,3 +58,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn young_droplets_are_spared_for_three_intervals_and_never_less_than_the_list_lag() {
+        let policy = sweep_policy(Duration::from_secs(300));
+        assert_eq!(policy.min_age, Duration::from_secs(900));
+        assert_eq!(policy.max_deletions_per_pass, 3);
+        assert_eq!(
+            sweep_policy(Duration::from_secs(10)).min_age,
+            Duration::from_secs(90)
+        );
+    }
+}
