@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret as SecretObject;
-use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use mcp_droplet_operator::api::conditions::find;
 use mcp_droplet_operator::api::droplet::{Droplet, DropletPhase};
@@ -534,5 +534,84 @@ async fn a_burst_of_droplets_boots_on_shared_lists_not_a_get_per_poll() {
     );
     assert!(lists >= 1, "no list was made");
     assert_eq!(cloud_droplets(&h).len(), names.len());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn deletion_drains_the_deployments_placed_on_the_droplet_first() {
+    use mcp_droplet_operator::api::deployment::MCPDeployment;
+    let h = start(|_| {}).await;
+    droplets(&h)
+        .create(&PostParams::default(), &droplet(&h, "d1").build())
+        .await
+        .expect("created");
+    let ready = wait_ready(&h, "d1").await;
+    let id = ready.status.and_then(|s| s.droplet_id).expect("id") as u64;
+    // A deployment the test places on d1 itself (its template does not exist, so no controller
+    // schedules it; the test's field manager owns the placement).
+    let deployments: Api<MCPDeployment> = Api::namespaced(h.client.clone(), &h.namespace);
+    let deployment = MCPDeployment::test("github")
+        .namespace(&h.namespace)
+        .template("not-there")
+        .memory("1Gi")
+        .build();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("deployment");
+    let place = |droplet: Option<&str>| serde_json::json!({ "status": { "placement": droplet.map(|d| serde_json::json!({ "droplet": d })) } });
+    let test_manager = PatchParams {
+        field_manager: Some("droplet-test".into()),
+        ..PatchParams::default()
+    };
+    deployments
+        .patch_status("github", &test_manager, &Patch::Merge(place(Some("d1"))))
+        .await
+        .expect("placed");
+    let key = format!("{}/github", h.namespace);
+    let allocated = h
+        .wait_for(&droplets(&h), "d1", WAIT, |d| {
+            d.status
+                .as_ref()
+                .is_some_and(|s| s.deployments == [key.clone()])
+        })
+        .await
+        .expect("the droplet lists its deployment");
+    assert_eq!(
+        allocated.status.and_then(|s| s.allocated.memory),
+        Some("1Gi".to_string())
+    );
+
+    droplets(&h)
+        .delete("d1", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let draining = h
+        .wait_for(&droplets(&h), "d1", WAIT, |d| {
+            phase(d) == Some(DropletPhase::Draining)
+        })
+        .await
+        .expect("Draining");
+    let ready = find(&draining.status.expect("status").conditions, "Ready")
+        .expect("Ready")
+        .clone();
+    assert_eq!(ready.reason, "Draining");
+    assert!(ready.message.contains(&key), "{}", ready.message);
+    assert!(
+        cloud_droplets(&h).iter().any(|d| d.id == id),
+        "the cloud droplet went before its deployments moved"
+    );
+
+    // The deployment moves away: the droplet is released and deleted.
+    deployments
+        .patch_status("github", &test_manager, &Patch::Merge(place(None)))
+        .await
+        .expect("moved");
+    let started = std::time::Instant::now();
+    while droplets(&h).get_opt("d1").await.expect("get").is_some() {
+        assert!(started.elapsed() < WAIT, "d1 was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!cloud_droplets(&h).iter().any(|d| d.id == id));
     h.shutdown().await;
 }
