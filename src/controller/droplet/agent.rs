@@ -166,9 +166,8 @@ async fn enrol(
                 .into(),
         }),
         Err(EnrolmentError::Agent(e)) => Ok(agent_failure(&e)),
-        Err(EnrolmentError::CredentialStore(e)) => {
-            Err(Error::InvalidSpec(format!("credential Secret: {e}")))
-        }
+        // The Secret could not be read or written (a Kubernetes error): retried with backoff.
+        Err(error @ EnrolmentError::CredentialStore(_)) => Err(error.into()),
     }
 }
 
@@ -177,7 +176,7 @@ async fn store_credential(store: &SecretCredentialStore) -> Result<Option<Secret
     store
         .load()
         .await
-        .map_err(|e| Error::InvalidSpec(format!("credential Secret: {e}")))
+        .map_err(|e| EnrolmentError::CredentialStore(e).into())
 }
 
 /// Polls an enrolled agent: `/healthz`, and when the heartbeat refresh is due `/v1/info` and
