@@ -227,6 +227,20 @@ async fn a_droplet_becomes_ready_with_ips_capacity_price_and_a_pinned_agent() {
         .expect("kube")
         .expect("an agent client");
     let info = client.info().await.expect("the stored credential works");
+    // The spent enrolment token is not kept once the agent is enrolled.
+    let started = std::time::Instant::now();
+    while secrets(&h)
+        .get_opt(&enrolment_token_secret_name("d1"))
+        .await
+        .expect("get")
+        .is_some()
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "the enrolment token Secret is kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(!info.version.is_empty());
     // One Event per phase change, ending with Ready.
     let events: Api<k8s_openapi::api::events::v1::Event> =

@@ -210,6 +210,15 @@ async fn reconcile_droplet(
         }
         just_created = false;
         if finished {
+            let was_ready = base
+                .as_ref()
+                .is_some_and(|s| s.phase == DropletPhase::Ready);
+            if planned.status.phase == DropletPhase::Ready
+                && !was_ready
+                && droplet.spec.adopt.is_none()
+            {
+                forget_enrolment_token(ctx, &droplet).await?;
+            }
             return Ok(ctx.requeue(planned.requeue_after));
         }
         match planned.step {
@@ -408,6 +417,19 @@ async fn store_enrolment_token(ctx: &Context, droplet: &Droplet) -> Result<(), E
     };
     apply_object(&secrets, &secret).await?;
     Ok(())
+}
+
+/// Deletes the enrolment-token Secret of a droplet the operator created, once the agent is
+/// enrolled: the token is spent, and a Secret that is not needed is not kept. (A person's
+/// Secret for an adopted droplet is left alone.)
+async fn forget_enrolment_token(ctx: &Context, droplet: &Droplet) -> Result<(), Error> {
+    let secrets = secrets_api(ctx, droplet)?;
+    let name = enrolment_token_secret_name(&droplet.name_any());
+    match secrets.delete(&name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// The cloud facts the plan needs from a DigitalOcean droplet.
