@@ -629,3 +629,34 @@ async fn deletion_drains_the_deployments_placed_on_the_droplet_first() {
     assert!(!cloud_droplets(&h).iter().any(|d| d.id == id));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pool_droplet_lost_at_digitalocean_deletes_its_object() {
+    let h = start(|_| {}).await;
+    droplets(&h)
+        .create(
+            &PostParams::default(),
+            &droplet(&h, "pooled").pool("default").build(),
+        )
+        .await
+        .expect("created");
+    let d = wait_ready(&h, "pooled").await;
+    let id = d.status.and_then(|s| s.droplet_id).expect("id") as u64;
+    let cloud = h.world.cloud().expect("cloud");
+    assert!(cloud.digitalocean.lose_droplet(id), "the droplet existed");
+    // Its agent stops with it; the missed poll finds it gone, and the object is deleted (its
+    // finalizer drains nothing and finds the droplet already gone: 404 is done).
+    let started = std::time::Instant::now();
+    while droplets(&h).get_opt("pooled").await.expect("get").is_some() {
+        assert!(
+            started.elapsed() < WAIT,
+            "the object of a lost droplet was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        cloud_droplets(&h).is_empty(),
+        "nothing was created in its place"
+    );
+    h.shutdown().await;
+}

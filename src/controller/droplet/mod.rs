@@ -203,8 +203,10 @@ async fn reconcile_droplet(
         // Besides the end of a pass, three intermediate states are written: Provisioning
         // before the first create, the droplet id at once after the create answered, and each
         // step of a deletion. Nothing else, so a pass that ends where it started writes nothing.
-        let intermediate =
-            deleting || just_created || (first_pass && planned.step == Step::EnsureDroplet);
+        let intermediate = deleting
+            || just_created
+            || planned.step == Step::DeleteObject
+            || (first_pass && planned.step == Step::EnsureDroplet);
         if finished || intermediate {
             write_status(ctx, &api, &droplet, &mut written, &planned.status).await?;
         }
@@ -250,6 +252,15 @@ async fn reconcile_droplet(
             Step::ReleaseCloudDroplet { id } => {
                 release_cloud_droplet(ctx, id, &uid).await?;
                 observed.cloud_cleaned_up = true;
+            }
+            Step::DeleteObject => {
+                tracing::warn!(droplet = %name, "the cloud droplet is gone: deleting the pool droplet's object");
+                match api.delete(&name, &Default::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(other) => return Err(other.into()),
+                }
+                return Ok(Action::await_change());
             }
             Step::RemoveFinalizer => {
                 remove_finalizer(&api, &droplet).await?;

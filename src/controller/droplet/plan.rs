@@ -247,6 +247,9 @@ pub enum Step {
     },
     /// Deletion done: remove the finalizer.
     RemoveFinalizer,
+    /// The cloud droplet of a droplet a pool provisioned is gone: delete this object, so its
+    /// deployments move (the droplet is being deleted) and the pool provisions for the demand.
+    DeleteObject,
     /// Nothing more this pass: write status, requeue.
     Done,
 }
@@ -628,6 +631,17 @@ fn lifecycle_step(
                 "a droplet created earlier may still appear at DigitalOcean; looking again before creating",
             ),
             *retry_after,
+        ),
+        CloudObservation::Gone { id } if spec.pool.is_some() && spec.adopt.is_none() => (
+            Step::DeleteObject,
+            DropletPhase::Failed,
+            Health::stalled(
+                reasons::DROPLET_GONE,
+                format!(
+                    "DigitalOcean droplet {id} no longer exists; this pool droplet is deleted so its deployments move elsewhere"
+                ),
+            ),
+            timing.resync,
         ),
         CloudObservation::Gone { id } => (
             Step::Done,
@@ -1116,6 +1130,18 @@ mod tests {
                 status: Some(status_in(DropletPhase::Ready, 1, Some(0))),
                 observed: with(&|o| o.cloud = CloudObservation::Gone { id: 7 }),
                 step: Step::Done,
+                phase: DropletPhase::Failed,
+                reason: reasons::DROPLET_GONE,
+            },
+            Case {
+                name: "a pool droplet gone at DigitalOcean deletes its object",
+                spec: DropletSpec {
+                    pool: Some("default".into()),
+                    ..spec()
+                },
+                status: Some(status_in(DropletPhase::Ready, 1, Some(0))),
+                observed: with(&|o| o.cloud = CloudObservation::Gone { id: 7 }),
+                step: Step::DeleteObject,
                 phase: DropletPhase::Failed,
                 reason: reasons::DROPLET_GONE,
             },
