@@ -660,3 +660,62 @@ async fn a_pool_droplet_lost_at_digitalocean_deletes_its_object() {
     );
     h.shutdown().await;
 }
+
+/// The operator's permissions as the run contract lists them (issues/RUN_CONTRACT.md), as one
+/// ClusterRole bound to the operator's service account (the same list as the template suite's).
+fn run_contract_rbac() -> mcp_droplet_operator::testing::operator::OperatorRbac {
+    let group = |resources: &[&str], verbs: &[&str]| serde_json::json!({"apiGroups": ["mcp.agentopia.io"], "resources": resources, "verbs": verbs});
+    let documents = vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "mcp-droplet-operator", "namespace": "default"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mcp-droplet-operator"},
+        "rules": [
+            group(&["mcptemplates", "dropletpools", "mcpdeployments"], &["get", "list", "watch", "patch"]),
+            group(&["droplets"], &["get", "list", "watch", "create", "patch", "delete"]),
+            group(&["mcptemplates/status", "dropletpools/status", "droplets/status", "mcpdeployments/status"], &["get", "patch"]),
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "mcp-droplet-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mcp-droplet-operator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "mcp-droplet-operator", "namespace": "default"}]}),
+    ];
+    mcp_droplet_operator::testing::operator::OperatorRbac {
+        documents,
+        namespace: "default".to_string(),
+        service_account: "mcp-droplet-operator".to_string(),
+    }
+}
+
+#[tokio::test]
+async fn the_droplet_controller_needs_only_the_run_contracts_permissions() {
+    let h = OperatorHarness::start(HarnessOptions {
+        operator_rbac: Some(run_contract_rbac()),
+        ..HarnessOptions::default()
+    })
+    .await
+    .expect("harness starts");
+    droplets(&h)
+        .create(&PostParams::default(), &droplet(&h, "d1").build())
+        .await
+        .expect("created");
+    let d = wait_ready(&h, "d1").await;
+    let id = d.status.and_then(|s| s.droplet_id).expect("id") as u64;
+    droplets(&h)
+        .delete("d1", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let started = std::time::Instant::now();
+    while droplets(&h).get_opt("d1").await.expect("get").is_some() {
+        assert!(started.elapsed() < WAIT, "d1 was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!cloud_droplets(&h).iter().any(|d| d.id == id));
+    let sim = h.world.kube().expect("kube-sim");
+    let denied = sim.access_record().expect("access record").denied();
+    assert!(denied.is_empty(), "denied: {denied:#?}");
+    h.shutdown().await;
+}
