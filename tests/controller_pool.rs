@@ -13,13 +13,14 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use mcp_droplet_operator::api::conditions::find;
 use mcp_droplet_operator::api::deployment::MCPDeployment;
-use mcp_droplet_operator::api::droplet::Droplet;
+use mcp_droplet_operator::api::droplet::{Droplet, DropletPhase};
 use mcp_droplet_operator::api::pool::DropletPool;
+use mcp_droplet_operator::api::quantity::{format_bytes, format_cpu_millis};
 use mcp_droplet_operator::controller::pool::plan::{
     POOL_LABEL, provisioned_for, waits_for_droplet,
 };
 use mcp_droplet_operator::controller::pool::provisioner::PROVISIONER;
-use mcp_droplet_operator::controller::pool::status::UNSCHEDULABLE;
+use mcp_droplet_operator::controller::pool::status::{UNSCHEDULABLE, aggregate};
 use mcp_droplet_operator::telemetry::metrics::ControllerLabels;
 use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
 
@@ -322,55 +323,41 @@ async fn pool_status_aggregates_its_droplets_and_is_not_rewritten_when_converged
     waiting_deployments(&harness, "a", 10, Some("agg")).await;
     wait_for_cached_waiting(&harness, 10).await;
     signal_and_wait_for_a_pass(&harness).await;
-    let created = wait_for_droplets(&harness, 2).await;
+    wait_for_droplets(&harness, 2).await;
 
-    // Report the droplets Ready, as the droplet controller would, each with room for 5 more
-    // of the 10 deployments still waiting (so no further droplet is planned).
-    let api: Api<Droplet> = Api::namespaced(harness.client.clone(), &harness.namespace);
-    let now = harness.clock.now();
-    for (i, d) in created.iter().enumerate() {
-        let name = d.metadata.name.clone().expect("name");
-        let status = Droplet::test(&name)
-            .ready()
-            .allocated("1Gi", "500m")
-            .utilization(0.5 - 0.2 * i as f64, 0.25, now)
-            .build()
-            .status
-            .expect("status");
-        api.patch_status(
-            &name,
-            &PatchParams::apply("test-droplet-controller").force(),
-            &Patch::Apply(serde_json::json!({
-                "apiVersion": "mcp.agentopia.io/v1alpha1",
-                "kind": "Droplet",
-                "status": status,
-            })),
-        )
-        .await
-        .expect("droplet status");
-    }
-    let converged = harness
-        .wait_for(&pools, "agg", TIMEOUT, |p| {
-            p.status.as_ref().is_some_and(|s| {
-                s.droplets == 2
-                    && s.monthly_cost_usd == 48.0
-                    && s.allocated.memory.as_deref() == Some("2Gi")
-                    && mcp_droplet_operator::api::conditions::is_true(&s.conditions, "Ready")
-            })
-        })
-        .await
-        .expect("aggregated status");
-    let status = converged.status.expect("status");
-    assert_eq!(status.capacity.memory.as_deref(), Some("8Gi"));
-    assert_eq!(status.capacity.cpu.as_deref(), Some("4"));
-    assert_eq!(status.allocated.cpu.as_deref(), Some("1"));
-    // CPU utilization 0.5 and 0.3 on equal droplets.
-    assert_eq!(status.utilization.cpu, 0.4);
-    assert_eq!(status.utilization.memory, 0.25);
+    // The droplet controller brings them up; the pool's status is theirs added up.
+    let converged = eventually("the pool status matching its Ready droplets", || async {
+        let list = droplets(&harness).await;
+        let all_ready = list.iter().all(|d| {
+            d.status
+                .as_ref()
+                .is_some_and(|s| s.phase == DropletPhase::Ready)
+        });
+        let refs: Vec<&Droplet> = list.iter().collect();
+        let agg = aggregate(&refs);
+        let s = pools.get("agg").await.ok()?.status?;
+        let matches = all_ready
+            && s.droplets == 2
+            && s.capacity.memory == Some(format_bytes(agg.capacity.memory))
+            && s.capacity.cpu == Some(format_cpu_millis(agg.capacity.cpu_millis))
+            && s.allocated.memory == Some(format_bytes(agg.allocated.memory))
+            && s.monthly_cost_usd == agg.monthly_usd
+            && s.utilization == agg.utilization
+            && mcp_droplet_operator::api::conditions::is_true(&s.conditions, "Ready");
+        matches.then_some(s)
+    })
+    .await;
+    assert_eq!(converged.capacity.memory.as_deref(), Some("8Gi"));
+    assert_eq!(converged.capacity.cpu.as_deref(), Some("4"));
+    assert_eq!(converged.monthly_cost_usd, 48.0);
 
-    // Converged: more passes and reconciles write nothing. (A reconcile already under way
-    // may still see the pool from before its last write, so the count is taken after the
-    // reconciles triggered by the writes above.)
+    // Converged: passes and reconciles write nothing while the droplets do not change (their
+    // heartbeats may, and then the pool may too).
+    let versions = |list: Vec<Droplet>| -> Vec<(Option<String>, Option<String>)> {
+        list.into_iter()
+            .map(|d| (d.metadata.name, d.metadata.resource_version))
+            .collect()
+    };
     let ctx = harness.context().expect("operator").clone();
     let reconciles = |ctx: &mcp_droplet_operator::controller::Context| {
         ctx.metrics
@@ -380,21 +367,35 @@ async fn pool_status_aggregates_its_droplets_and_is_not_rewritten_when_converged
             })
             .get()
     };
-    signal_and_wait_for_a_pass(&harness).await;
-    let before = reconciles(&ctx);
-    eventually("the pool reconciled after the pass", || async {
-        (reconciles(&ctx) > before).then_some(())
-    })
-    .await;
-    let writes = ctx.metrics.status_write_count("dropletpool");
-    for _ in 0..3 {
+    let mut checked = false;
+    for _ in 0..10 {
+        // A reconcile under way may still see the pool from before its last write: count
+        // after one more.
         let before = reconciles(&ctx);
         signal_and_wait_for_a_pass(&harness).await;
-        eventually("the pool reconciled again", || async {
+        eventually("the pool reconciled", || async {
             (reconciles(&ctx) > before).then_some(())
         })
         .await;
+        let droplets_before = versions(droplets(&harness).await);
+        let writes = ctx.metrics.status_write_count("dropletpool");
+        for _ in 0..3 {
+            let before = reconciles(&ctx);
+            signal_and_wait_for_a_pass(&harness).await;
+            eventually("the pool reconciled again", || async {
+                (reconciles(&ctx) > before).then_some(())
+            })
+            .await;
+        }
+        if versions(droplets(&harness).await) == droplets_before {
+            assert_eq!(ctx.metrics.status_write_count("dropletpool"), writes);
+            checked = true;
+            break;
+        }
     }
-    assert_eq!(ctx.metrics.status_write_count("dropletpool"), writes);
+    assert!(
+        checked,
+        "the droplets never stayed unchanged for three passes"
+    );
     harness.shutdown().await;
 }
