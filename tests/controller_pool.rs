@@ -399,3 +399,70 @@ async fn pool_status_aggregates_its_droplets_and_is_not_rewritten_when_converged
     );
     harness.shutdown().await;
 }
+
+/// The operator's permissions as the run contract lists them (issues/RUN_CONTRACT.md), as one
+/// ClusterRole bound to the operator's service account (the same list as the other suites').
+fn run_contract_rbac() -> mcp_droplet_operator::testing::operator::OperatorRbac {
+    let group = |resources: &[&str], verbs: &[&str]| serde_json::json!({"apiGroups": ["mcp.agentopia.io"], "resources": resources, "verbs": verbs});
+    let documents = vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "mcp-droplet-operator", "namespace": "default"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mcp-droplet-operator"},
+        "rules": [
+            group(&["mcptemplates", "dropletpools", "mcpdeployments"], &["get", "list", "watch", "patch"]),
+            group(&["droplets"], &["get", "list", "watch", "create", "patch", "delete"]),
+            group(&["mcptemplates/status", "dropletpools/status", "droplets/status", "mcpdeployments/status"], &["get", "patch"]),
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "mcp-droplet-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mcp-droplet-operator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "mcp-droplet-operator", "namespace": "default"}]}),
+    ];
+    mcp_droplet_operator::testing::operator::OperatorRbac {
+        documents,
+        namespace: "default".to_string(),
+        service_account: "mcp-droplet-operator".to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_controller_needs_only_the_run_contracts_permissions() {
+    let harness = OperatorHarness::start(HarnessOptions {
+        operator_rbac: Some(run_contract_rbac()),
+        ..HarnessOptions::default()
+    })
+    .await
+    .expect("harness");
+    eventually("the first provisioning pass", || async {
+        (passes(&harness) > 0).then_some(())
+    })
+    .await;
+    let pool = DropletPool::test("rbac")
+        .namespace(&harness.namespace)
+        .regions(&["nyc3"])
+        .sizes(&["s-2vcpu-4gb"])
+        .max_droplets(1)
+        .build();
+    let pools = create_pool(&harness, pool).await;
+    waiting_deployments(&harness, "r", 8, Some("rbac")).await;
+    wait_for_cached_waiting(&harness, 8).await;
+    signal_and_wait_for_a_pass(&harness).await;
+    wait_for_droplets(&harness, 1).await;
+    harness
+        .wait_for(&pools, "rbac", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.droplets == 1
+                    && find(&s.conditions, UNSCHEDULABLE).is_some_and(|c| c.status == "True")
+            })
+        })
+        .await
+        .expect("pool status written");
+    let sim = harness.world.kube().expect("kube-sim");
+    let denied = sim.access_record().expect("access record").denied();
+    assert!(denied.is_empty(), "denied: {denied:#?}");
+    harness.shutdown().await;
+}
