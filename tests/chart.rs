@@ -84,7 +84,11 @@ fn chart_crd_templates_are_the_crds_folder_plus_the_keep_annotation() {
              run MCP_UPDATE_CHART_CRDS=1 cargo test --test chart"
         );
     }
-    assert_eq!(yaml_files(&templates), files, "no CRD template without a crds/ file");
+    assert_eq!(
+        yaml_files(&templates),
+        files,
+        "no CRD template without a crds/ file"
+    );
 }
 
 #[test]
@@ -183,7 +187,11 @@ fn rbac_rules_are_exactly_the_run_contract() {
     assert_eq!(
         grants("templates-readonly.yaml"),
         table(&[
-            ("mcp.agentopia.io", "mcptemplates", &["get", "list", "watch"]),
+            (
+                "mcp.agentopia.io",
+                "mcptemplates",
+                &["get", "list", "watch"]
+            ),
             ("mcp.agentopia.io", "mcptemplates/status", &["patch"]),
         ])
     );

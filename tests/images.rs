@@ -197,15 +197,18 @@ async fn images_build_and_run() {
     let copied = dir.path().join("identity.crt.der");
     docker(&[
         "cp",
-        &format!("{}:/var/lib/mcp-droplet-agent/identity.crt.der", container.0),
+        &format!(
+            "{}:/var/lib/mcp-droplet-agent/identity.crt.der",
+            container.0
+        ),
         &copied.display().to_string(),
     ]);
     assert!(!std::fs::read(&copied).unwrap().is_empty());
 
     // The static agent binary cloud-init downloads, with the checksum for agent.sha256.
     let binary = root().join("dist/mcp-droplet-agent-x86_64-linux");
-    let sum = std::fs::read_to_string(root().join("dist/mcp-droplet-agent-x86_64-linux.sha256"))
-        .unwrap();
+    let sum =
+        std::fs::read_to_string(root().join("dist/mcp-droplet-agent-x86_64-linux.sha256")).unwrap();
     let sum = sum.split_whitespace().next().unwrap().to_owned();
     let bytes = std::fs::read(&binary).unwrap();
     assert_eq!(mcp_droplet_agent::secret::sha256_hex(&bytes), sum);
