@@ -9,7 +9,10 @@ packages) against kube-sim, the project's in-process API server. Called by scrip
    RBAC has no wildcard and keeps the Lease in the release namespace, the pod is restricted;
 4. upgrade to a chart whose MCPTemplate CRD has one more field: an MCPTemplate using that field is
    refused before (strict field validation) and stored after;
-5. uninstall keeps the CRDs (helm.sh/resource-policy: keep).
+5. uninstall keeps the CRDs (helm.sh/resource-policy: keep);
+6. the rendered ServiceAccount, roles and bindings of both installs equal
+   tests/fixtures/chart/rbac-*.yaml, which Rust tests give kube-sim to run the operator under
+   exactly the chart's RBAC (MCP_UPDATE_CHART_FIXTURES=1 rewrites them).
 
 Usage: lint_charts.py OPERATOR_BINARY
 """
@@ -36,6 +39,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "mcp-droplet-operator"
 KEEP = {"helm.sh/resource-policy": "keep"}
+# The default install's release name (its objects are then named mcp-droplet-operator).
+RELEASE = "mcp-droplet-operator"
 BUILT_IN_GROUPS = {
     "v1",
     "apps/v1",
@@ -266,6 +271,36 @@ def rbac_and_pod(renders: list[tuple[str, str, str]], watch_ns: str) -> None:
     check({"NetworkPolicy", "ServiceMonitor"} <= {d["kind"] for d in docs}, "namespaced: optional NetworkPolicy and ServiceMonitor render")
 
 
+RBAC_KINDS = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+FIXTURE_HEADER = """\
+# The chart's rendered RBAC: {what}.
+# Written by scripts/lint-charts, which fails when it differs from what the chart renders
+# (MCP_UPDATE_CHART_FIXTURES=1 scripts/lint-charts rewrites it). Labels are left out.
+# Tests run the operator under exactly these documents in kube-sim (testing::OperatorRbac):
+# service account {account} in namespace {namespace}.
+"""
+
+
+def rbac_fixture(name: str, manifest: str, what: str, namespace: str) -> None:
+    docs = [d for d in documents(manifest) if d["kind"] in RBAC_KINDS]
+    docs.sort(key=lambda d: (RBAC_KINDS.index(d["kind"]), d["metadata"].get("namespace", ""), d["metadata"]["name"]))
+    for doc in docs:
+        doc["metadata"].pop("labels", None)
+    account = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
+    text = FIXTURE_HEADER.format(what=what, account=account, namespace=namespace) + yaml.safe_dump_all(
+        docs, sort_keys=False, explicit_start=True
+    )
+    path = ROOT / "tests" / "fixtures" / "chart" / f"rbac-{name}.yaml"
+    if os.environ.get("MCP_UPDATE_CHART_FIXTURES") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    current = path.read_text() if path.exists() else ""
+    check(
+        current == text,
+        f"{path.relative_to(ROOT)} is what the chart renders (else: MCP_UPDATE_CHART_FIXTURES=1 scripts/lint-charts)",
+    )
+
+
 def template_with_field(field: str) -> dict:
     template = yaml.safe_load((ROOT / "examples/catalog/time.yaml").read_text())
     template["metadata"] = {"name": "upgrade-check"}
@@ -294,7 +329,7 @@ def upgrade_adds_a_field(config: helm.Configuration, sim: KubeSim, workdir: path
     (chart / "templates" / "crds" / crd_file).write_text(
         "{{- if .Values.crds.install }}\n" + yaml.safe_dump(crd, sort_keys=False) + "{{- end }}\n"
     )
-    result = asyncio.run(helm.Upgrade(config).run("mcp", str(chart), wait=False, timeout=120))
+    result = asyncio.run(helm.Upgrade(config).run(RELEASE, str(chart), wait=False, timeout=120))
     check(result.get("version") == 2, f"the release is at revision 2 ({result.get('version')})")
 
     code, answer = sim.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/mcptemplates.mcp.agentopia.io")
@@ -308,12 +343,12 @@ def upgrade_adds_a_field(config: helm.Configuration, sim: KubeSim, workdir: path
 
 def uninstall_keeps_crds(config: helm.Configuration, sim: KubeSim) -> None:
     step("uninstall keeps the CRDs")
-    asyncio.run(helm.Uninstall(config).run("mcp", wait=False, timeout=120))
+    asyncio.run(helm.Uninstall(config).run(RELEASE, wait=False, timeout=120))
     for path in sorted((ROOT / "crds").glob("*.yaml")):
         name = path.name.removesuffix(".yaml")
         code, _ = sim.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
         check(code == 200, f"{name} is still there")
-    code, _ = sim.request("GET", "/apis/apps/v1/namespaces/mcp-system/deployments/mcp-mcp-droplet-operator")
+    code, _ = sim.request("GET", "/apis/apps/v1/namespaces/mcp-system/deployments/mcp-droplet-operator")
     check(code == 404, "the operator's Deployment is gone")
 
 
@@ -339,7 +374,7 @@ def main() -> int:
         # `sim` applied the CRDs at start; take_ownership adopts them like an install over
         # CRDs applied from crds/ by hand (docs/upgrades.md).
         default = asyncio.run(
-            helm.Install(config).run("mcp", str(CHART), create_namespace=True, wait=False, timeout=120, take_ownership=True)
+            helm.Install(config).run(RELEASE, str(CHART), create_namespace=True, wait=False, timeout=120, take_ownership=True)
         )
         check(default["info"]["status"] == "deployed", "default install deployed")
         check("kubectl" in default["info"].get("notes", ""), "NOTES.txt tells the next command")
@@ -364,6 +399,11 @@ def main() -> int:
         rbac_and_pod(
             [("default", default["manifest"], release_ns), ("namespaced", namespaced["manifest"], "mcp-team-a")],
             watch_ns,
+        )
+        step("rendered RBAC fixtures for the Rust tests")
+        rbac_fixture("all-namespaces", default["manifest"], "default values, release namespace mcp-system", release_ns)
+        rbac_fixture(
+            "namespaced", namespaced["manifest"], "watchNamespace=team-a, release namespace mcp-team-a", "mcp-team-a"
         )
         upgrade_adds_a_field(config, sim, workdir)
         uninstall_keeps_crds(config, sim)
