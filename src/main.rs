@@ -13,6 +13,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator: the controllers against a cluster (in-cluster or KUBECONFIG), with
+    /// leader election, /metrics, /healthz and /readyz.
+    Run(Box<cli::run::RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --out-dir).
     Crds(cli::crds::CrdsArgs),
     /// Run the simulated world until Ctrl-C: kube-sim with the CRDs, and with --do-token the
@@ -29,6 +32,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(cli::run::run(*args))?,
         Command::Crds(args) => cli::crds::run(args)?,
         Command::Sim(args) => tokio::runtime::Runtime::new()?.block_on(cli::sim::run(*args))?,
         Command::Plan(args) => cli::plan::run(args)?,

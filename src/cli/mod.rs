@@ -4,5 +4,6 @@ pub mod catalog;
 pub mod crds;
 pub mod plan;
 pub mod probe;
+pub mod run;
 pub mod sim;
 pub mod sim_cloud;
