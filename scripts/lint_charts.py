@@ -267,7 +267,15 @@ def rbac_and_pod(renders: list[tuple[str, str, str]], watch_ns: str) -> None:
         "namespaced: the only ClusterRole reads MCPTemplates (and patches their status)",
     )
     roles = {d["metadata"]["namespace"] for d in docs if d["kind"] == "Role"}
-    check(roles == {release_ns, watch_ns}, f"namespaced: Roles in {release_ns} and {watch_ns}: {roles}")
+    check(
+        roles == {release_ns, watch_ns, "default"},
+        f"namespaced: Roles in {release_ns}, {watch_ns} and default (template events): {roles}",
+    )
+    default_rules = [r for d, r in rules_of(docs, "Role") if d["metadata"]["namespace"] == "default"]
+    check(
+        all(r["resources"] == ["events"] for r in default_rules),
+        "namespaced: the Role in default only writes events",
+    )
     check({"NetworkPolicy", "ServiceMonitor"} <= {d["kind"] for d in docs}, "namespaced: optional NetworkPolicy and ServiceMonitor render")
 
 

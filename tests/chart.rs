@@ -196,6 +196,10 @@ fn rbac_rules_are_exactly_the_run_contract() {
         ])
     );
     assert_eq!(
+        grants("template-events.yaml"),
+        table(&[("", "events", EMIT), ("events.k8s.io", "events", EMIT)])
+    );
+    assert_eq!(
         grants("leader-election.yaml"),
         table(&[(
             "coordination.k8s.io",
@@ -227,6 +231,7 @@ fn rbac_rules_have_no_wildcards_and_no_crd_access() {
         "namespaced.yaml",
         "templates-cluster.yaml",
         "templates-readonly.yaml",
+        "template-events.yaml",
     ] {
         assert!(!read(&chart().join("files/rbac").join(file)).contains("leases"));
     }
