@@ -1,7 +1,8 @@
 //! The operator under exactly the Helm chart's RBAC: tests/fixtures/chart/rbac-*.yaml are the
 //! ServiceAccount, roles and bindings the chart renders (scripts/lint-charts fails when they
 //! drift), kube-sim authorizes every request against them, and a template is accepted with no
-//! request denied, in both install modes.
+//! request denied, in both install modes. Each test lists the chart's rules its scenario did not
+//! use (scenarios for pools, droplets and deployments will use the rest).
 
 use std::time::Duration;
 
@@ -73,6 +74,18 @@ async fn template_accepted_under(rbac: OperatorRbac, scope: WatchScope, operator
     let sim = harness.world.kube().expect("kube-sim");
     let denied = sim.access_record().expect("access record").denied();
     assert!(denied.is_empty(), "denied: {denied:#?}");
+    // The rules this scenario did not need: listed for whoever widens the scenarios; the ones
+    // for templates must have been used.
+    let unused = sim.unused_rules().expect("unused rules");
+    for rule in &unused {
+        eprintln!("not used by this scenario: {rule}");
+    }
+    assert!(
+        !unused
+            .iter()
+            .any(|r| r.rule.resources.iter().any(|res| res == "mcptemplates")),
+        "the template rules were used: {unused:#?}"
+    );
     let _ = api.delete(&name, &Default::default()).await;
     harness.shutdown().await;
 }
