@@ -1,7 +1,9 @@
 //! The container images (Dockerfile, crates/agent/Dockerfile): scripts/build-images builds the
 //! static release binaries and both FROM scratch images with the local Docker Engine; the
-//! operator image prints its `--help`, the agent image serves `/healthz` with the simulated
-//! runtime, both run as uid 65532, and the agent's static binary comes with its checksum.
+//! operator image prints its `--help` and runs `run` against kube-sim with the chart pod's
+//! restrictions (read-only root, in-memory /tmp, uid 65532, no capabilities) until /healthz and
+//! /readyz answer, the agent image serves `/healthz` with the simulated runtime, and the agent's
+//! static binary comes with its checksum.
 //!
 //! Cost: scripts/build-images builds the binaries for x86_64-unknown-linux-gnu with +crt-static,
 //! in the release profile unless MCP_IMAGES_PROFILE says otherwise (`dev` is much cheaper; the
@@ -242,4 +244,105 @@ async fn images_build_and_run() {
     let sum = sum.split_whitespace().next().unwrap().to_owned();
     let bytes = std::fs::read(&binary).unwrap();
     assert_eq!(mcp_droplet_agent::secret::sha256_hex(&bytes), sum);
+
+    operator_runs_like_the_charts_pod(&operator).await;
+}
+
+/// Stops kube-sim (the `sim` child process) when the test ends.
+struct Sim(std::process::Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn answers_200(url: &str, timeout: Duration) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(response) = client.get(url).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} did not answer 200 within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The operator image runs `run` against kube-sim the way the chart's pod does.
+async fn operator_runs_like_the_charts_pod(operator: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let _sim = Sim(Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
+        .arg("sim")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut config = String::new();
+    while !config.contains("server:") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kube-sim wrote no kubeconfig"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        config = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
+    }
+    // The container's user (65532) must read it; `sim` writes it 0600.
+    let shared = dir.path().join("kubeconfig-shared");
+    std::fs::write(&shared, &config).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mount = format!("{}:/etc/kubeconfig:ro", shared.display());
+    // What the chart's pod spec sets: read-only root, an in-memory /tmp, uid 65532, no
+    // capabilities, no privilege escalation, the env the chart passes.
+    let container = Container(docker(&[
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp:size=16m",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "-v",
+        &mount,
+        "-e",
+        "POD_NAME=images-test",
+        "-e",
+        "POD_NAMESPACE=default",
+        "-e",
+        "MCP_CLOUD=simulated",
+        "-e",
+        "MCP_LOG_FORMAT=json",
+        "-e",
+        &format!("MCP_ADMIN_ADDR={admin}"),
+        operator,
+        "run",
+        "--kubeconfig",
+        "/etc/kubeconfig",
+    ]));
+    answers_200(&format!("http://{admin}/healthz"), Duration::from_secs(60)).await;
+    answers_200(&format!("http://{admin}/readyz"), Duration::from_secs(60)).await;
+    docker(&["stop", "--time", "20", &container.0]);
+    let logs = docker(&["logs", &container.0]);
+    assert_eq!(docker(&["wait", &container.0]), "0", "{logs}");
 }
