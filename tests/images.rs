@@ -76,11 +76,19 @@ impl Drop for Container {
     }
 }
 
+/// Builds both images; with MCP_IMAGES_NO_BUILD=1 from the binaries already built (a CI step
+/// that ran scripts/build-images before, or a check that must not wait for a release build).
 fn build_images(extra: &[&str]) {
+    let no_build = std::env::var("MCP_IMAGES_NO_BUILD").is_ok_and(|v| v == "1");
+    let extra: Vec<&str> = extra
+        .iter()
+        .copied()
+        .chain(no_build.then_some("--no-build"))
+        .collect();
     run(Command::new("bash")
         .arg(root().join("scripts/build-images"))
         .args(["--tag", TAG])
-        .args(extra)
+        .args(&extra)
         .env("OPERATOR_IMAGE", OPERATOR_IMAGE)
         .env("AGENT_IMAGE", AGENT_IMAGE)
         .current_dir(root()));
