@@ -451,7 +451,9 @@ impl Steps {
 
     /// Every step done.
     fn complete(&mut self) {
-        self.advance_to(StepName::Ready, None);
+        if self.state(StepName::Ready) != StepState::Succeeded {
+            self.advance_to(StepName::Ready, None);
+        }
         self.finish(StepName::Ready, StepState::Succeeded);
     }
 
@@ -1235,4 +1237,563 @@ pub fn events_between(
         }
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_droplet_agent::api::Phase;
+
+    const HASH: &str = "00112233aabbccdd";
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).expect("valid timestamp")
+    }
+
+    fn settings() -> PlanSettings {
+        PlanSettings {
+            reprobe_interval: Duration::from_secs(60),
+            move_grace: Duration::from_secs(300),
+            degraded_after: 2,
+            restart_after: 3,
+            move_after: 6,
+            retry: Duration::from_secs(2),
+            stalled_recheck: Duration::from_secs(600),
+        }
+    }
+
+    fn placed() -> PlacementStatus {
+        PlacementStatus {
+            droplet: Some("d1".into()),
+            region: Some("nyc3".into()),
+            score: Some(87.5),
+            ..PlacementStatus::default()
+        }
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            template: TemplateFacts::Usable,
+            inputs: Some(InputFacts::Resolved {
+                config_hash: HASH.into(),
+            }),
+            placement: None,
+            droplet: None,
+            schedule: None,
+            server: None,
+            pushed: None,
+            probe: None,
+            memory: Memory::default(),
+            settings: settings(),
+        }
+    }
+
+    fn on_droplet() -> Observed {
+        Observed {
+            placement: Some(placed()),
+            droplet: Some(DropletFacts::Ready(AgentAccess::Reachable)),
+            ..observed()
+        }
+    }
+
+    fn running(hash: &str) -> ServerFacts {
+        ServerFacts::Present {
+            phase: Phase::Running,
+            reason: None,
+            config_hash: Some(hash.into()),
+        }
+    }
+
+    fn passed() -> ProbeFacts {
+        ProbeFacts::Passed {
+            endpoint: "https://127.0.0.2:9443/servers/x/mcp".into(),
+            mcp: McpStatus {
+                server_name: Some("time".into()),
+                server_version: Some("1.0".into()),
+                protocol_version: Some("2025-06-18".into()),
+                tools: 2,
+                last_probe_time: None,
+            },
+        }
+    }
+
+    fn deployment() -> MCPDeployment {
+        let mut d = MCPDeployment::test("x").template("t").build();
+        d.metadata.generation = Some(1);
+        d
+    }
+
+    fn with_status(status: MCPDeploymentStatus) -> MCPDeployment {
+        let mut d = deployment();
+        d.status = Some(status);
+        d
+    }
+
+    /// A deployment that went all the way to Ready at `at(100)`.
+    fn ready() -> MCPDeployment {
+        let o = Observed {
+            server: Some(running(HASH)),
+            probe: Some(passed()),
+            ..on_droplet()
+        };
+        with_status(plan(&deployment(), &o, at(100)).status)
+    }
+
+    fn cond<'a>(s: &'a MCPDeploymentStatus, t: &str) -> (&'a str, &'a str) {
+        let c = find(&s.conditions, t).expect("condition present");
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    fn step(s: &MCPDeploymentStatus, name: StepName) -> StepState {
+        s.progress.steps[name.index()].state
+    }
+
+    #[test]
+    fn permanent_errors_stall_with_a_reason_naming_the_cause() {
+        let cases: Vec<(&str, Observed, &str, StepName, &str)> = vec![
+            (
+                "template missing",
+                Observed {
+                    template: TemplateFacts::Missing,
+                    inputs: None,
+                    ..observed()
+                },
+                "TemplateNotFound",
+                StepName::Validating,
+                "\"t\"",
+            ),
+            (
+                "template rejected",
+                Observed {
+                    template: TemplateFacts::Rejected("bad image".into()),
+                    inputs: None,
+                    ..observed()
+                },
+                "TemplateRejected",
+                StepName::Validating,
+                "bad image",
+            ),
+            (
+                "secret missing",
+                Observed {
+                    inputs: Some(InputFacts::ReferenceMissing {
+                        kind: "Secret",
+                        name: "gh-token".into(),
+                        key: "token".into(),
+                    }),
+                    ..observed()
+                },
+                "SecretNotFound",
+                StepName::Validating,
+                "gh-token",
+            ),
+            (
+                "invalid env",
+                Observed {
+                    inputs: Some(InputFacts::Invalid("env TOKEN is required".into())),
+                    ..observed()
+                },
+                "InvalidSpec",
+                StepName::Validating,
+                "TOKEN",
+            ),
+            (
+                "pinned droplet missing",
+                Observed {
+                    schedule: Some(ScheduleFacts::NoFit {
+                        reason: "pinned droplet d9 does not exist".into(),
+                        pinned_missing: true,
+                    }),
+                    ..observed()
+                },
+                "ReferenceNotFound",
+                StepName::Scheduling,
+                "d9",
+            ),
+        ];
+        for (name, o, reason, failed_step, mentions) in cases {
+            let p = plan(&deployment(), &o, at(0));
+            assert_eq!(p.next, Next::Wait(Duration::from_secs(600)), "{name}");
+            assert_eq!(cond(&p.status, "Stalled"), ("True", reason), "{name}");
+            assert_eq!(cond(&p.status, "Ready"), ("False", reason), "{name}");
+            assert_eq!(step(&p.status, failed_step), StepState::Failed, "{name}");
+            assert_eq!(p.status.phase, DeploymentPhase::Failed, "{name}");
+            let message = &find(&p.status.conditions, "Stalled")
+                .expect("stalled")
+                .message;
+            assert!(message.contains(mentions), "{name}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_flow_asks_for_one_thing_at_a_time() {
+        let fetching = ServerFacts::Present {
+            phase: Phase::Pulling,
+            reason: None,
+            config_hash: Some(HASH.into()),
+        };
+        let starting = ServerFacts::Present {
+            phase: Phase::Starting,
+            reason: None,
+            config_hash: Some(HASH.into()),
+        };
+        let cases: Vec<(&str, Observed, Next, DeploymentPhase)> = vec![
+            (
+                "unplaced",
+                observed(),
+                Next::Schedule,
+                DeploymentPhase::Scheduling,
+            ),
+            (
+                "placed, agent not asked",
+                on_droplet(),
+                Next::ObserveServer,
+                DeploymentPhase::Preparing,
+            ),
+            (
+                "agent does not know it",
+                Observed {
+                    server: Some(ServerFacts::Absent),
+                    ..on_droplet()
+                },
+                Next::Push(PushReason::Initial),
+                DeploymentPhase::Pulling,
+            ),
+            (
+                "pulling",
+                Observed {
+                    server: Some(fetching),
+                    pushed: Some(PushReason::Initial),
+                    ..on_droplet()
+                },
+                Next::Wait(STEP_POLL),
+                DeploymentPhase::Pulling,
+            ),
+            (
+                "starting",
+                Observed {
+                    server: Some(starting),
+                    ..on_droplet()
+                },
+                Next::Wait(STEP_POLL),
+                DeploymentPhase::Deploying,
+            ),
+            (
+                "running, not verified",
+                Observed {
+                    server: Some(running(HASH)),
+                    ..on_droplet()
+                },
+                Next::Probe,
+                DeploymentPhase::Verifying,
+            ),
+            (
+                "verified",
+                Observed {
+                    server: Some(running(HASH)),
+                    probe: Some(passed()),
+                    ..on_droplet()
+                },
+                Next::Wait(Duration::from_secs(60)),
+                DeploymentPhase::Ready,
+            ),
+            (
+                "droplet not enrolled yet",
+                Observed {
+                    droplet: Some(DropletFacts::Ready(AgentAccess::NotEnrolled)),
+                    ..on_droplet()
+                },
+                Next::Wait(Duration::from_secs(2)),
+                DeploymentPhase::Preparing,
+            ),
+            (
+                "droplet still booting",
+                Observed {
+                    droplet: Some(DropletFacts::Starting),
+                    ..on_droplet()
+                },
+                Next::Wait(Duration::from_secs(2)),
+                DeploymentPhase::Provisioning,
+            ),
+        ];
+        for (name, o, next, phase) in cases {
+            let p = plan(&deployment(), &o, at(0));
+            assert_eq!(p.next, next, "{name}");
+            assert_eq!(p.status.phase, phase, "{name}");
+        }
+    }
+
+    #[test]
+    fn nothing_fits_provisions_or_stalls() {
+        let no_fit = Observed {
+            schedule: Some(ScheduleFacts::NoFit {
+                reason: "0/2 droplets available: 2 insufficient memory".into(),
+                pinned_missing: false,
+            }),
+            ..observed()
+        };
+        let p = plan(&deployment(), &no_fit, at(0));
+        assert_eq!(p.next, Next::RequestDroplet(Duration::from_secs(600)));
+        assert_eq!(p.status.phase, DeploymentPhase::Provisioning);
+        assert_eq!(step(&p.status, StepName::Provisioning), StepState::Running);
+        assert_eq!(step(&p.status, StepName::Scheduling), StepState::Succeeded);
+        assert!(p.status.placement.is_none());
+        assert_eq!(cond(&p.status, "Scheduled"), ("False", "NoFit"));
+        assert_eq!(cond(&p.status, "Reconciling"), ("True", "Provisioning"));
+
+        let mut manual = deployment();
+        manual.spec.placement.auto_provision = false;
+        let p = plan(&manual, &no_fit, at(0));
+        assert_eq!(cond(&p.status, "Stalled"), ("True", "Unschedulable"));
+
+        // The droplet arrives: the provisioning step that ran is Succeeded, not Skipped.
+        let waiting = with_status(plan(&deployment(), &no_fit, at(0)).status);
+        let done = Observed {
+            server: Some(running(HASH)),
+            probe: Some(passed()),
+            ..on_droplet()
+        };
+        let p = plan(&waiting, &done, at(90));
+        assert_eq!(
+            step(&p.status, StepName::Provisioning),
+            StepState::Succeeded
+        );
+        assert_eq!(p.status.time_to_ready_seconds, Some(90.0));
+    }
+
+    #[test]
+    fn ready_records_every_step_endpoint_and_handshake() {
+        let status = ready().status.expect("status");
+        assert_eq!(status.phase, DeploymentPhase::Ready);
+        assert_eq!(status.progress.percent, 100);
+        assert_eq!(status.progress.current_step.as_deref(), Some("Ready"));
+        assert_eq!(step(&status, StepName::Provisioning), StepState::Skipped);
+        for name in [StepName::Validating, StepName::Pulling, StepName::Ready] {
+            let s = &status.progress.steps[name.index()];
+            assert_eq!(s.state, StepState::Succeeded);
+            assert_eq!(s.finished_at, Some(Time(at(100))));
+        }
+        assert_eq!(
+            status.endpoint.as_deref(),
+            Some("https://127.0.0.2:9443/servers/x/mcp")
+        );
+        let mcp = status.mcp.as_ref().expect("mcp");
+        assert_eq!(mcp.tools, 2);
+        assert_eq!(mcp.last_probe_time, Some(Time(at(100))));
+        assert_eq!(status.config_hash.as_deref(), Some(HASH));
+        assert_eq!(cond(&status, "Ready"), ("True", "Verified"));
+        assert_eq!(cond(&status, "Verified"), ("True", "HandshakeSucceeded"));
+        assert_eq!(cond(&status, "Degraded"), ("False", "Healthy"));
+        assert_eq!(cond(&status, "Scheduled"), ("True", "Scheduled"));
+        assert_eq!(status.placement, Some(placed()));
+    }
+
+    #[test]
+    fn a_converged_deployment_plans_the_same_status_later() {
+        let r = ready();
+        let before = r.status.clone().expect("status");
+        // Woken before the next check: no agent call at all.
+        let recent = Observed {
+            memory: Memory {
+                last_check: Some(at(100)),
+                ..Memory::default()
+            },
+            ..on_droplet()
+        };
+        let p = plan(&r, &recent, at(130));
+        assert_eq!(p.next, Next::Wait(Duration::from_secs(30)));
+        assert_eq!(p.status, before);
+        // Checked again at the interval with the same result: same status, lastProbeTime kept.
+        let checked = Observed {
+            server: Some(running(HASH)),
+            probe: Some(passed()),
+            ..on_droplet()
+        };
+        let p = plan(&r, &checked, at(400));
+        assert_eq!(p.status, before);
+        assert_eq!(p.memory.last_check, Some(at(400)));
+    }
+
+    #[test]
+    fn drift_and_changed_config_are_pushed_again() {
+        let r = ready();
+        let cases = [
+            (ServerFacts::Absent, PushReason::Missing),
+            (running("ffffffffffffffff"), PushReason::ConfigChanged),
+        ];
+        for (server, reason) in cases {
+            let o = Observed {
+                server: Some(server),
+                ..on_droplet()
+            };
+            let p = plan(&r, &o, at(200));
+            assert_eq!(p.next, Next::Push(reason));
+            assert_eq!(p.status.phase, DeploymentPhase::Pulling);
+            assert_eq!(step(&p.status, StepName::Ready), StepState::Pending);
+            assert_eq!(step(&p.status, StepName::Preparing), StepState::Succeeded);
+            // Earlier steps keep their times.
+            assert_eq!(p.status.progress.steps[0].finished_at, Some(Time(at(100))));
+        }
+    }
+
+    #[test]
+    fn failing_checks_degrade_then_restart_then_move() {
+        let r = ready();
+        let failed = ProbeFacts::Failed {
+            reason: "Timeout".into(),
+            message: "no answer".into(),
+        };
+        // (failures before this check, expected next, Degraded, phase)
+        let cases = [
+            (
+                0,
+                Next::Wait(Duration::from_secs(2)),
+                "False",
+                DeploymentPhase::Ready,
+            ),
+            (
+                1,
+                Next::Wait(Duration::from_secs(2)),
+                "True",
+                DeploymentPhase::Ready,
+            ),
+            (
+                2,
+                Next::Push(PushReason::Restart),
+                "True",
+                DeploymentPhase::Pulling,
+            ),
+            (
+                5,
+                Next::Release {
+                    droplet: "d1".into(),
+                    reason: "6 failed checks: MCP check failed: no answer".into(),
+                    exclude: true,
+                },
+                "False",
+                DeploymentPhase::Scheduling,
+            ),
+        ];
+        for (before, next, degraded, phase) in cases {
+            let o = Observed {
+                server: Some(running(HASH)),
+                probe: Some(failed.clone()),
+                memory: Memory {
+                    probe_failures: before,
+                    restarted: before > 2,
+                    ..Memory::default()
+                },
+                ..on_droplet()
+            };
+            let p = plan(&r, &o, at(200));
+            assert_eq!(p.next, next, "after {before}");
+            assert_eq!(cond(&p.status, "Degraded").0, degraded, "after {before}");
+            assert_eq!(p.status.phase, phase, "after {before}");
+            assert_eq!(p.memory.probe_failures, before + 1);
+            assert_eq!(cond(&p.status, "Verified"), ("False", "Timeout"));
+        }
+    }
+
+    #[test]
+    fn a_deployment_leaves_droplets_that_cannot_keep_it() {
+        let r = ready();
+        let leave = |facts: DropletFacts, now: i64| {
+            let o = Observed {
+                droplet: Some(facts),
+                ..on_droplet()
+            };
+            plan(&r, &o, at(now))
+        };
+        for (facts, exclude) in [
+            (DropletFacts::Gone, false),
+            (DropletFacts::Deleting, false),
+            (DropletFacts::Draining, false),
+            (DropletFacts::Failed, true),
+            (DropletFacts::NotReady { since: Some(at(0)) }, true),
+        ] {
+            let p = leave(facts.clone(), 400);
+            let Next::Release {
+                droplet,
+                exclude: excluded,
+                ..
+            } = p.next
+            else {
+                panic!("{facts:?} did not release: {:?}", p.next);
+            };
+            assert_eq!((droplet.as_str(), excluded), ("d1", exclude), "{facts:?}");
+            assert!(p.status.endpoint.is_none() && p.status.mcp.is_none());
+            assert!(p.status.time_to_ready_seconds.is_none());
+        }
+        // NotReady within the grace period: wait, Degraded, still Ready.
+        let p = leave(
+            DropletFacts::NotReady {
+                since: Some(at(300)),
+            },
+            400,
+        );
+        assert_eq!(p.next, Next::Wait(Duration::from_secs(60)));
+        assert_eq!(cond(&p.status, "Degraded"), ("True", "DropletNotReady"));
+        assert_eq!(p.status.phase, DeploymentPhase::Ready);
+        // Repeated failures of a step on one droplet move it too.
+        let o = Observed {
+            memory: Memory {
+                step_failures: 6,
+                ..Memory::default()
+            },
+            ..on_droplet()
+        };
+        assert!(matches!(
+            plan(&deployment(), &o, at(0)).next,
+            Next::Release { exclude: true, .. }
+        ));
+    }
+
+    #[test]
+    fn a_spec_change_starts_the_steps_again() {
+        let mut r = ready();
+        r.metadata.generation = Some(2);
+        let p = plan(&r, &on_droplet(), at(500));
+        assert_eq!(p.status.observed_generation, Some(2));
+        assert_eq!(p.status.progress.steps[0].started_at, Some(Time(at(500))));
+        assert!(p.status.time_to_ready_seconds.is_none());
+    }
+
+    #[test]
+    fn events_follow_transitions_and_recoveries() {
+        let stalled = plan(
+            &deployment(),
+            &Observed {
+                template: TemplateFacts::Missing,
+                inputs: None,
+                ..observed()
+            },
+            at(0),
+        )
+        .status;
+        let events = events_between(None, &stalled);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.warning && e.reason == "TemplateNotFound")
+        );
+        assert!(events.iter().any(|e| e.warning && e.reason == "Validating"));
+        // The same status again: nothing to say.
+        assert!(events_between(Some(&stalled), &stalled).is_empty());
+        let ready = plan(
+            &with_status(stalled.clone()),
+            &Observed {
+                server: Some(running(HASH)),
+                probe: Some(passed()),
+                ..on_droplet()
+            },
+            at(50),
+        )
+        .status;
+        let events = events_between(Some(&stalled), &ready);
+        let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+        assert!(reasons.contains(&"Recovered"), "{reasons:?}");
+        assert!(reasons.contains(&"Ready"), "{reasons:?}");
+        assert!(reasons.contains(&"Verifying"), "{reasons:?}");
+        assert!(!reasons.contains(&"Provisioning"), "{reasons:?}");
+    }
 }
