@@ -1,0 +1,549 @@
+//! The MCPDeployment controller against the simulated world (kube-sim, simulated DigitalOcean,
+//! real agents whose containers are real MCP servers), through `OperatorHarness`: deploy onto an
+//! existing droplet, a pinned droplet, missing Secret and template recovered, a rotated Secret
+//! restarting the server, drift repaired, deletion through the finalizer, and no status rewrite
+//! once converged. Each scenario is an `async fn(&OperatorHarness)` so it can also run against a
+//! real cluster.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use mcp_droplet_operator::agent_client::AgentClient;
+use mcp_droplet_operator::api::conditions::find;
+use mcp_droplet_operator::api::deployment::{DeploymentPhase, MCPDeployment};
+use mcp_droplet_operator::api::droplet::{Droplet, DropletPhase};
+use mcp_droplet_operator::api::template::MCPTemplate;
+use mcp_droplet_operator::controller::deployment::{
+    self, CERTIFICATE_KEY, TOKEN_KEY, URL_KEY, endpoint_secret_name,
+};
+use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn harness() -> OperatorHarness {
+    OperatorHarness::start(HarnessOptions::default())
+        .await
+        .expect("start the simulated world and the operator")
+}
+
+fn deployments(h: &OperatorHarness) -> Api<MCPDeployment> {
+    Api::namespaced(h.client.clone(), &h.namespace)
+}
+
+fn secrets(h: &OperatorHarness) -> Api<Secret> {
+    Api::namespaced(h.client.clone(), &h.namespace)
+}
+
+/// A template name unique to this harness (templates are cluster-scoped).
+fn template_name(h: &OperatorHarness, base: &str) -> String {
+    format!("{base}-{}", h.namespace)
+}
+
+async fn create_template(h: &OperatorHarness, template: MCPTemplate) {
+    let api: Api<MCPTemplate> = Api::all(h.client.clone());
+    api.create(&PostParams::default(), &template)
+        .await
+        .expect("create the template");
+}
+
+async fn create_secret(h: &OperatorHarness, name: &str, key: &str, value: &str) {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            key.to_string(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    secrets(h)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the Secret");
+}
+
+async fn create_deployment(h: &OperatorHarness, deployment: MCPDeployment) {
+    let mut deployment = deployment;
+    deployment.metadata.namespace = Some(h.namespace.clone());
+    deployments(h)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the deployment");
+}
+
+/// Applies a Droplet object and waits until it is Ready (created in the simulated cloud,
+/// booted, agent enrolled).
+///
+/// TEMPORARY until the Droplet controller lands on main: the droplet is created in the
+/// simulated cloud, enrolled and its status written by this helper (the placeholder Droplet
+/// controller leaves it alone).
+async fn ready_droplet(h: &OperatorHarness, name: &str) -> Droplet {
+    use mcp_droplet_agent::secret::Secret as AgentSecret;
+    use mcp_droplet_operator::agent_client::enroll;
+    use mcp_droplet_operator::cloud::bootstrap::{new_enrolment_token, render_user_data};
+    use mcp_droplet_operator::cloud::models::DropletCreateRequest;
+    use mcp_droplet_operator::cloud::{DoClient, DoClientConfig};
+    use mcp_droplet_operator::controller::agent_access::SecretCredentialStore;
+    use mcp_droplet_operator::sim::agent_fleet::FleetAgentState;
+    use secrecy::ExposeSecret;
+
+    let api: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
+    let droplet = Droplet::test(name)
+        .namespace(&h.namespace)
+        .region("nyc3")
+        .size("s-2vcpu-4gb")
+        .build();
+    let created = api
+        .create(&PostParams::default(), &droplet)
+        .await
+        .expect("create the droplet");
+    let ctx = h.context().expect("operator running");
+    let cloud = DoClient::new(DoClientConfig::new(
+        h.world.digitalocean_url().expect("cloud"),
+        h.world.digitalocean_token().expect("token").clone(),
+    ))
+    .expect("DigitalOcean client");
+    let enrolment = new_enrolment_token(&mut rand::rng());
+    let user_data = render_user_data(name, &enrolment, &ctx.config.bootstrap).expect("user data");
+    let made = cloud
+        .create_droplet(&DropletCreateRequest {
+            name: format!("{}-{name}", h.namespace),
+            region: "nyc3".into(),
+            size: "s-2vcpu-4gb".into(),
+            image: "ubuntu-24-04-x64".into(),
+            user_data: Some(user_data),
+            ..Default::default()
+        })
+        .await
+        .expect("create in the simulated cloud");
+    let id = made.droplet.id;
+    let agents = &h.world.cloud().expect("cloud").agents;
+    let Some(FleetAgentState::Running(addr)) = agents.wait_started(id, WAIT).await else {
+        panic!("the agent of {name} did not start");
+    };
+    let base = format!("https://{addr}");
+    let store = SecretCredentialStore::new(h.client.clone(), &created).expect("store");
+    let enrolled = enroll(
+        &base,
+        &AgentSecret::new(enrolment.expose_secret()),
+        &store,
+        ctx.config.agent.clone(),
+    )
+    .await
+    .expect("enrol");
+    let now = h.clock.now();
+    let status = serde_json::json!({
+        "status": {
+            "phase": "Ready",
+            "dropletID": id,
+            "publicIPv4": addr.ip().to_string(),
+            "region": "nyc3",
+            "size": "s-2vcpu-4gb",
+            "allocatable": {"cpu": "1750m", "memory": "3584Mi"},
+            "health": {"score": 100, "lastHeartbeat": now.to_string(), "consecutiveFailures": 0},
+            "agent": {
+                "reachable": true,
+                "certificateFingerprint": enrolled.certificate_sha256,
+                "endpoint": base,
+            },
+        }
+    });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("write the droplet status");
+    h.wait_for(&api, name, WAIT, |d| {
+        d.status.as_ref().is_some_and(|s| {
+            s.phase == DropletPhase::Ready
+                && s.agent
+                    .as_ref()
+                    .is_some_and(|a| a.certificate_fingerprint.is_some())
+        })
+    })
+    .await
+    .expect("the droplet becomes Ready")
+}
+
+fn is_ready(d: &MCPDeployment) -> bool {
+    d.status.as_ref().is_some_and(|s| {
+        s.phase == DeploymentPhase::Ready && d.metadata.generation == s.observed_generation
+    })
+}
+
+fn condition_is(d: &MCPDeployment, type_: &str, status: &str, reason: &str) -> bool {
+    d.status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, type_))
+        .is_some_and(|c| c.status == status && c.reason == reason)
+}
+
+async fn agent_of(h: &OperatorHarness, droplet: &Droplet) -> AgentClient {
+    let ctx = h.context().expect("operator running");
+    ctx.agents
+        .for_droplet(&h.client, droplet, &ctx.config.agent)
+        .await
+        .expect("read the credential")
+        .expect("the droplet's agent is enrolled")
+}
+
+async fn container_of(agent: &AgentClient, server: &str) -> Option<String> {
+    agent
+        .get_server(server)
+        .await
+        .expect("ask the agent")
+        .and_then(|s| s.container_id)
+}
+
+/// Polls `check` every 50 ms until it gives Some, at most `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many MCP checks the operator ran so far (the `agent_call` histogram's count).
+fn probes_run(h: &OperatorHarness) -> u64 {
+    let text = h
+        .context()
+        .expect("operator running")
+        .metrics
+        .encode()
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.contains("agent_call_duration_seconds_count") && l.contains("operation=\"probe\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+async fn deploys_onto_an_existing_droplet(h: &OperatorHarness) {
+    let droplet = ready_droplet(h, "d1").await;
+    let template = template_name(h, "time");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("time").template(&template).build()).await;
+    let ready = h
+        .wait_for(&deployments(h), "time", WAIT, is_ready)
+        .await
+        .expect("the deployment becomes Ready");
+    let status = ready.status.clone().expect("status");
+    let placement = status.placement.clone().expect("placement");
+    assert_eq!(placement.droplet.as_deref(), Some("d1"));
+    assert!(placement.breakdown.is_some() && placement.score.is_some());
+    let mcp = status.mcp.clone().expect("handshake result");
+    assert!(mcp.tools > 0, "tools: {}", mcp.tools);
+    assert!(mcp.server_name.is_some());
+    let endpoint = status.endpoint.clone().expect("endpoint");
+    assert!(endpoint.ends_with("/servers/time/mcp"), "{endpoint}");
+    assert_eq!(status.progress.percent, 100);
+    assert!(
+        status
+            .progress
+            .steps
+            .iter()
+            .all(|s| s.finished_at.is_some() || s.name == "Provisioning"),
+        "{:?}",
+        status.progress.steps
+    );
+    assert!(condition_is(&ready, "Ready", "True", "Verified"));
+    assert!(condition_is(
+        &ready,
+        "Verified",
+        "True",
+        "HandshakeSucceeded"
+    ));
+    assert!(
+        ready
+            .finalizers()
+            .iter()
+            .any(|f| f == deployment::FINALIZER)
+    );
+
+    // What an MCP client in the cluster needs.
+    let secret = eventually("the endpoint Secret", WAIT, || async {
+        secrets(h)
+            .get_opt(&endpoint_secret_name("time"))
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let data = secret.data.expect("data");
+    assert_eq!(data[URL_KEY].0, endpoint.as_bytes());
+    let fingerprint = droplet
+        .status
+        .as_ref()
+        .and_then(|s| s.agent.as_ref())
+        .and_then(|a| a.certificate_fingerprint.clone())
+        .expect("fingerprint");
+    assert_eq!(data[CERTIFICATE_KEY].0, fingerprint.as_bytes());
+    let token = String::from_utf8(data[TOKEN_KEY].0.clone()).expect("utf-8");
+    assert!(token.len() >= 32);
+    assert!(
+        !serde_json::to_string(&ready)
+            .unwrap_or_default()
+            .contains(&token),
+        "the token leaked into the object"
+    );
+
+    // Converged: checks keep running, the status is not rewritten.
+    let ctx = h.context().expect("operator running");
+    let writes = ctx.metrics.status_write_count(deployment::NAME);
+    let probes = probes_run(h);
+    eventually("two more MCP checks", WAIT, || async {
+        (probes_run(h) >= probes + 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        ctx.metrics.status_write_count(deployment::NAME),
+        writes,
+        "a converged deployment was rewritten"
+    );
+    let again = deployments(h).get("time").await.expect("get");
+    assert_eq!(again.status, ready.status);
+    assert!(
+        ctx.metrics
+            .encode()
+            .unwrap_or_default()
+            .contains("deployment_time_to_ready_seconds_count{provisioned=\"false\"} 1")
+    );
+}
+
+async fn a_pinned_deployment_goes_to_its_droplet(h: &OperatorHarness) {
+    ready_droplet(h, "d1").await;
+    ready_droplet(h, "d2").await;
+    let template = template_name(h, "pinned");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    for name in ["a", "b"] {
+        create_deployment(
+            h,
+            MCPDeployment::test(name)
+                .template(&template)
+                .pinned_to("d2")
+                .build(),
+        )
+        .await;
+    }
+    for name in ["a", "b"] {
+        let ready = h
+            .wait_for(&deployments(h), name, WAIT, is_ready)
+            .await
+            .expect("Ready");
+        let placement = ready.status.and_then(|s| s.placement).expect("placement");
+        assert_eq!(placement.droplet.as_deref(), Some("d2"), "{name}");
+    }
+}
+
+async fn a_missing_secret_stalls_until_it_exists(h: &OperatorHarness) {
+    ready_droplet(h, "d1").await;
+    let template = template_name(h, "gh");
+    create_template(h, MCPTemplate::test(&template).secret_env("TOKEN").build()).await;
+    create_deployment(
+        h,
+        MCPDeployment::test("gh")
+            .template(&template)
+            .env_from_secret("TOKEN", "gh-token", "token")
+            .build(),
+    )
+    .await;
+    let stalled = h
+        .wait_for(&deployments(h), "gh", WAIT, |d| {
+            condition_is(d, "Stalled", "True", "SecretNotFound")
+        })
+        .await
+        .expect("Stalled on the missing Secret");
+    let message = stalled
+        .status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, "Stalled"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("gh-token"), "{message}");
+    assert!(condition_is(&stalled, "Ready", "False", "SecretNotFound"));
+    create_secret(h, "gh-token", "token", "ghp_first").await;
+    let ready = h
+        .wait_for(&deployments(h), "gh", WAIT, is_ready)
+        .await
+        .expect("Ready once the Secret exists");
+    assert!(condition_is(&ready, "Stalled", "False", "Verified"));
+}
+
+async fn a_rotated_secret_restarts_the_server(h: &OperatorHarness) {
+    let droplet = ready_droplet(h, "d1").await;
+    let template = template_name(h, "rot");
+    create_template(h, MCPTemplate::test(&template).secret_env("TOKEN").build()).await;
+    create_secret(h, "rot-token", "token", "first-value").await;
+    create_deployment(
+        h,
+        MCPDeployment::test("rot")
+            .template(&template)
+            .env_from_secret("TOKEN", "rot-token", "token")
+            .build(),
+    )
+    .await;
+    let ready = h
+        .wait_for(&deployments(h), "rot", WAIT, is_ready)
+        .await
+        .expect("Ready");
+    let hash = ready.status.and_then(|s| s.config_hash).expect("hash");
+    let agent = agent_of(h, &droplet).await;
+    let container = container_of(&agent, "rot").await.expect("a container");
+
+    let patch = serde_json::json!({"data": {"token": "c2Vjb25kLXZhbHVl"}}); // "second-value"
+    secrets(h)
+        .patch("rot-token", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("rotate the Secret");
+    let rotated = h
+        .wait_for(&deployments(h), "rot", WAIT, |d| {
+            is_ready(d)
+                && d.status
+                    .as_ref()
+                    .and_then(|s| s.config_hash.as_deref())
+                    .is_some_and(|new| new != hash)
+        })
+        .await
+        .expect("Ready with a new configuration hash");
+    let new_hash = rotated.status.and_then(|s| s.config_hash).expect("hash");
+    let replaced = eventually("a new container", WAIT, || async {
+        container_of(&agent, "rot")
+            .await
+            .filter(|c| *c != container)
+    })
+    .await;
+    assert_ne!(replaced, container);
+    let running = agent.get_server("rot").await.expect("get").expect("server");
+    assert_eq!(
+        running
+            .spec
+            .labels
+            .get(deployment::desired::CONFIG_HASH_LABEL),
+        Some(&new_hash)
+    );
+}
+
+async fn a_missing_template_stalls_until_it_exists(h: &OperatorHarness) {
+    ready_droplet(h, "d1").await;
+    let template = template_name(h, "late");
+    create_deployment(h, MCPDeployment::test("late").template(&template).build()).await;
+    h.wait_for(&deployments(h), "late", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "TemplateNotFound")
+            && d.status
+                .as_ref()
+                .is_some_and(|s| s.phase == DeploymentPhase::Failed)
+    })
+    .await
+    .expect("Stalled on the missing template");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    h.wait_for(&deployments(h), "late", WAIT, is_ready)
+        .await
+        .expect("Ready once the template exists");
+}
+
+async fn drift_is_repaired(h: &OperatorHarness) {
+    let droplet = ready_droplet(h, "d1").await;
+    let template = template_name(h, "drift");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("drift").template(&template).build()).await;
+    h.wait_for(&deployments(h), "drift", WAIT, is_ready)
+        .await
+        .expect("Ready");
+    let agent = agent_of(h, &droplet).await;
+    let first = container_of(&agent, "drift").await.expect("container");
+
+    // The container removed behind the agent's back: a new one serves again.
+    let id = droplet
+        .status
+        .as_ref()
+        .and_then(|s| s.droplet_id)
+        .expect("droplet id");
+    let runtime = h
+        .world
+        .cloud()
+        .and_then(|c| c.agents.runtime(u64::try_from(id).unwrap_or_default()))
+        .expect("the droplet's simulated runtime");
+    assert!(runtime.remove_behind_agents_back("drift"));
+    let second = eventually("a replacement container", WAIT, || async {
+        container_of(&agent, "drift").await.filter(|c| *c != first)
+    })
+    .await;
+    h.wait_for(&deployments(h), "drift", WAIT, is_ready)
+        .await
+        .expect("Ready again");
+
+    // The server removed from the agent itself: the operator deploys it again.
+    agent
+        .delete_server("drift")
+        .await
+        .expect("delete on the agent");
+    let third = eventually("the server deployed again", WAIT, || async {
+        container_of(&agent, "drift").await.filter(|c| *c != second)
+    })
+    .await;
+    assert_ne!(third, second);
+    h.wait_for(&deployments(h), "drift", WAIT, is_ready)
+        .await
+        .expect("Ready after the redeploy");
+}
+
+async fn deletion_removes_the_server(h: &OperatorHarness) {
+    let droplet = ready_droplet(h, "d1").await;
+    let template = template_name(h, "gone");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("gone").template(&template).build()).await;
+    h.wait_for(&deployments(h), "gone", WAIT, is_ready)
+        .await
+        .expect("Ready");
+    let agent = agent_of(h, &droplet).await;
+    assert!(agent.get_server("gone").await.expect("get").is_some());
+    deployments(h)
+        .delete("gone", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the deployment gone", WAIT, || async {
+        matches!(deployments(h).get_opt("gone").await, Ok(None)).then_some(())
+    })
+    .await;
+    assert!(
+        agent.get_server("gone").await.expect("get").is_none(),
+        "the server is still on the droplet"
+    );
+}
+
+macro_rules! scenario {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let h = harness().await;
+            super::$name(&h).await;
+            h.shutdown().await;
+        }
+    };
+}
+
+mod kube_sim {
+    use super::harness;
+    scenario!(deploys_onto_an_existing_droplet);
+    scenario!(a_pinned_deployment_goes_to_its_droplet);
+    scenario!(a_missing_secret_stalls_until_it_exists);
+    scenario!(a_rotated_secret_restarts_the_server);
+    scenario!(a_missing_template_stalls_until_it_exists);
+    scenario!(drift_is_repaired);
+    scenario!(deletion_removes_the_server);
+}
