@@ -526,6 +526,41 @@ async fn deletion_removes_the_server(h: &OperatorHarness) {
     );
 }
 
+async fn a_deployment_leaves_a_droplet_that_is_gone(h: &OperatorHarness) {
+    let first = ready_droplet(h, "d1").await;
+    let template = template_name(h, "mover");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("mover").template(&template).build()).await;
+    let ready = h
+        .wait_for(&deployments(h), "mover", WAIT, is_ready)
+        .await
+        .expect("Ready");
+    let on = ready
+        .status
+        .and_then(|s| s.placement)
+        .and_then(|p| p.droplet);
+    assert_eq!(on.as_deref(), Some("d1"));
+    ready_droplet(h, "d2").await;
+    let old_agent = agent_of(h, &first).await;
+    let droplets: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
+    droplets
+        .delete("d1", &DeleteParams::default())
+        .await
+        .expect("delete d1");
+    let moved = h
+        .wait_for(&deployments(h), "mover", WAIT, |d| {
+            is_ready(d)
+                && d.status
+                    .as_ref()
+                    .and_then(|s| s.placement.as_ref())
+                    .is_some_and(|p| p.droplet.as_deref() == Some("d2"))
+        })
+        .await
+        .expect("Ready on d2");
+    let endpoint = moved.status.and_then(|s| s.endpoint).expect("endpoint");
+    assert!(!endpoint.starts_with(old_agent.base_url()), "{endpoint}");
+}
+
 macro_rules! scenario {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,4 +581,5 @@ mod kube_sim {
     scenario!(a_missing_template_stalls_until_it_exists);
     scenario!(drift_is_repaired);
     scenario!(deletion_removes_the_server);
+    scenario!(a_deployment_leaves_a_droplet_that_is_gone);
 }
