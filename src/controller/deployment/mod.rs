@@ -210,6 +210,8 @@ struct PassState {
     token: Option<Secret>,
     agent: Option<AgentClient>,
     events: Vec<plan::PlannedEvent>,
+    /// A status already written in this pass (the placement, before the first push).
+    written: Option<crate::api::deployment::MCPDeploymentStatus>,
 }
 
 /// One pass of a live deployment.
@@ -229,6 +231,7 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
         token: None,
         agent: None,
         events: Vec::new(),
+        written: None,
     };
 
     // Validating: template, env, Secrets, token.
@@ -301,6 +304,15 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
                     let name = p.droplet.clone().unwrap_or_default();
                     observed.droplet = Some(droplet_facts(ctx, &ns, &name, &mut pass).await?);
                     observed.schedule = None;
+                    // The placement is recorded before anything reaches the agent, so an
+                    // operator that stops here finds the server where it put it.
+                    let interim = plan::plan(&deployment, &observed, now).status;
+                    let api: Api<MCPDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+                    let current = pass.written.as_ref().or(deployment.status.as_ref());
+                    if apply_status(&api, deployment.as_ref(), current, &interim).await? {
+                        ctx.metrics.status_written(NAME);
+                    }
+                    pass.written = Some(interim);
                 } else {
                     observed.schedule = Some(facts);
                 }
@@ -387,7 +399,8 @@ async fn finish(
 ) -> Result<(), Error> {
     let api: Api<MCPDeployment> = Api::namespaced(ctx.client.clone(), ns);
     let previous = deployment.status.as_ref();
-    if apply_status(&api, deployment, previous, &status).await? {
+    let current = pass.written.as_ref().or(previous);
+    if apply_status(&api, deployment, current, &status).await? {
         ctx.metrics.status_written(NAME);
     }
     if status.phase == DeploymentPhase::Ready
@@ -888,6 +901,7 @@ async fn cleanup(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action
             token: None,
             agent: None,
             events: Vec::new(),
+            written: None,
         };
         let facts = droplet_facts(ctx, &ns, &name, &mut pass).await?;
         let must_remove = matches!(
