@@ -14,7 +14,7 @@ use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use mcp_droplet_operator::agent_client::AgentClient;
 use mcp_droplet_operator::api::conditions::find;
-use mcp_droplet_operator::api::deployment::{DeploymentPhase, MCPDeployment};
+use mcp_droplet_operator::api::deployment::{DeploymentPhase, MCPDeployment, StepState};
 use mcp_droplet_operator::api::droplet::{Droplet, DropletPhase};
 use mcp_droplet_operator::api::template::MCPTemplate;
 use mcp_droplet_operator::controller::deployment::{
@@ -561,6 +561,59 @@ async fn a_deployment_leaves_a_droplet_that_is_gone(h: &OperatorHarness) {
     assert!(!endpoint.starts_with(old_agent.base_url()), "{endpoint}");
 }
 
+async fn nothing_fits_then_a_droplet_arrives(h: &OperatorHarness) {
+    let template = template_name(h, "wait");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(
+        h,
+        MCPDeployment::test("manual")
+            .template(&template)
+            .auto_provision(false)
+            .build(),
+    )
+    .await;
+    create_deployment(h, MCPDeployment::test("auto").template(&template).build()).await;
+    h.wait_for(&deployments(h), "manual", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "Unschedulable")
+    })
+    .await
+    .expect("Unschedulable without autoProvision");
+    let waiting = h
+        .wait_for(&deployments(h), "auto", WAIT, |d| {
+            d.status
+                .as_ref()
+                .is_some_and(|s| s.phase == DeploymentPhase::Provisioning)
+        })
+        .await
+        .expect("Provisioning with autoProvision");
+    let status = waiting.status.expect("status");
+    assert!(status.placement.is_none());
+    assert!(
+        status
+            .progress
+            .steps
+            .iter()
+            .any(|s| s.name == "Provisioning" && s.state == StepState::Running)
+    );
+    // A droplet becoming Ready wakes both.
+    ready_droplet(h, "d1").await;
+    for name in ["manual", "auto"] {
+        h.wait_for(&deployments(h), name, WAIT, is_ready)
+            .await
+            .expect("Ready once a droplet is there");
+    }
+    let metrics = h
+        .context()
+        .expect("operator running")
+        .metrics
+        .encode()
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("deployment_time_to_ready_seconds_count{provisioned=\"true\"}"),
+        "{metrics}"
+    );
+}
+
 macro_rules! scenario {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,4 +635,5 @@ mod kube_sim {
     scenario!(drift_is_repaired);
     scenario!(deletion_removes_the_server);
     scenario!(a_deployment_leaves_a_droplet_that_is_gone);
+    scenario!(nothing_fits_then_a_droplet_arrives);
 }

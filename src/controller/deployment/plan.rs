@@ -1012,12 +1012,17 @@ fn decide(
             if was_ready {
                 *degraded = (ConditionStatus::True, "ServerFailed", message.clone());
             }
+            // Back off within the step: the agent retries on its own meanwhile.
+            let wait = s
+                .retry
+                .saturating_mul(memory.step_failures)
+                .min(s.reprobe_interval);
             return progressing(
                 steps,
                 StepName::Deploying,
                 "ServerFailed",
                 message,
-                Next::Wait(s.retry),
+                Next::Wait(wait),
             );
         }
         Phase::Running => {}
@@ -1054,6 +1059,8 @@ fn decide(
             memory.step_failures = 0;
             memory.restarted = false;
             memory.last_check = Some(now);
+            // Serving again: droplets left earlier may be chosen next time.
+            memory.excluded.clear();
             steps.complete();
             Outcome {
                 current: StepName::Ready,
