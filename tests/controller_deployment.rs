@@ -614,6 +614,48 @@ async fn nothing_fits_then_a_droplet_arrives(h: &OperatorHarness) {
     );
 }
 
+async fn repeated_failures_on_a_droplet_move_the_deployment(h: &OperatorHarness) {
+    let first = ready_droplet(h, "d1").await;
+    let template = template_name(h, "flaky");
+    let spec = MCPTemplate::test(&template).build();
+    let image = spec.spec.image.clone();
+    create_template(h, spec).await;
+    create_deployment(h, MCPDeployment::test("flaky").template(&template).build()).await;
+    h.wait_for(&deployments(h), "flaky", WAIT, is_ready)
+        .await
+        .expect("Ready on d1");
+    ready_droplet(h, "d2").await;
+    // On d1 the container dies and cannot start again.
+    let id = first
+        .status
+        .as_ref()
+        .and_then(|s| s.droplet_id)
+        .expect("droplet id");
+    let runtime = h
+        .world
+        .cloud()
+        .and_then(|c| c.agents.runtime(u64::try_from(id).unwrap_or_default()))
+        .expect("the droplet's simulated runtime");
+    runtime.fail_starts_of(&image);
+    assert!(runtime.remove_behind_agents_back("flaky"));
+    let moved = h
+        .wait_for(&deployments(h), "flaky", WAIT, |d| {
+            is_ready(d)
+                && d.status
+                    .as_ref()
+                    .and_then(|s| s.placement.as_ref())
+                    .is_some_and(|p| p.droplet.as_deref() == Some("d2"))
+        })
+        .await
+        .expect("moved to d2 and Ready there");
+    assert!(condition_is(&moved, "Degraded", "False", "Healthy"));
+    let old = agent_of(h, &first).await;
+    assert!(
+        old.get_server("flaky").await.expect("get").is_none(),
+        "the server was left behind on d1"
+    );
+}
+
 macro_rules! scenario {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,4 +678,5 @@ mod kube_sim {
     scenario!(deletion_removes_the_server);
     scenario!(a_deployment_leaves_a_droplet_that_is_gone);
     scenario!(nothing_fits_then_a_droplet_arrives);
+    scenario!(repeated_failures_on_a_droplet_move_the_deployment);
 }
