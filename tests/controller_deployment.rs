@@ -654,6 +654,26 @@ async fn repeated_failures_on_a_droplet_move_the_deployment(h: &OperatorHarness)
         old.get_server("flaky").await.expect("get").is_none(),
         "the server was left behind on d1"
     );
+    let reasons = event_reasons(h, "flaky").await;
+    for expected in ["Moved", "Degraded", "Recovered", "Ready"] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "{expected}: {reasons:?}"
+        );
+    }
+}
+
+/// The reasons of the events recorded for deployment `name`.
+async fn event_reasons(h: &OperatorHarness, name: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(h.client.clone(), &h.namespace);
+    let events = api.list(&Default::default()).await.expect("list events");
+    events
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
 }
 
 macro_rules! scenario {
