@@ -820,6 +820,15 @@ fn decide(
             }
         },
     };
+    if let Some(pin) = crate::fleet::deployment::pinned_droplet(deployment)
+        && pin != droplet
+    {
+        return leave(
+            format!("the deployment is now pinned to {pin}"),
+            false,
+            steps,
+        );
+    }
     match observed.droplet.as_ref().unwrap_or(&DropletFacts::Gone) {
         DropletFacts::Gone => return leave(format!("droplet {droplet} is gone"), false, steps),
         DropletFacts::Deleting => {
@@ -1741,6 +1750,13 @@ mod tests {
         assert_eq!(p.next, Next::Wait(Duration::from_secs(60)));
         assert_eq!(cond(&p.status, "Degraded"), ("True", "DropletNotReady"));
         assert_eq!(p.status.phase, DeploymentPhase::Ready);
+        // A new pin moves it to the pinned droplet.
+        let mut repinned = r.clone();
+        repinned.spec.placement.droplet_name = Some("d2".into());
+        assert!(matches!(
+            plan(&repinned, &on_droplet(), at(400)).next,
+            Next::Release { exclude: false, .. }
+        ));
         // Repeated failures of a step on one droplet move it too.
         let o = Observed {
             memory: Memory {
