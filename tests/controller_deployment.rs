@@ -700,3 +700,35 @@ mod kube_sim {
     scenario!(nothing_fits_then_a_droplet_arrives);
     scenario!(repeated_failures_on_a_droplet_move_the_deployment);
 }
+
+/// The same scenarios against the real cluster named by `MCP_E2E_KUBECONFIG` (the operator
+/// in-process with the simulated cloud); skipped with a message when it is not set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_on_a_real_cluster() {
+    if HarnessOptions::real_cluster_from_env().is_none() {
+        eprintln!(
+            "MCP_E2E_KUBECONFIG is not set: the real-cluster run of these scenarios is skipped"
+        );
+        return;
+    }
+    macro_rules! on_cluster {
+        ($($name:ident),* $(,)?) => {$(
+            let options = HarnessOptions::real_cluster_from_env().expect("checked above");
+            let h = OperatorHarness::start(options).await.expect("start against the cluster");
+            $name(&h).await;
+            h.shutdown().await;
+        )*};
+    }
+    on_cluster!(
+        deploys_onto_an_existing_droplet,
+        a_pinned_deployment_goes_to_its_droplet,
+        a_missing_secret_stalls_until_it_exists,
+        a_rotated_secret_restarts_the_server,
+        a_missing_template_stalls_until_it_exists,
+        drift_is_repaired,
+        deletion_removes_the_server,
+        a_deployment_leaves_a_droplet_that_is_gone,
+        nothing_fits_then_a_droplet_arrives,
+        repeated_failures_on_a_droplet_move_the_deployment,
+    );
+}
