@@ -170,7 +170,9 @@ impl CloudState {
             config,
             next_droplet_id: 500_000_001,
             next_action_id: 2_000_000_001,
-            next_ip_index: 0,
+            // A random start, so two worlds running at once (parallel test processes) do not
+            // give their droplets the same loopback address and agent port.
+            next_ip_index: rand::random::<u32>() % 6_000_000,
             droplets: BTreeMap::new(),
             actions: HashMap::new(),
             request_log: HashMap::new(),
