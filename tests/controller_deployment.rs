@@ -436,6 +436,40 @@ async fn a_rotated_secret_restarts_the_server(h: &OperatorHarness) {
             .get(deployment::desired::CONFIG_HASH_LABEL),
         Some(&new_hash)
     );
+
+    // Deleting the token Secret rotates the endpoint token: new hash, new `<name>-mcp`.
+    let old_token = secrets(h)
+        .get(&endpoint_secret_name("rot"))
+        .await
+        .expect("endpoint Secret")
+        .data
+        .and_then(|mut d| d.remove(TOKEN_KEY))
+        .expect("token");
+    secrets(h)
+        .delete(
+            &deployment::token_secret_name("rot"),
+            &DeleteParams::default(),
+        )
+        .await
+        .expect("delete the token Secret");
+    h.wait_for(&deployments(h), "rot", WAIT, |d| {
+        is_ready(d)
+            && d.status
+                .as_ref()
+                .and_then(|s| s.config_hash.as_deref())
+                .is_some_and(|h| h != new_hash)
+    })
+    .await
+    .expect("Ready with the new token");
+    eventually("the new token published", WAIT, || async {
+        let secret = secrets(h)
+            .get_opt(&endpoint_secret_name("rot"))
+            .await
+            .ok()??;
+        let token = secret.data?.remove(TOKEN_KEY)?;
+        (token != old_token).then_some(())
+    })
+    .await;
 }
 
 async fn a_missing_template_stalls_until_it_exists(h: &OperatorHarness) {
@@ -540,8 +574,9 @@ async fn a_deployment_leaves_a_droplet_that_is_gone(h: &OperatorHarness) {
         .and_then(|s| s.placement)
         .and_then(|p| p.droplet);
     assert_eq!(on.as_deref(), Some("d1"));
-    ready_droplet(h, "d2").await;
+    let second = ready_droplet(h, "d2").await;
     let old_agent = agent_of(h, &first).await;
+    let new_agent = agent_of(h, &second).await;
     let droplets: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
     droplets
         .delete("d1", &DeleteParams::default())
@@ -558,7 +593,12 @@ async fn a_deployment_leaves_a_droplet_that_is_gone(h: &OperatorHarness) {
         .await
         .expect("Ready on d2");
     let endpoint = moved.status.and_then(|s| s.endpoint).expect("endpoint");
-    assert!(!endpoint.starts_with(old_agent.base_url()), "{endpoint}");
+    assert!(
+        endpoint.starts_with(new_agent.base_url()),
+        "{endpoint} is not on d2 ({}; d1 is {})",
+        new_agent.base_url(),
+        old_agent.base_url()
+    );
 }
 
 async fn nothing_fits_then_a_droplet_arrives(h: &OperatorHarness) {

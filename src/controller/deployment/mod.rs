@@ -76,6 +76,44 @@ pub fn endpoint_secret_name(deployment: &str) -> String {
 static FAILURES: LazyLock<FailureCounts<String>> = LazyLock::new(FailureCounts::default);
 /// Counters of the step machine per deployment uid (in memory; see [`plan::Memory`]).
 static MEMORY: LazyLock<Mutex<HashMap<String, Memory>>> = LazyLock::new(Default::default);
+/// The Secrets this controller owns (`namespace/name`), as it last read or wrote them: the
+/// endpoint token, and the data of `<name>-mcp`. A converged pass then reads neither from the
+/// API. Every watch event of such a Secret drops its entry (see `by_secret`), so one changed or
+/// deleted by someone else is read, and repaired, again.
+static OWN_SECRETS: LazyLock<Mutex<HashMap<String, OwnSecret>>> = LazyLock::new(Default::default);
+
+enum OwnSecret {
+    Token(Secret),
+    Endpoint(BTreeMap<String, ByteString>),
+}
+
+fn own_secret_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+fn cached_token(key: &str) -> Option<Secret> {
+    match OWN_SECRETS.lock().ok()?.get(key)? {
+        OwnSecret::Token(t) => Some(t.clone()),
+        OwnSecret::Endpoint(_) => None,
+    }
+}
+
+fn endpoint_unchanged(key: &str, data: &BTreeMap<String, ByteString>) -> bool {
+    OWN_SECRETS
+        .lock()
+        .ok()
+        .is_some_and(|m| matches!(m.get(key), Some(OwnSecret::Endpoint(d)) if d == data))
+}
+
+fn cache_own(key: String, value: Option<OwnSecret>) {
+    if let Ok(mut m) = OWN_SECRETS.lock() {
+        match value {
+            Some(v) => m.insert(key, v),
+            None => m.remove(&key),
+        };
+    }
+}
+
 /// Most plan rounds one pass makes before it requeues.
 const MAX_ROUNDS: usize = 12;
 
@@ -156,13 +194,21 @@ fn by_droplet(ctx: &Context, droplet: &Droplet) -> Vec<ObjectRef<MCPDeployment>>
 }
 
 /// Deployments whose env refers to Secret `namespace/name`.
+/// Deployments whose env refers to Secret `namespace/name`, or that own it (their token or
+/// endpoint Secret, whose cached copy is dropped).
 fn by_secret(ctx: &Context, namespace: &str, name: &str) -> Vec<ObjectRef<MCPDeployment>> {
+    cache_own(own_secret_key(namespace, name), None);
+    let owner = name
+        .strip_suffix("-mcp-token")
+        .or_else(|| name.strip_suffix("-mcp"));
     ctx.stores
         .deployments
         .state()
         .iter()
         .filter(|d| d.namespace().as_deref() == Some(namespace))
-        .filter(|d| referenced_secrets(d).contains(name))
+        .filter(|d| {
+            owner.is_some_and(|o| d.name_any() == o) || referenced_secrets(d).contains(name)
+        })
         .map(|d| ObjectRef::from_obj(d.as_ref()))
         .collect()
 }
@@ -575,11 +621,17 @@ async fn endpoint_token(ctx: &Context, deployment: &MCPDeployment) -> Result<Sec
     let ns = deployment.namespace().unwrap_or_default();
     let api: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &ns);
     let name = token_secret_name(&deployment.name_any());
+    let key = own_secret_key(&ns, &name);
+    if let Some(token) = cached_token(&key) {
+        return Ok(token);
+    }
     if let Some(existing) = api.get_opt(&name).await?
         && let Some(value) = secret_value(&existing, TOKEN_KEY)
         && value.len() >= 16
     {
-        return Ok(Secret::new(value));
+        let token = Secret::new(value);
+        cache_own(key, Some(OwnSecret::Token(token.clone())));
+        return Ok(token);
     }
     let token = Secret::random();
     let object = SecretObject {
@@ -592,6 +644,7 @@ async fn endpoint_token(ctx: &Context, deployment: &MCPDeployment) -> Result<Sec
         ..Default::default()
     };
     apply_object(&api, &object).await?;
+    cache_own(key, Some(OwnSecret::Token(token.clone())));
     Ok(token)
 }
 
@@ -624,18 +677,24 @@ async fn publish_endpoint(
             ByteString(server.as_bytes().to_vec()),
         );
     }
+    let key = own_secret_key(&ns, &name);
+    if endpoint_unchanged(&key, &data) {
+        return Ok(());
+    }
     if let Some(existing) = api.get_opt(&name).await?
         && existing.data.as_ref() == Some(&data)
     {
+        cache_own(key, Some(OwnSecret::Endpoint(data)));
         return Ok(());
     }
     let object = SecretObject {
         metadata: owned_meta(deployment, name, "mcp-endpoint")?,
         type_: Some("Opaque".into()),
-        data: Some(data),
+        data: Some(data.clone()),
         ..Default::default()
     };
     apply_object(&api, &object).await?;
+    cache_own(key, Some(OwnSecret::Endpoint(data)));
     Ok(())
 }
 

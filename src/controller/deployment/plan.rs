@@ -381,6 +381,16 @@ impl Steps {
         Steps { steps, now }
     }
 
+    /// Forgets `first` and every later step (they run again).
+    fn restart_from(&mut self, first: StepName) {
+        for name in StepName::ALL.into_iter().filter(|n| *n >= first) {
+            *self.get(name) = Step {
+                name: name.as_str().to_string(),
+                ..Step::default()
+            };
+        }
+    }
+
     fn get(&mut self, name: StepName) -> &mut Step {
         &mut self.steps[name.index()]
     }
@@ -484,6 +494,19 @@ pub fn plan(deployment: &MCPDeployment, observed: &Observed, now: Timestamp) -> 
     let generation = deployment.metadata.generation;
     let spec_changed = previous.is_some_and(|p| p.observed_generation != generation);
     let mut steps = Steps::from_previous(previous.map(|p| &p.progress), spec_changed, now);
+    // Placed elsewhere than the status says (moved in this pass): everything from Scheduling
+    // on happens again, and nothing of the old droplet's endpoint is kept.
+    let recorded = previous
+        .and_then(|p| p.placement.as_ref())
+        .and_then(|p| p.droplet.as_deref());
+    let placed = observed
+        .placement
+        .as_ref()
+        .and_then(|p| p.droplet.as_deref());
+    let moved = recorded.is_some() && placed.is_some() && recorded != placed;
+    if moved {
+        steps.restart_from(StepName::Scheduling);
+    }
     let mut memory = observed.memory.clone();
     let mut status = previous.cloned().unwrap_or_default();
     status.placement = observed.placement.clone();
@@ -506,7 +529,7 @@ pub fn plan(deployment: &MCPDeployment, observed: &Observed, now: Timestamp) -> 
 
     // Endpoint and handshake: kept while the server stays on its droplet, cleared when it
     // leaves; `lastProbeTime` only moves when the result changes (decision 0017).
-    if observed.placement.is_none() || matches!(next, Next::Release { .. }) {
+    if moved || observed.placement.is_none() || matches!(next, Next::Release { .. }) {
         status.endpoint = None;
         status.mcp = None;
     }
@@ -530,7 +553,7 @@ pub fn plan(deployment: &MCPDeployment, observed: &Observed, now: Timestamp) -> 
         status.config_hash = Some(config_hash.clone());
     }
     let progress = steps.progress(current);
-    if spec_changed || matches!(next, Next::Release { .. }) {
+    if spec_changed || moved || matches!(next, Next::Release { .. }) {
         status.time_to_ready_seconds = None;
     }
     if current == StepName::Ready && status.time_to_ready_seconds.is_none() {
@@ -565,7 +588,13 @@ pub fn plan(deployment: &MCPDeployment, observed: &Observed, now: Timestamp) -> 
             generation,
             now,
         ),
-        verified_condition(observed, status.mcp.as_ref(), previous, generation, now),
+        verified_condition(
+            observed,
+            status.mcp.as_ref(),
+            previous.filter(|_| !moved),
+            generation,
+            now,
+        ),
         condition(
             DEGRADED, degraded.0, degraded.1, degraded.2, generation, now,
         ),
@@ -1750,6 +1779,23 @@ mod tests {
         assert_eq!(p.next, Next::Wait(Duration::from_secs(60)));
         assert_eq!(cond(&p.status, "Degraded"), ("True", "DropletNotReady"));
         assert_eq!(p.status.phase, DeploymentPhase::Ready);
+        // Placed on another droplet in the same pass: nothing claims Ready before it is.
+        let elsewhere = Observed {
+            placement: Some(PlacementStatus {
+                droplet: Some("d2".into()),
+                ..placed()
+            }),
+            ..on_droplet()
+        };
+        let p = plan(&r, &elsewhere, at(400));
+        assert_eq!(p.next, Next::ObserveServer);
+        assert_eq!(p.status.phase, DeploymentPhase::Preparing);
+        assert!(p.status.endpoint.is_none() && p.status.mcp.is_none());
+        assert_eq!(cond(&p.status, "Verified"), ("Unknown", "NotProbed"));
+        assert_eq!(
+            p.status.progress.steps[StepName::Scheduling.index()].finished_at,
+            Some(Time(at(400)))
+        );
         // A new pin moves it to the pinned droplet.
         let mut repinned = r.clone();
         repinned.spec.placement.droplet_name = Some("d2".into());
