@@ -20,7 +20,7 @@ use mcp_droplet_operator::api::template::MCPTemplate;
 use mcp_droplet_operator::controller::deployment::{
     self, CERTIFICATE_KEY, TOKEN_KEY, URL_KEY, endpoint_secret_name,
 };
-use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
+use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorRbac};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -739,6 +739,58 @@ mod kube_sim {
     scenario!(a_deployment_leaves_a_droplet_that_is_gone);
     scenario!(nothing_fits_then_a_droplet_arrives);
     scenario!(repeated_failures_on_a_droplet_move_the_deployment);
+}
+
+/// The operator's permissions as the run contract lists them (issues/RUN_CONTRACT.md), as one
+/// ClusterRole bound to the operator's service account (as in tests/controller_template.rs).
+fn run_contract_rbac() -> OperatorRbac {
+    let group = |resources: &[&str], verbs: &[&str]| serde_json::json!({"apiGroups": ["mcp.agentopia.io"], "resources": resources, "verbs": verbs});
+    let documents = vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "mcp-droplet-operator", "namespace": "default"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mcp-droplet-operator"},
+        "rules": [
+            group(&["mcptemplates", "dropletpools", "mcpdeployments"], &["get", "list", "watch", "patch"]),
+            group(&["droplets"], &["get", "list", "watch", "create", "patch", "delete"]),
+            group(&["mcptemplates/status", "dropletpools/status", "droplets/status", "mcpdeployments/status"], &["get", "patch"]),
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "mcp-droplet-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mcp-droplet-operator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "mcp-droplet-operator", "namespace": "default"}]}),
+    ];
+    OperatorRbac {
+        documents,
+        namespace: "default".to_string(),
+        service_account: "mcp-droplet-operator".to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployment_controller_needs_only_the_run_contracts_permissions() {
+    let h = OperatorHarness::start(HarnessOptions {
+        operator_rbac: Some(run_contract_rbac()),
+        ..HarnessOptions::default()
+    })
+    .await
+    .expect("start under RBAC");
+    a_rotated_secret_restarts_the_server(&h).await;
+    deployments(&h)
+        .delete("rot", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the deployment gone", WAIT, || async {
+        matches!(deployments(&h).get_opt("rot").await, Ok(None)).then_some(())
+    })
+    .await;
+    let sim = h.world.kube().expect("kube-sim");
+    let denied = sim.access_record().expect("access record").denied();
+    assert!(denied.is_empty(), "denied: {denied:#?}");
+    h.shutdown().await;
 }
 
 /// The same scenarios against the real cluster named by `MCP_E2E_KUBECONFIG` (the operator

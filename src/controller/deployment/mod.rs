@@ -555,10 +555,18 @@ async fn resolve_inputs(
                 key,
                 optional,
             } => {
-                let value = config_maps
-                    .get_opt(&map)
-                    .await?
-                    .and_then(|m| m.data.and_then(|mut d| d.remove(&key)));
+                let found = match config_maps.get_opt(&map).await {
+                    Ok(found) => found,
+                    // The run contract grants no ConfigMap access by default.
+                    Err(kube::Error::Api(status)) if status.code == 403 => {
+                        return Ok(InputFacts::Invalid(format!(
+                            "env {name}: the operator may not read ConfigMap {map:?} (RBAC); \
+                             grant it configmaps get, or use a literal value or a Secret"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let value = found.and_then(|m| m.data.and_then(|mut d| d.remove(&key)));
                 match value {
                     Some(v) => {
                         env.insert(name, EnvValue::Plain(v));
