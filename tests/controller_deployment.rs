@@ -741,6 +741,38 @@ mod kube_sim {
     scenario!(repeated_failures_on_a_droplet_move_the_deployment);
 }
 
+/// The operator stopped at once (as a killed process) right after the placement was recorded,
+/// then started with fresh memory: the deployment converges on the same droplet, with one
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restart_mid_deploy_converges() {
+    let mut h = harness().await;
+    let droplet = ready_droplet(&h, "d1").await;
+    let template = template_name(&h, "restart");
+    create_template(&h, MCPTemplate::test(&template).build()).await;
+    create_deployment(&h, MCPDeployment::test("r").template(&template).build()).await;
+    h.wait_for(&deployments(&h), "r", WAIT, |d| {
+        d.status.as_ref().is_some_and(|s| s.placement.is_some())
+    })
+    .await
+    .expect("placed");
+    h.stop_operator_now();
+    h.start_operator().expect("start again");
+    let ready = h
+        .wait_for(&deployments(&h), "r", WAIT, is_ready)
+        .await
+        .expect("Ready after the restart");
+    let on = ready
+        .status
+        .and_then(|s| s.placement)
+        .and_then(|p| p.droplet);
+    assert_eq!(on.as_deref(), Some("d1"));
+    let agent = agent_of(&h, &droplet).await;
+    let servers = agent.list_servers().await.expect("list");
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    h.shutdown().await;
+}
+
 /// The operator's permissions as the run contract lists them (issues/RUN_CONTRACT.md), as one
 /// ClusterRole bound to the operator's service account (as in tests/controller_template.rs).
 fn run_contract_rbac() -> OperatorRbac {

@@ -87,8 +87,14 @@ enum OwnSecret {
     Endpoint(BTreeMap<String, ByteString>),
 }
 
-fn own_secret_key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
+/// This operator instance (a test harness may start several in one process, each with fresh
+/// memory, as a restarted process would have).
+fn instance(ctx: &Context) -> usize {
+    std::ptr::from_ref(ctx) as usize
+}
+
+fn own_secret_key(ctx: &Context, namespace: &str, name: &str) -> String {
+    format!("{}:{namespace}/{name}", instance(ctx))
 }
 
 fn cached_token(key: &str) -> Option<Secret> {
@@ -117,19 +123,21 @@ fn cache_own(key: String, value: Option<OwnSecret>) {
 /// Most plan rounds one pass makes before it requeues.
 const MAX_ROUNDS: usize = 12;
 
-fn memory_of(uid: &str) -> Memory {
+fn memory_of(ctx: &Context, uid: &str) -> Memory {
+    let key = format!("{}:{uid}", instance(ctx));
     MEMORY
         .lock()
         .ok()
-        .and_then(|m| m.get(uid).cloned())
+        .and_then(|m| m.get(&key).cloned())
         .unwrap_or_default()
 }
 
-fn remember(uid: &str, memory: Option<Memory>) {
+fn remember(ctx: &Context, uid: &str, memory: Option<Memory>) {
+    let key = format!("{}:{uid}", instance(ctx));
     if let Ok(mut m) = MEMORY.lock() {
         match memory {
-            Some(memory) => m.insert(uid.to_string(), memory),
-            None => m.remove(uid),
+            Some(memory) => m.insert(key, memory),
+            None => m.remove(&key),
         };
     }
 }
@@ -197,7 +205,7 @@ fn by_droplet(ctx: &Context, droplet: &Droplet) -> Vec<ObjectRef<MCPDeployment>>
 /// Deployments whose env refers to Secret `namespace/name`, or that own it (their token or
 /// endpoint Secret, whose cached copy is dropped).
 fn by_secret(ctx: &Context, namespace: &str, name: &str) -> Vec<ObjectRef<MCPDeployment>> {
-    cache_own(own_secret_key(namespace, name), None);
+    cache_own(own_secret_key(ctx, namespace, name), None);
     let owner = name
         .strip_suffix("-mcp-token")
         .or_else(|| name.strip_suffix("-mcp"));
@@ -325,7 +333,7 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
         server: None,
         pushed: None,
         probe: None,
-        memory: memory_of(&uid),
+        memory: memory_of(ctx, &uid),
         settings,
     };
 
@@ -429,7 +437,7 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
         // Too many rounds: write nothing, come back soon.
         return Ok(ctx.requeue(observed.settings.retry));
     };
-    remember(&uid, Some(step.memory.clone()));
+    remember(ctx, &uid, Some(step.memory.clone()));
     finish(ctx, &deployment, &ns, step.status, pass).await?;
     Ok(ctx.requeue(after))
 }
@@ -629,7 +637,7 @@ async fn endpoint_token(ctx: &Context, deployment: &MCPDeployment) -> Result<Sec
     let ns = deployment.namespace().unwrap_or_default();
     let api: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &ns);
     let name = token_secret_name(&deployment.name_any());
-    let key = own_secret_key(&ns, &name);
+    let key = own_secret_key(ctx, &ns, &name);
     if let Some(token) = cached_token(&key) {
         return Ok(token);
     }
@@ -685,7 +693,7 @@ async fn publish_endpoint(
             ByteString(server.as_bytes().to_vec()),
         );
     }
-    let key = own_secret_key(&ns, &name);
+    let key = own_secret_key(ctx, &ns, &name);
     if endpoint_unchanged(&key, &data) {
         return Ok(());
     }
@@ -999,7 +1007,7 @@ async fn cleanup(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action
     }
     let _ = ctx.ledger.forget(&key);
     if let Some(uid) = deployment.uid() {
-        remember(&uid, None);
+        remember(ctx, &uid, None);
     }
     Ok(Action::await_change())
 }
