@@ -76,15 +76,18 @@ pub fn endpoint_secret_name(deployment: &str) -> String {
 static FAILURES: LazyLock<FailureCounts<String>> = LazyLock::new(FailureCounts::default);
 /// Counters of the step machine per deployment uid (in memory; see [`plan::Memory`]).
 static MEMORY: LazyLock<Mutex<HashMap<String, Memory>>> = LazyLock::new(Default::default);
-/// The Secrets this controller owns (`namespace/name`), as it last read or wrote them: the
-/// endpoint token, and the data of `<name>-mcp`. A converged pass then reads neither from the
-/// API. Every watch event of such a Secret drops its entry (see `by_secret`), so one changed or
-/// deleted by someone else is read, and repaired, again.
-static OWN_SECRETS: LazyLock<Mutex<HashMap<String, OwnSecret>>> = LazyLock::new(Default::default);
+/// Secrets this controller read or wrote (its token and endpoint Secrets, env Secrets), by
+/// `instance:namespace/name`, with the resourceVersion they had; a converged pass then reads
+/// none from the API.
+static SECRET_CACHE: LazyLock<Mutex<HashMap<String, CachedSecret>>> =
+    LazyLock::new(Default::default);
+/// The latest resourceVersion the Secret watch reported for the Secrets this controller cares
+/// about: a cached copy of another version is stale (changed or deleted since) and read again.
+static SECRET_SEEN: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
 
-enum OwnSecret {
-    Token(Secret),
-    Endpoint(BTreeMap<String, ByteString>),
+struct CachedSecret {
+    version: String,
+    data: BTreeMap<String, ByteString>,
 }
 
 /// This operator instance (a test harness may start several in one process, each with fresh
@@ -93,30 +96,43 @@ fn instance(ctx: &Context) -> usize {
     std::ptr::from_ref(ctx) as usize
 }
 
-fn own_secret_key(ctx: &Context, namespace: &str, name: &str) -> String {
+fn secret_key(ctx: &Context, namespace: &str, name: &str) -> String {
     format!("{}:{namespace}/{name}", instance(ctx))
 }
 
-fn cached_token(key: &str) -> Option<Secret> {
-    match OWN_SECRETS.lock().ok()?.get(key)? {
-        OwnSecret::Token(t) => Some(t.clone()),
-        OwnSecret::Endpoint(_) => None,
+/// The cached data of a Secret, unless the watch has seen another version of it since.
+fn cached_secret(key: &str) -> Option<BTreeMap<String, ByteString>> {
+    let seen = SECRET_SEEN.lock().ok()?.get(key).cloned();
+    let cache = SECRET_CACHE.lock().ok()?;
+    let entry = cache.get(key)?;
+    seen.is_none_or(|v| v == entry.version)
+        .then(|| entry.data.clone())
+}
+
+/// Remembers a Secret as read or written (one without a resourceVersion is not cached).
+fn cache_secret(key: String, secret: &SecretObject) {
+    let Some(version) = secret.metadata.resource_version.clone() else {
+        return;
+    };
+    if let Ok(mut cache) = SECRET_CACHE.lock() {
+        cache.insert(
+            key,
+            CachedSecret {
+                version,
+                data: secret.data.clone().unwrap_or_default(),
+            },
+        );
     }
 }
 
-fn endpoint_unchanged(key: &str, data: &BTreeMap<String, ByteString>) -> bool {
-    OWN_SECRETS
-        .lock()
-        .ok()
-        .is_some_and(|m| matches!(m.get(key), Some(OwnSecret::Endpoint(d)) if d == data))
-}
-
-fn cache_own(key: String, value: Option<OwnSecret>) {
-    if let Ok(mut m) = OWN_SECRETS.lock() {
-        match value {
-            Some(v) => m.insert(key, v),
-            None => m.remove(&key),
-        };
+/// Records the version the watch reported, for a Secret that is cached or `relevant`.
+fn saw_secret(key: String, version: Option<String>, relevant: bool) {
+    let cached = SECRET_CACHE.lock().is_ok_and(|c| c.contains_key(&key));
+    if !(cached || relevant) {
+        return;
+    }
+    if let Ok(mut seen) = SECRET_SEEN.lock() {
+        seen.insert(key, version.unwrap_or_default());
     }
 }
 
@@ -204,12 +220,17 @@ fn by_droplet(ctx: &Context, droplet: &Droplet) -> Vec<ObjectRef<MCPDeployment>>
 /// Deployments whose env refers to Secret `namespace/name`.
 /// Deployments whose env refers to Secret `namespace/name`, or that own it (their token or
 /// endpoint Secret, whose cached copy is dropped).
-fn by_secret(ctx: &Context, namespace: &str, name: &str) -> Vec<ObjectRef<MCPDeployment>> {
-    cache_own(own_secret_key(ctx, namespace, name), None);
+fn by_secret(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    version: Option<String>,
+) -> Vec<ObjectRef<MCPDeployment>> {
     let owner = name
         .strip_suffix("-mcp-token")
         .or_else(|| name.strip_suffix("-mcp"));
-    ctx.stores
+    let affected: Vec<ObjectRef<MCPDeployment>> = ctx
+        .stores
         .deployments
         .state()
         .iter()
@@ -218,7 +239,13 @@ fn by_secret(ctx: &Context, namespace: &str, name: &str) -> Vec<ObjectRef<MCPDep
             owner.is_some_and(|o| d.name_any() == o) || referenced_secrets(d).contains(name)
         })
         .map(|d| ObjectRef::from_obj(d.as_ref()))
-        .collect()
+        .collect();
+    saw_secret(
+        secret_key(ctx, namespace, name),
+        version,
+        owner.is_some() || !affected.is_empty(),
+    );
+    affected
 }
 
 /// Runs the controller until `shutdown`.
@@ -249,7 +276,12 @@ pub async fn run(
             move |meta| {
                 let ns = meta.metadata.namespace.clone().unwrap_or_default();
                 let name = meta.metadata.name.clone().unwrap_or_default();
-                by_secret(&for_secrets, &ns, &name)
+                by_secret(
+                    &for_secrets,
+                    &ns,
+                    &name,
+                    meta.metadata.resource_version.clone(),
+                )
             },
         )
         .graceful_shutdown_on(shutdown.cancelled_owned())
@@ -524,7 +556,7 @@ async fn resolve_inputs(
     };
     let secrets: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut secret_cache: HashMap<String, Option<SecretObject>> = HashMap::new();
+    let mut secret_cache: HashMap<String, Option<BTreeMap<String, ByteString>>> = HashMap::new();
     let mut env = BTreeMap::new();
     for (name, source) in sources {
         match source {
@@ -537,13 +569,24 @@ async fn resolve_inputs(
                 optional,
             } => {
                 if !secret_cache.contains_key(&secret) {
-                    let got = secrets.get_opt(&secret).await?;
-                    secret_cache.insert(secret.clone(), got);
+                    let key = secret_key(ctx, &ns, &secret);
+                    let data = match cached_secret(&key) {
+                        Some(data) => Some(data),
+                        None => {
+                            let got = secrets.get_opt(&secret).await?;
+                            if let Some(object) = &got {
+                                cache_secret(key, object);
+                            }
+                            got.map(|o| secret_data(&o))
+                        }
+                    };
+                    secret_cache.insert(secret.clone(), data);
                 }
                 let value = secret_cache
                     .get(&secret)
                     .and_then(|s| s.as_ref())
-                    .and_then(|s| secret_value(s, &key));
+                    .and_then(|d| d.get(&key))
+                    .and_then(|v| String::from_utf8(v.0.clone()).ok());
                 match value {
                     Some(v) => {
                         env.insert(name, EnvValue::Secret(v));
@@ -602,15 +645,14 @@ async fn resolve_inputs(
     Ok(InputFacts::Resolved { config_hash })
 }
 
-fn secret_value(secret: &SecretObject, key: &str) -> Option<String> {
-    if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
-        return String::from_utf8(v.0.clone()).ok();
+/// A Secret's data with `stringData` folded in (what the API server would store).
+fn secret_data(secret: &SecretObject) -> BTreeMap<String, ByteString> {
+    let mut data = secret.data.clone().unwrap_or_default();
+    for (k, v) in secret.string_data.iter().flatten() {
+        data.entry(k.clone())
+            .or_insert_with(|| ByteString(v.as_bytes().to_vec()));
     }
-    secret
-        .string_data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .cloned()
+    data
 }
 
 /// An owner reference making `deployment` the controller of a child.
@@ -637,16 +679,20 @@ async fn endpoint_token(ctx: &Context, deployment: &MCPDeployment) -> Result<Sec
     let ns = deployment.namespace().unwrap_or_default();
     let api: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &ns);
     let name = token_secret_name(&deployment.name_any());
-    let key = own_secret_key(ctx, &ns, &name);
-    if let Some(token) = cached_token(&key) {
+    let key = secret_key(ctx, &ns, &name);
+    let usable = |data: &BTreeMap<String, ByteString>| {
+        data.get(TOKEN_KEY)
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .filter(|v| v.len() >= 16)
+            .map(Secret::new)
+    };
+    if let Some(token) = cached_secret(&key).as_ref().and_then(usable) {
         return Ok(token);
     }
     if let Some(existing) = api.get_opt(&name).await?
-        && let Some(value) = secret_value(&existing, TOKEN_KEY)
-        && value.len() >= 16
+        && let Some(token) = usable(&secret_data(&existing))
     {
-        let token = Secret::new(value);
-        cache_own(key, Some(OwnSecret::Token(token.clone())));
+        cache_secret(key, &existing);
         return Ok(token);
     }
     let token = Secret::random();
@@ -659,8 +705,8 @@ async fn endpoint_token(ctx: &Context, deployment: &MCPDeployment) -> Result<Sec
         )])),
         ..Default::default()
     };
-    apply_object(&api, &object).await?;
-    cache_own(key, Some(OwnSecret::Token(token.clone())));
+    let written = apply_object(&api, &object).await?;
+    cache_secret(key, &written);
     Ok(token)
 }
 
@@ -693,24 +739,24 @@ async fn publish_endpoint(
             ByteString(server.as_bytes().to_vec()),
         );
     }
-    let key = own_secret_key(ctx, &ns, &name);
-    if endpoint_unchanged(&key, &data) {
+    let key = secret_key(ctx, &ns, &name);
+    if cached_secret(&key).as_ref() == Some(&data) {
         return Ok(());
     }
     if let Some(existing) = api.get_opt(&name).await?
         && existing.data.as_ref() == Some(&data)
     {
-        cache_own(key, Some(OwnSecret::Endpoint(data)));
+        cache_secret(key, &existing);
         return Ok(());
     }
     let object = SecretObject {
         metadata: owned_meta(deployment, name, "mcp-endpoint")?,
         type_: Some("Opaque".into()),
-        data: Some(data.clone()),
+        data: Some(data),
         ..Default::default()
     };
-    apply_object(&api, &object).await?;
-    cache_own(key, Some(OwnSecret::Endpoint(data)));
+    let written = apply_object(&api, &object).await?;
+    cache_secret(key, &written);
     Ok(())
 }
 
