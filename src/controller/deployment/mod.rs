@@ -434,14 +434,24 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
                 observed.server = Some(observe_server(ctx, &deployment, &pass).await);
             }
             Next::Push(reason) => {
-                let status = push(ctx, &deployment, &key, reason, &pass, now).await?;
-                observed.server = Some(server_facts(&status));
+                observed.server = Some(
+                    match push(ctx, &deployment, &key, reason, &pass, now).await {
+                        Ok(status) => server_facts(&status),
+                        Err(Error::Agent(e)) => match e.status() {
+                            Some(400 | 422) => ServerFacts::Rejected(e.to_string()),
+                            _ => ServerFacts::Unreachable(e.to_string()),
+                        },
+                        Err(other) => return Err(other),
+                    },
+                );
                 observed.pushed = Some(reason);
                 observed.probe = None;
                 if reason == PushReason::Restart {
                     observed.memory.restarted = true;
                 }
+                let accepted = matches!(observed.server, Some(ServerFacts::Present { .. }));
                 match reason {
+                    _ if !accepted => {}
                     PushReason::Initial => {}
                     PushReason::ConfigChanged => pass.events.push(plan::PlannedEvent {
                         warning: false,

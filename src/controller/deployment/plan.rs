@@ -216,6 +216,9 @@ pub enum ServerFacts {
     Unreachable(String),
     /// The agent does not know the server.
     Absent,
+    /// The agent refused the server's spec (a 4xx answer to the PUT): only a change of the
+    /// template or deployment helps.
+    Rejected(String),
     /// The agent knows it.
     Present {
         /// The agent's phase.
@@ -986,6 +989,15 @@ fn decide(
                 format!("the agent of droplet {droplet} does not answer: {message}"),
             );
         }
+        ServerFacts::Rejected(message) => {
+            return stalled(
+                steps,
+                StepName::Pulling,
+                "AgentRejected",
+                format!("the agent of droplet {droplet} refused the server: {message}"),
+                s,
+            );
+        }
         ServerFacts::Absent if was_ready => Some(PushReason::Missing),
         ServerFacts::Absent => Some(PushReason::Initial),
         ServerFacts::Present {
@@ -1566,6 +1578,26 @@ mod tests {
             assert_eq!(p.next, next, "{name}");
             assert_eq!(p.status.phase, phase, "{name}");
         }
+    }
+
+    #[test]
+    fn a_refused_server_stalls_and_an_unreachable_agent_is_retried() {
+        let refused = Observed {
+            server: Some(ServerFacts::Rejected("invalid image".into())),
+            pushed: Some(PushReason::Initial),
+            ..on_droplet()
+        };
+        let p = plan(&deployment(), &refused, at(0));
+        assert_eq!(cond(&p.status, "Stalled"), ("True", "AgentRejected"));
+        assert_eq!(step(&p.status, StepName::Pulling), StepState::Failed);
+        let unreachable = Observed {
+            server: Some(ServerFacts::Unreachable("connection refused".into())),
+            ..on_droplet()
+        };
+        let p = plan(&deployment(), &unreachable, at(0));
+        assert_eq!(p.next, Next::Wait(Duration::from_secs(2)));
+        assert_eq!(cond(&p.status, "Reconciling"), ("True", "AgentUnreachable"));
+        assert_eq!(p.memory.step_failures, 1);
     }
 
     #[test]
