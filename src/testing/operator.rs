@@ -72,6 +72,8 @@ impl Default for HarnessOptions {
         let mut digitalocean = SimDoConfig::default();
         digitalocean.boot_delay.min = Duration::from_secs(20);
         digitalocean.boot_delay.max = Duration::from_secs(40);
+        // Scenario tests run in parallel processes: give each world its own address range.
+        digitalocean.first_address = rand::random::<u32>() % 1_000_000;
         Self {
             speed: 30.0,
             digitalocean,
