@@ -77,86 +77,18 @@ async fn create_deployment(h: &OperatorHarness, deployment: MCPDeployment) {
         .expect("create the deployment");
 }
 
-/// Applies a Droplet object and waits until it is Ready (created in the simulated cloud,
-/// booted, agent enrolled).
-///
-/// TEMPORARY until the Droplet controller lands on main: the droplet is created in the
-/// simulated cloud, enrolled and its status written by this helper (the placeholder Droplet
-/// controller leaves it alone).
+/// Applies a Droplet object and waits until the Droplet controller made it Ready (created in
+/// the simulated cloud, booted, its agent enrolled).
 async fn ready_droplet(h: &OperatorHarness, name: &str) -> Droplet {
-    use mcp_droplet_agent::secret::Secret as AgentSecret;
-    use mcp_droplet_operator::agent_client::enroll;
-    use mcp_droplet_operator::cloud::bootstrap::{new_enrolment_token, render_user_data};
-    use mcp_droplet_operator::cloud::models::DropletCreateRequest;
-    use mcp_droplet_operator::cloud::{DoClient, DoClientConfig};
-    use mcp_droplet_operator::controller::agent_access::SecretCredentialStore;
-    use mcp_droplet_operator::sim::agent_fleet::FleetAgentState;
-    use secrecy::ExposeSecret;
-
     let api: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
     let droplet = Droplet::test(name)
         .namespace(&h.namespace)
         .region("nyc3")
         .size("s-2vcpu-4gb")
         .build();
-    let created = api
-        .create(&PostParams::default(), &droplet)
+    api.create(&PostParams::default(), &droplet)
         .await
         .expect("create the droplet");
-    let ctx = h.context().expect("operator running");
-    let cloud = DoClient::new(DoClientConfig::new(
-        h.world.digitalocean_url().expect("cloud"),
-        h.world.digitalocean_token().expect("token").clone(),
-    ))
-    .expect("DigitalOcean client");
-    let enrolment = new_enrolment_token(&mut rand::rng());
-    let user_data = render_user_data(name, &enrolment, &ctx.config.bootstrap).expect("user data");
-    let made = cloud
-        .create_droplet(&DropletCreateRequest {
-            name: format!("{}-{name}", h.namespace),
-            region: "nyc3".into(),
-            size: "s-2vcpu-4gb".into(),
-            image: "ubuntu-24-04-x64".into(),
-            user_data: Some(user_data),
-            ..Default::default()
-        })
-        .await
-        .expect("create in the simulated cloud");
-    let id = made.droplet.id;
-    let agents = &h.world.cloud().expect("cloud").agents;
-    let Some(FleetAgentState::Running(addr)) = agents.wait_started(id, WAIT).await else {
-        panic!("the agent of {name} did not start");
-    };
-    let base = format!("https://{addr}");
-    let store = SecretCredentialStore::new(h.client.clone(), &created).expect("store");
-    let enrolled = enroll(
-        &base,
-        &AgentSecret::new(enrolment.expose_secret()),
-        &store,
-        ctx.config.agent.clone(),
-    )
-    .await
-    .expect("enrol");
-    let now = h.clock.now();
-    let status = serde_json::json!({
-        "status": {
-            "phase": "Ready",
-            "dropletID": id,
-            "publicIPv4": addr.ip().to_string(),
-            "region": "nyc3",
-            "size": "s-2vcpu-4gb",
-            "allocatable": {"cpu": "1750m", "memory": "3584Mi"},
-            "health": {"score": 100, "lastHeartbeat": now.to_string(), "consecutiveFailures": 0},
-            "agent": {
-                "reachable": true,
-                "certificateFingerprint": enrolled.certificate_sha256,
-                "endpoint": base,
-            },
-        }
-    });
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("write the droplet status");
     h.wait_for(&api, name, WAIT, |d| {
         d.status.as_ref().is_some_and(|s| {
             s.phase == DropletPhase::Ready
@@ -716,6 +648,40 @@ async fn event_reasons(h: &OperatorHarness, name: &str) -> Vec<String> {
         .collect()
 }
 
+async fn an_unreachable_agent_moves_the_deployment(h: &OperatorHarness) {
+    let first = ready_droplet(h, "d1").await;
+    let template = template_name(h, "lost");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("lost").template(&template).build()).await;
+    h.wait_for(&deployments(h), "lost", WAIT, is_ready)
+        .await
+        .expect("Ready on d1");
+    ready_droplet(h, "d2").await;
+    let id = first
+        .status
+        .as_ref()
+        .and_then(|s| s.droplet_id)
+        .expect("droplet id");
+    let cloud = h.world.cloud().expect("cloud");
+    assert!(
+        cloud
+            .agents
+            .stop_agent(u64::try_from(id).unwrap_or_default())
+            .await
+    );
+    h.wait_for(&deployments(h), "lost", WAIT, |d| {
+        is_ready(d)
+            && d.status
+                .as_ref()
+                .and_then(|s| s.placement.as_ref())
+                .is_some_and(|p| p.droplet.as_deref() == Some("d2"))
+    })
+    .await
+    .expect("moved to d2 after the grace period");
+    let reasons = event_reasons(h, "lost").await;
+    assert!(reasons.iter().any(|r| r == "Moved"), "{reasons:?}");
+}
+
 macro_rules! scenario {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -739,6 +705,7 @@ mod kube_sim {
     scenario!(a_deployment_leaves_a_droplet_that_is_gone);
     scenario!(nothing_fits_then_a_droplet_arrives);
     scenario!(repeated_failures_on_a_droplet_move_the_deployment);
+    scenario!(an_unreachable_agent_moves_the_deployment);
 }
 
 /// The operator stopped at once (as a killed process) right after the placement was recorded,
@@ -854,5 +821,6 @@ async fn scenarios_on_a_real_cluster() {
         a_deployment_leaves_a_droplet_that_is_gone,
         nothing_fits_then_a_droplet_arrives,
         repeated_failures_on_a_droplet_move_the_deployment,
+        an_unreachable_agent_moves_the_deployment,
     );
 }
