@@ -725,6 +725,43 @@ fn progressing(
     }
 }
 
+/// Why the deployment must leave the droplet it is placed on, if it must: the droplet is gone,
+/// being deleted, draining, failed or NotReady past the grace period, or the deployment is now
+/// pinned elsewhere. With whether the droplet is excluded from the next scheduling.
+fn must_leave(
+    deployment: &MCPDeployment,
+    observed: &Observed,
+    now: Timestamp,
+) -> Option<(String, bool)> {
+    let droplet = observed
+        .placement
+        .as_ref()?
+        .droplet
+        .clone()
+        .unwrap_or_default();
+    if let Some(pin) = crate::fleet::deployment::pinned_droplet(deployment)
+        && pin != droplet
+    {
+        return Some((format!("the deployment is now pinned to {pin}"), false));
+    }
+    match observed.droplet.as_ref().unwrap_or(&DropletFacts::Gone) {
+        DropletFacts::Gone => Some((format!("droplet {droplet} is gone"), false)),
+        DropletFacts::Deleting => Some((format!("droplet {droplet} is being deleted"), false)),
+        DropletFacts::Draining => Some((format!("droplet {droplet} is draining"), false)),
+        DropletFacts::Failed => Some((format!("droplet {droplet} failed"), true)),
+        DropletFacts::NotReady { since } => {
+            let waited = now.duration_since(since.unwrap_or(now)).as_secs().max(0) as u64;
+            (waited >= observed.settings.move_grace.as_secs()).then(|| {
+                (
+                    format!("droplet {droplet} has been NotReady for {waited}s"),
+                    true,
+                )
+            })
+        }
+        DropletFacts::Starting | DropletFacts::Ready(_) => None,
+    }
+}
+
 /// The decision itself: the first step that is not done yet, and what it needs.
 fn decide(
     deployment: &MCPDeployment,
@@ -736,6 +773,22 @@ fn decide(
 ) -> Outcome {
     let s = &observed.settings;
     let template = &deployment.spec.template_ref.name;
+    // A droplet that cannot keep the deployment is left first, whatever else is wrong: a
+    // stalled deployment must not hold a draining droplet.
+    if let (Some(placement), Some((reason, exclude))) =
+        (&observed.placement, must_leave(deployment, observed, now))
+    {
+        steps.advance_to(StepName::Scheduling, Some(reason.clone()));
+        return Outcome {
+            current: StepName::Scheduling,
+            health: Health::progressing("Moving", reason.clone()),
+            next: Next::Release {
+                droplet: placement.droplet.clone().unwrap_or_default(),
+                reason,
+                exclude,
+            },
+        };
+    }
     // 1. Validating.
     match &observed.template {
         TemplateFacts::Missing => {
@@ -852,42 +905,18 @@ fn decide(
             }
         },
     };
-    if let Some(pin) = crate::fleet::deployment::pinned_droplet(deployment)
-        && pin != droplet
-    {
-        return leave(
-            format!("the deployment is now pinned to {pin}"),
-            false,
-            steps,
-        );
-    }
     match observed.droplet.as_ref().unwrap_or(&DropletFacts::Gone) {
-        DropletFacts::Gone => return leave(format!("droplet {droplet} is gone"), false, steps),
-        DropletFacts::Deleting => {
-            return leave(format!("droplet {droplet} is being deleted"), false, steps);
-        }
-        DropletFacts::Draining => {
-            return leave(format!("droplet {droplet} is draining"), false, steps);
-        }
-        DropletFacts::Failed => {
-            return leave(format!("droplet {droplet} failed"), true, steps);
-        }
+        // Left above (`must_leave`).
+        DropletFacts::Gone
+        | DropletFacts::Deleting
+        | DropletFacts::Draining
+        | DropletFacts::Failed => {}
         DropletFacts::NotReady { since } => {
-            let since = since.unwrap_or(now);
-            let waited = now.duration_since(since).as_secs().max(0) as u64;
-            let grace = s.move_grace.as_secs();
-            if waited >= grace {
-                return leave(
-                    format!("droplet {droplet} has been NotReady for {waited}s"),
-                    true,
-                    steps,
-                );
-            }
-            let message = format!(
-                "droplet {droplet} is NotReady; moving elsewhere after {}s more",
-                grace - waited
-            );
-            let wait = Next::Wait(Duration::from_secs(grace - waited).min(s.reprobe_interval));
+            let waited = now.duration_since(since.unwrap_or(now)).as_secs().max(0) as u64;
+            let left = s.move_grace.as_secs().saturating_sub(waited);
+            let message =
+                format!("droplet {droplet} is NotReady; moving elsewhere after {left}s more");
+            let wait = Next::Wait(Duration::from_secs(left).min(s.reprobe_interval));
             let current = current_step_of(steps);
             if current == StepName::Ready {
                 *degraded = (ConditionStatus::True, "DropletNotReady", message.clone());
@@ -1828,6 +1857,17 @@ mod tests {
             p.status.progress.steps[StepName::Scheduling.index()].finished_at,
             Some(Time(at(400)))
         );
+        // A stalled deployment does not hold a droplet that goes away.
+        let stalled_on_draining = Observed {
+            template: TemplateFacts::Missing,
+            inputs: None,
+            droplet: Some(DropletFacts::Draining),
+            ..on_droplet()
+        };
+        assert!(matches!(
+            plan(&r, &stalled_on_draining, at(400)).next,
+            Next::Release { exclude: false, .. }
+        ));
         // A new pin moves it to the pinned droplet.
         let mut repinned = r.clone();
         repinned.spec.placement.droplet_name = Some("d2".into());
