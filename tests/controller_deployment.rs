@@ -1,9 +1,11 @@
 //! The MCPDeployment controller against the simulated world (kube-sim, simulated DigitalOcean,
-//! real agents whose containers are real MCP servers), through `OperatorHarness`: deploy onto an
-//! existing droplet, a pinned droplet, missing Secret and template recovered, a rotated Secret
-//! restarting the server, drift repaired, deletion through the finalizer, and no status rewrite
-//! once converged. Each scenario is an `async fn(&OperatorHarness)` so it can also run against a
-//! real cluster.
+//! real agents whose containers are real MCP servers) with the real Droplet controller, through
+//! `OperatorHarness`: deploy onto an existing droplet (and no status rewrite once converged), a
+//! pinned droplet, missing Secret and template recovered, a rotated Secret or token restarting
+//! the server, drift repaired, deletion through the finalizer, a droplet gone or NotReady and a
+//! server failing on its droplet moving the deployment, nothing fits until a droplet arrives, an
+//! operator restart mid-deploy, and the run contract's RBAC. Each scenario is an
+//! `async fn(&OperatorHarness)` so it also runs against a real cluster.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
