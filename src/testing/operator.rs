@@ -180,6 +180,11 @@ impl OperatorHarness {
         };
         let mut config = simulated_operator_config(&format!("harness-{}", &id[..8]));
         config.timings = quick_timings();
+        if options.real_cluster.is_some() {
+            // A real cluster is shared by parallel test processes, each with its own simulated
+            // cloud: an operator must see only its own namespace's objects.
+            config.scope = crate::controller::WatchScope::Namespace(namespace.clone());
+        }
         (options.configure)(&mut config);
         let mut harness = Self {
             world,
