@@ -684,6 +684,99 @@ async fn an_unreachable_agent_moves_the_deployment(h: &OperatorHarness) {
     assert!(reasons.iter().any(|r| r == "Moved"), "{reasons:?}");
 }
 
+/// A DTMA droplet (adopted, a fake DTMA where the real one listens) takes no deployment: one
+/// pinned to it stalls with `Unsupported`, and scheduling leaves it out (decision 0018).
+async fn a_dtma_droplet_takes_no_deployment(h: &OperatorHarness) {
+    use mcp_droplet_operator::cloud::models::DropletCreateRequest;
+    use mcp_droplet_operator::controller::agent_access::credential_secret_name;
+    use mcp_droplet_operator::sim::operator::world_cloud_client;
+    use mcp_droplet_operator::telemetry::Metrics;
+    use mcp_droplet_operator::testing::dtma_fake::{FakeAgent, FakeDtma, Quirks};
+
+    let cloud = world_cloud_client(&h.world, &Metrics::new())
+        .expect("a simulated cloud")
+        .expect("a client");
+    let created = cloud
+        .create_droplet(&DropletCreateRequest {
+            name: "legacy".into(),
+            region: "nyc3".into(),
+            size: "s-2vcpu-4gb".into(),
+            image: "ubuntu-24-04-x64".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("created")
+        .droplet;
+    let existing = eventually("the cloud droplet active", WAIT, || async {
+        cloud
+            .get_droplet(created.id)
+            .await
+            .ok()
+            .filter(|d| d.is_ready() && d.public_ipv4().is_some())
+    })
+    .await;
+    let ip = existing.public_ipv4().expect("ip");
+    let _dtma = FakeDtma::serve_on(
+        FakeAgent::new(Quirks::real(), &["dtma-token"]),
+        std::net::SocketAddr::from((ip, 30000)),
+    )
+    .await
+    .expect("fake DTMA listens");
+    create_secret(
+        h,
+        &credential_secret_name("legacy"),
+        "credential",
+        "dtma-token",
+    )
+    .await;
+    let droplets: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
+    let droplet = Droplet::test("legacy")
+        .namespace(&h.namespace)
+        .adopt(i64::try_from(existing.id).unwrap_or_default())
+        .dtma()
+        .build();
+    droplets
+        .create(&PostParams::default(), &droplet)
+        .await
+        .expect("adopt");
+    h.wait_for(&droplets, "legacy", WAIT, |d| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.phase == DropletPhase::Ready)
+    })
+    .await
+    .expect("the DTMA droplet is Ready");
+
+    let template = template_name(h, "old");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(
+        h,
+        MCPDeployment::test("pinned")
+            .template(&template)
+            .pinned_to("legacy")
+            .build(),
+    )
+    .await;
+    create_deployment(
+        h,
+        MCPDeployment::test("free")
+            .template(&template)
+            .auto_provision(false)
+            .build(),
+    )
+    .await;
+    h.wait_for(&deployments(h), "pinned", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "Unsupported")
+    })
+    .await
+    .expect("pinned to DTMA: Unsupported");
+    h.wait_for(&deployments(h), "free", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "Unschedulable")
+    })
+    .await
+    .expect("the DTMA droplet is not scheduled onto");
+}
+
 macro_rules! scenario {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -708,6 +801,7 @@ mod kube_sim {
     scenario!(nothing_fits_then_a_droplet_arrives);
     scenario!(repeated_failures_on_a_droplet_move_the_deployment);
     scenario!(an_unreachable_agent_moves_the_deployment);
+    scenario!(a_dtma_droplet_takes_no_deployment);
 }
 
 /// The operator stopped at once (as a killed process) right after the placement was recorded,
@@ -824,5 +918,6 @@ async fn scenarios_on_a_real_cluster() {
         nothing_fits_then_a_droplet_arrives,
         repeated_failures_on_a_droplet_move_the_deployment,
         an_unreachable_agent_moves_the_deployment,
+        a_dtma_droplet_takes_no_deployment,
     );
 }
