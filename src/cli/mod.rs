@@ -2,7 +2,9 @@
 
 pub mod catalog;
 pub mod crds;
+pub mod demo;
 pub mod plan;
 pub mod probe;
 pub mod sim;
 pub mod sim_cloud;
+pub mod text_table;

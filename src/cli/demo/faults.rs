@@ -1,0 +1,150 @@
+//! `--faults none|light|heavy`: presets mapped onto the simulated DigitalOcean's fault
+//! injection ([`FaultConfig`]) plus the two faults the simulator only offers as one-off
+//! actions: bursts of 429 answers and one droplet lost after it booted.
+
+use std::time::Duration;
+
+use crate::sim::digitalocean::{BootDelay, FaultConfig};
+
+/// How hostile the simulated cloud is during the demo.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultPreset {
+    /// A well-behaved cloud.
+    #[default]
+    None,
+    /// A few percent transient 5xx answers and an occasional short burst of 429s.
+    Light,
+    /// About 10 % transient faults, slow creates and one droplet lost after it booted.
+    Heavy,
+}
+
+/// A burst of `count` 429 answers every `every` of simulated time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitBursts {
+    /// Simulated time between bursts.
+    pub every: Duration,
+    /// 429 answers per burst.
+    pub count: u32,
+}
+
+/// Everything a preset turns on: the simulator's switches and the demo's one-off faults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultPlan {
+    /// The simulator's fault switches.
+    pub faults: FaultConfig,
+    /// Boot time of new droplets (simulated time); `None` keeps the simulator's default.
+    pub boot_delay: Option<BootDelay>,
+    /// Periodic bursts of 429 answers, if any.
+    pub rate_limit_bursts: Option<RateLimitBursts>,
+    /// Lose the first droplet that becomes active this long (simulated) after it does.
+    pub lose_first_droplet_after: Option<Duration>,
+}
+
+impl FaultPreset {
+    /// The faults of this preset.
+    pub fn plan(self) -> FaultPlan {
+        match self {
+            FaultPreset::None => FaultPlan {
+                faults: FaultConfig::default(),
+                boot_delay: None,
+                rate_limit_bursts: None,
+                lose_first_droplet_after: None,
+            },
+            FaultPreset::Light => FaultPlan {
+                faults: FaultConfig {
+                    server_error_rate: 0.03,
+                    create_commit_then_fail_rate: 0.02,
+                    ..FaultConfig::default()
+                },
+                boot_delay: None,
+                rate_limit_bursts: Some(RateLimitBursts {
+                    every: Duration::from_secs(60),
+                    count: 2,
+                }),
+                lose_first_droplet_after: None,
+            },
+            FaultPreset::Heavy => FaultPlan {
+                faults: FaultConfig {
+                    server_error_rate: 0.10,
+                    create_commit_then_fail_rate: 0.10,
+                    action_commit_then_fail_rate: 0.10,
+                    latency: Duration::from_millis(300),
+                    ..FaultConfig::default()
+                },
+                boot_delay: Some(BootDelay {
+                    min: Duration::from_secs(90),
+                    max: Duration::from_secs(180),
+                }),
+                rate_limit_bursts: Some(RateLimitBursts {
+                    every: Duration::from_secs(30),
+                    count: 3,
+                }),
+                lose_first_droplet_after: Some(Duration::from_secs(30)),
+            },
+        }
+    }
+
+    /// One line for the demo's header.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FaultPreset::None => "none",
+            FaultPreset::Light => "light: 3 % 5xx, 2 % creates committed then 500, 429 bursts",
+            FaultPreset::Heavy => {
+                "heavy: 10 % 5xx, 10 % creates and actions committed then 500, 300 ms latency, \
+                 90-180 s boots, 429 bursts, one droplet lost"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn none_injects_nothing() {
+        let plan = FaultPreset::None.plan();
+        assert_eq!(plan.faults, FaultConfig::default());
+        assert_eq!(plan.boot_delay, None);
+        assert_eq!(plan.rate_limit_bursts, None);
+        assert_eq!(plan.lose_first_droplet_after, None);
+    }
+
+    #[test]
+    fn light_is_a_few_percent_of_transient_faults_and_loses_nothing() {
+        let plan = FaultPreset::Light.plan();
+        assert!((0.01..=0.05).contains(&plan.faults.server_error_rate));
+        assert!(plan.faults.create_commit_then_fail_rate <= 0.05);
+        assert_eq!(plan.faults.lost_droplet_rate, 0.0);
+        assert_eq!(plan.faults.never_active_rate, 0.0);
+        assert!(plan.faults.unavailable.is_empty());
+        assert!(plan.rate_limit_bursts.is_some_and(|b| b.count > 0));
+        assert_eq!(plan.lose_first_droplet_after, None);
+        assert_eq!(plan.boot_delay, None);
+    }
+
+    #[test]
+    fn heavy_is_ten_percent_slow_creates_and_a_lost_droplet() {
+        let plan = FaultPreset::Heavy.plan();
+        assert!((plan.faults.server_error_rate - 0.10).abs() < 1e-9);
+        assert!(plan.faults.create_commit_then_fail_rate > 0.0);
+        assert!(plan.faults.latency > Duration::ZERO);
+        let boot = plan.boot_delay.expect("slow creates");
+        let default_boot = crate::sim::digitalocean::SimDoConfig::default().boot_delay;
+        assert!(
+            boot.min > default_boot.max,
+            "heavy boots are slower than any default boot"
+        );
+        assert!(plan.lose_first_droplet_after.is_some());
+        // Faults stay transient: no droplet that never boots, no sold-out size.
+        assert_eq!(plan.faults.never_active_rate, 0.0);
+        assert!(plan.faults.unavailable.is_empty());
+    }
+
+    #[test]
+    fn every_preset_is_described() {
+        for preset in [FaultPreset::None, FaultPreset::Light, FaultPreset::Heavy] {
+            assert!(!preset.describe().is_empty());
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! `mcp-droplet-operator demo`: the simulated world (kube-sim, the simulated DigitalOcean and a
+//! real agent per droplet, on one clock) with the operator running against it. It applies
+//! `examples/`, shows a live bar per deployment, and ends with the deployments and the fleet.
+//!
+//! This module only parses, starts and prints; what is shown is computed by the pure modules
+//! [`manifests`], [`progress`], [`tables`] and [`faults`].
+
+pub mod faults;
+pub mod live;
+pub mod manifests;
+pub mod operator;
+pub mod progress;
+pub mod tables;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, ListParams};
+use secrecy::SecretString;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::api::deployment::MCPDeployment;
+use crate::api::droplet::Droplet;
+use crate::api::shared_fields::parse_duration;
+use crate::cloud::models::DropletStatus;
+use crate::sim::digitalocean::SimDoConfig;
+use crate::sim::{CloudSettings, KubeSimSettings, SimulatedCloud, World, WorldConfig, WorldError};
+use clock::{ScaledClock, SharedClock};
+use faults::{FaultPlan, FaultPreset};
+use live::{FollowEnd, LiveView, Notes};
+use manifests::{DemoManifests, ManifestError};
+
+/// Field manager of the objects the demo applies (as `kubectl apply --server-side` would).
+const FIELD_MANAGER: &str = "mcp-droplet-operator-demo";
+
+/// Arguments of `demo`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// How many MCPDeployments to apply (default: those in the examples; more are copies of
+    /// them with distinct names).
+    #[arg(long, value_name = "N")]
+    pub deployments: Option<usize>,
+    /// Clock speed: simulated seconds per real second (droplet boots, timers, backoffs).
+    #[arg(long, value_name = "X", default_value_t = 30.0, value_parser = parse_speed)]
+    pub speed: f64,
+    /// Faults the simulated DigitalOcean injects.
+    #[arg(long, value_enum, default_value_t = FaultPreset::None)]
+    pub faults: FaultPreset,
+    /// Keep running after every deployment is Ready (for kubectl and MCP clients), until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where to write the kubeconfig of the simulated cluster (default: a temporary file).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Give up after this long (wall time), e.g. 90s or 5m.
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// The manifests to apply: the top-level YAML files of this folder.
+    #[arg(long, value_name = "DIR", default_value = "examples")]
+    pub examples: PathBuf,
+}
+
+fn parse_speed(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(speed) if speed.is_finite() && speed > 0.0 => Ok(speed),
+        _ => Err(format!("{raw:?} is not a positive number")),
+    }
+}
+
+fn parse_timeout(raw: &str) -> Result<Duration, String> {
+    parse_duration(raw)?.ok_or_else(|| "the demo needs a finite timeout".to_owned())
+}
+
+/// What can stop the demo before its report.
+#[derive(Debug, Error)]
+pub enum DemoError {
+    /// The examples could not be read.
+    #[error("{0} (run the demo from the repository's root, or pass --examples DIR)")]
+    Manifests(#[from] ManifestError),
+    /// The simulated world did not start.
+    #[error(transparent)]
+    World(#[from] WorldError),
+    /// kube-sim refused an example.
+    #[error("applying {object}: {source}")]
+    Apply {
+        /// `Kind namespace/name`.
+        object: String,
+        /// Cause.
+        source: kube_sim::SimError,
+    },
+    /// The kubeconfig's folder could not be made.
+    #[error("creating {path}: {source}")]
+    TempDir {
+        /// Folder.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The operator did not start.
+    #[error("starting the operator: {0}")]
+    Operator(String),
+    /// Listing the results failed.
+    #[error("reading the results: {0}")]
+    Read(#[from] kube::Error),
+    /// Waiting for Ctrl-C failed.
+    #[error("waiting for Ctrl-C: {0}")]
+    Signal(std::io::Error),
+}
+
+/// How the demo ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoOutcome {
+    /// Every deployment applied.
+    pub deployments: usize,
+    /// `namespace/name: reason` of each deployment that is not Ready (empty on success).
+    pub failures: Vec<String>,
+}
+
+impl DemoOutcome {
+    /// Whether every deployment became Ready.
+    pub fn all_ready(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// The folder for the demo's temporary files (kubeconfig by default, the agents' state).
+fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("mcp-droplet-operator-demo-{}", std::process::id()))
+}
+
+/// The world the demo runs: kube-sim writing `kubeconfig`, the simulated DigitalOcean with the
+/// preset's faults, all on one clock of `speed`.
+pub fn world_config(
+    speed: f64,
+    faults: &FaultPlan,
+    kubeconfig: &Path,
+    agent_data_dir: &Path,
+) -> WorldConfig {
+    let clock: SharedClock = Arc::new(ScaledClock::new(speed));
+    let defaults = SimDoConfig::default();
+    WorldConfig {
+        clock: Arc::clone(&clock),
+        kube: Some(KubeSimSettings {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            ..KubeSimSettings::default()
+        }),
+        cloud: Some(CloudSettings {
+            listen: ([127, 0, 0, 1], 0).into(),
+            token: SecretString::from(format!("demo-{}", uuid::Uuid::new_v4())),
+            digitalocean: SimDoConfig {
+                clock,
+                boot_delay: faults.boot_delay.unwrap_or(defaults.boot_delay),
+                faults: faults.faults.clone(),
+                ..defaults
+            },
+            agent_data_dir: agent_data_dir.to_path_buf(),
+        }),
+    }
+}
+
+/// The lines printed before anything else: where the kubeconfig is and how to watch.
+pub fn header(kubeconfig: &Path, args: &DemoArgs, manifests: &DemoManifests) -> String {
+    let kc = kubeconfig.display();
+    let mut out = format!(
+        "kubeconfig: {kc}\n\
+         watch it:   kubectl --kubeconfig {kc} get mcp -A -w\n\
+         {} deployments from {}, clock x{}, faults: {}\n",
+        manifests.deployments.len(),
+        args.examples.display(),
+        args.speed,
+        args.faults.describe(),
+    );
+    for skipped in &manifests.skipped {
+        out.push_str(&format!("skipped {}: {}\n", skipped.object, skipped.reason));
+    }
+    out
+}
+
+fn describe(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+    {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Server-side applies `objects` in order, in process (kube-sim validates them like an API
+/// server: schema, CEL, namespaces).
+pub fn apply_all(sim: &kube_sim::Handle, objects: &[Value]) -> Result<(), DemoError> {
+    for object in objects {
+        sim.apply(object, FIELD_MANAGER)
+            .map_err(|source| DemoError::Apply {
+                object: describe(object),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Injects the preset's one-off faults (429 bursts, a lost droplet) on the world's clock;
+/// returns when there is nothing left to inject.
+async fn inject_faults(
+    cloud: &SimulatedCloud,
+    plan: &FaultPlan,
+    clock: &SharedClock,
+    notes: &Notes,
+) {
+    let tick = Duration::from_secs(5);
+    let mut since_burst = Duration::ZERO;
+    let mut lose_after = plan.lose_first_droplet_after;
+    let mut first_active: Option<(u64, String, jiff::Timestamp)> = None;
+    loop {
+        if plan.rate_limit_bursts.is_none() && lose_after.is_none() {
+            return;
+        }
+        clock.sleep(tick).await;
+        since_burst += tick;
+        if let Some(bursts) = plan.rate_limit_bursts
+            && since_burst >= bursts.every
+        {
+            since_burst = Duration::ZERO;
+            cloud.digitalocean.force_rate_limited(bursts.count);
+        }
+        let Some(delay) = lose_after else { continue };
+        match &first_active {
+            None => {
+                first_active = cloud
+                    .digitalocean
+                    .droplets()
+                    .into_iter()
+                    .filter(|d| d.status == DropletStatus::Active)
+                    .min_by_key(|d| d.id)
+                    .map(|d| (d.id, d.name, clock.now()));
+            }
+            Some((id, name, seen)) if clock::elapsed(*seen, clock.now()) >= delay => {
+                if cloud.digitalocean.lose_droplet(*id) {
+                    notes.note(&format!(
+                        "fault: DigitalOcean droplet {name} ({id}) vanished, as if destroyed outside the operator"
+                    ));
+                }
+                lose_after = None;
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Runs the demo: starts the world and the operator, applies the examples, follows progress,
+/// prints the two tables. With `--serve` it then waits for Ctrl-C.
+pub async fn run(args: DemoArgs) -> Result<DemoOutcome, DemoError> {
+    let documents = manifests::read_documents(&manifests::example_files(&args.examples)?)?;
+    let manifests = manifests::choose(documents, args.deployments)?;
+    let scratch = scratch_dir();
+    std::fs::create_dir_all(&scratch).map_err(|source| DemoError::TempDir {
+        path: scratch.display().to_string(),
+        source,
+    })?;
+    let kubeconfig = args
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| scratch.join("kubeconfig"));
+    let plan = args.faults.plan();
+    let world = World::start(world_config(
+        args.speed,
+        &plan,
+        &kubeconfig,
+        &scratch.join("agents"),
+    ))
+    .await?;
+    let outcome = run_in(&world, &args, &manifests, &plan, &kubeconfig).await;
+    world.shutdown().await;
+    // Best effort: the agents' state of a finished demo is of no use.
+    let _ = std::fs::remove_dir_all(scratch.join("agents"));
+    outcome
+}
+
+async fn run_in(
+    world: &World,
+    args: &DemoArgs,
+    manifests: &DemoManifests,
+    plan: &FaultPlan,
+    kubeconfig: &Path,
+) -> Result<DemoOutcome, DemoError> {
+    print!("{}", header(kubeconfig, args, manifests));
+    let sim = world.kube().ok_or(WorldError::NoKube)?;
+    let client = world.kube_client()?;
+    let operator = operator::start(world).map_err(DemoError::Operator)?;
+    if operator.is_none() {
+        println!("note: this build has no controllers yet, so nothing will make progress");
+    }
+    apply_all(sim, &manifests.objects)?;
+    println!("applied {} objects\n", manifests.objects.len());
+
+    let mut view = LiveView::new(&manifests.deployments, std::io::stdout().is_terminal());
+    let notes = view.notes();
+    let end = if manifests.deployments.is_empty() {
+        FollowEnd::AllReady
+    } else {
+        let follow = live::follow(
+            Api::all(client.clone()),
+            &manifests.deployments,
+            args.timeout,
+            &mut view,
+        );
+        let faults = async {
+            if let Some(cloud) = world.cloud() {
+                inject_faults(cloud, plan, world.clock(), &notes).await;
+            }
+            futures::future::pending::<()>().await;
+        };
+        tokio::select! {
+            end = follow => end,
+            () = faults => FollowEnd::StreamEnded,
+        }
+    };
+    let deployments: Vec<MCPDeployment> = Api::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|d: &MCPDeployment| {
+            let key = format!(
+                "{}/{}",
+                d.metadata.namespace.as_deref().unwrap_or("default"),
+                d.metadata.name.as_deref().unwrap_or_default()
+            );
+            manifests.deployments.contains(&key)
+        })
+        .collect();
+    let droplets: Vec<Droplet> = Api::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    println!();
+    match end {
+        FollowEnd::AllReady => println!("Every deployment is Ready.\n"),
+        FollowEnd::TimedOut => println!("Gave up after {:?}.\n", args.timeout),
+        FollowEnd::StreamEnded => println!("The watch on the API server ended.\n"),
+    }
+    print!("{}", tables::deployments_table(&deployments));
+    println!();
+    print!("{}", tables::fleet_table(&droplets));
+    if let Some(cloud) = world.cloud() {
+        let stats = cloud.digitalocean.stats();
+        println!(
+            "\nDigitalOcean: {} requests, {} answered 429, {} droplets created",
+            stats.requests, stats.rate_limited, stats.droplets_created
+        );
+    }
+    let mut failures = tables::failures(&deployments);
+    for key in &manifests.deployments {
+        if !deployments.iter().any(|d| {
+            d.metadata.name.as_deref() == key.split('/').nth(1)
+                && d.metadata.namespace.as_deref() == key.split('/').next()
+        }) {
+            failures.push(format!("{key}: not found in the API server"));
+        }
+    }
+    let outcome = DemoOutcome {
+        deployments: manifests.deployments.len(),
+        failures,
+    };
+    if args.serve && outcome.all_ready() {
+        println!(
+            "\nServing until Ctrl-C: kubectl --kubeconfig {} get mcp -A -w",
+            kubeconfig.display()
+        );
+        let waited = tokio::signal::ctrl_c().await.map_err(DemoError::Signal);
+        stop(operator).await;
+        waited?;
+    } else {
+        stop(operator).await;
+    }
+    Ok(outcome)
+}
+
+async fn stop(operator: Option<operator::RunningOperator>) {
+    if let Some(operator) = operator
+        && let Err(error) = operator.stop().await
+    {
+        eprintln!("the operator stopped with an error: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        demo: DemoArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<DemoArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("demo").chain(args.iter().copied())).map(|c| c.demo)
+    }
+
+    #[test]
+    fn defaults_are_the_examples_at_thirty_times_speed_without_faults() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.deployments, None);
+        assert_eq!(args.speed, 30.0);
+        assert_eq!(args.faults, FaultPreset::None);
+        assert!(!args.serve && args.kubeconfig.is_none());
+        assert_eq!(args.timeout, Duration::from_secs(180));
+        assert_eq!(args.examples, PathBuf::from("examples"));
+    }
+
+    #[test]
+    fn flags_parse_and_bad_values_are_refused() {
+        let args = parse(&[
+            "--deployments",
+            "40",
+            "--speed",
+            "60",
+            "--faults",
+            "heavy",
+            "--serve",
+            "--kubeconfig",
+            "/tmp/k",
+            "--timeout",
+            "90s",
+        ])
+        .unwrap();
+        assert_eq!(args.deployments, Some(40));
+        assert_eq!(args.faults, FaultPreset::Heavy);
+        assert_eq!(args.timeout, Duration::from_secs(90));
+        assert!(args.serve);
+        assert!(parse(&["--speed", "0"]).is_err());
+        assert!(parse(&["--faults", "medium"]).is_err());
+        assert!(parse(&["--timeout", "Never"]).is_err());
+    }
+
+    #[test]
+    fn the_world_gets_the_presets_faults_and_boot_times() {
+        let heavy = FaultPreset::Heavy.plan();
+        let config = world_config(30.0, &heavy, Path::new("/tmp/k"), Path::new("/tmp/a"));
+        let cloud = config.cloud.expect("the demo needs the cloud");
+        assert_eq!(cloud.digitalocean.faults, heavy.faults);
+        assert_eq!(Some(cloud.digitalocean.boot_delay), heavy.boot_delay);
+        let kube = config.kube.expect("and kube-sim");
+        assert_eq!(kube.kubeconfig.as_deref(), Some(Path::new("/tmp/k")));
+        let none = world_config(
+            30.0,
+            &FaultPreset::None.plan(),
+            Path::new("/k"),
+            Path::new("/a"),
+        );
+        assert_eq!(
+            none.cloud.unwrap().digitalocean.boot_delay,
+            SimDoConfig::default().boot_delay
+        );
+    }
+
+    #[test]
+    fn the_header_prints_the_kubeconfig_and_the_watch_command() {
+        let args = parse(&["--kubeconfig", "/tmp/demo-kc"]).unwrap();
+        let manifests = DemoManifests {
+            deployments: vec!["a/x".into()],
+            skipped: vec![manifests::Skipped {
+                object: "Droplet a/legacy".into(),
+                reason: "it adopts".into(),
+            }],
+            ..DemoManifests::default()
+        };
+        let header = header(Path::new("/tmp/demo-kc"), &args, &manifests);
+        assert!(header.starts_with("kubeconfig: /tmp/demo-kc\n"), "{header}");
+        assert!(
+            header.contains("kubectl --kubeconfig /tmp/demo-kc get mcp -A -w"),
+            "{header}"
+        );
+        assert!(
+            header.contains("skipped Droplet a/legacy: it adopts"),
+            "{header}"
+        );
+    }
+}
