@@ -279,8 +279,8 @@ pub async fn run(args: DemoArgs) -> Result<DemoOutcome, DemoError> {
     .await?;
     let outcome = run_in(&world, &args, &manifests, &plan, &kubeconfig).await;
     world.shutdown().await;
-    // Best effort: the agents' state of a finished demo is of no use.
-    let _ = std::fs::remove_dir_all(scratch.join("agents"));
+    // Best effort: the agents' state and a kubeconfig of a stopped server are of no use.
+    let _ = std::fs::remove_dir_all(&scratch);
     outcome
 }
 

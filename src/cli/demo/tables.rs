@@ -169,7 +169,10 @@ pub fn fleet_table(droplets: &[Droplet]) -> String {
         ]);
     }
     rows.push(vec![
-        format!("TOTAL: {} droplets", droplets.len()),
+        match droplets.len() {
+            1 => "TOTAL: 1 droplet".to_owned(),
+            n => format!("TOTAL: {n} droplets"),
+        },
         String::new(),
         String::new(),
         String::new(),
