@@ -10,12 +10,14 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod cloud;
+pub mod controller;
 pub mod dtma;
 pub mod fleet;
 pub mod probe;
 pub mod registry_import;
 pub mod retry;
 pub mod sim;
+pub mod telemetry;
 // Builders and doubles for tests; the binary never enables `testing` (decision 0020).
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -13,6 +13,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator: the controllers against a cluster (in-cluster or KUBECONFIG), with
+    /// leader election, /metrics, /healthz and /readyz.
+    Run(Box<cli::run::RunArgs>),
     /// The one-command demo: the simulated world with the operator, examples/ applied, a live
     /// bar per deployment, then the deployments and the fleet (exit code 0 when all are Ready).
     Demo(Box<cli::demo::DemoArgs>),
@@ -32,6 +35,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(cli::run::run(*args))?,
         Command::Demo(args) => {
             let outcome = tokio::runtime::Runtime::new()?.block_on(cli::demo::run(*args))?;
             if !outcome.all_ready() {

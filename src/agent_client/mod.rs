@@ -468,6 +468,11 @@ impl AgentClient {
         &self.http
     }
 
+    /// The agent's base URL (`https://ip:port`, no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// The pinned fingerprint.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint

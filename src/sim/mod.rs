@@ -4,6 +4,7 @@
 
 pub mod agent_fleet;
 pub mod digitalocean;
+pub mod operator;
 pub mod world;
 
 pub use world::{CloudSettings, KubeSimSettings, SimulatedCloud, World, WorldConfig, WorldError};

@@ -9,6 +9,7 @@
 pub mod builders;
 pub mod credential_store;
 pub mod dtma_fake;
+pub mod operator;
 
 pub use builders::{
     DeploymentBuilder, DropletBuilder, PoolBuilder, TemplateBuilder, manifest_yaml, validate,

@@ -25,6 +25,21 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> Timestamp;
     /// Waits until `duration` of this clock's time has passed.
     fn sleep(&self, duration: Duration) -> SleepFuture;
+    /// How much of this clock's time passes per real second (1 for the system clock). Timers
+    /// that only take real durations (kube-runtime's requeue) divide by it.
+    fn speed(&self) -> f64 {
+        1.0
+    }
+}
+
+/// The real-time equivalent of `duration` of `clock`'s time (for kube-runtime requeues).
+pub fn real_duration(clock: &dyn Clock, duration: Duration) -> Duration {
+    let speed = clock.speed();
+    if speed.is_finite() && speed > 0.0 {
+        duration.div_f64(speed)
+    } else {
+        duration
+    }
 }
 
 /// A shared clock handle.
@@ -104,6 +119,10 @@ impl Clock for ScaledClock {
 
     fn sleep(&self, duration: Duration) -> SleepFuture {
         Box::pin(tokio::time::sleep(duration.div_f64(self.speed)))
+    }
+
+    fn speed(&self) -> f64 {
+        self.speed
     }
 }
 

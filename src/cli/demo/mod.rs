@@ -258,6 +258,13 @@ async fn inject_faults(
 /// Runs the demo: starts the world and the operator, applies the examples, follows progress,
 /// prints the two tables. With `--serve` it then waits for Ctrl-C.
 pub async fn run(args: DemoArgs) -> Result<DemoOutcome, DemoError> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        // The operator's logs on stderr, only when asked for: they would tear the bars.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let documents = manifests::read_documents(&manifests::example_files(&args.examples)?)?;
     let manifests = manifests::choose(documents, args.deployments)?;
     let scratch = scratch_dir();
@@ -292,12 +299,24 @@ async fn run_in(
     kubeconfig: &Path,
 ) -> Result<DemoOutcome, DemoError> {
     print!("{}", header(kubeconfig, args, manifests));
+    let operator = operator::start(world).map_err(DemoError::Operator)?;
+    let outcome = drive(world, args, manifests, plan, kubeconfig).await;
+    if let Err(error) = operator.stop().await {
+        eprintln!("the operator stopped with an error: {error}");
+    }
+    outcome
+}
+
+/// Applies the examples, follows them, prints the report, and with `--serve` waits for Ctrl-C.
+async fn drive(
+    world: &World,
+    args: &DemoArgs,
+    manifests: &DemoManifests,
+    plan: &FaultPlan,
+    kubeconfig: &Path,
+) -> Result<DemoOutcome, DemoError> {
     let sim = world.kube().ok_or(WorldError::NoKube)?;
     let client = world.kube_client()?;
-    let operator = operator::start(world).map_err(DemoError::Operator)?;
-    if operator.is_none() {
-        println!("note: this build has no controllers yet, so nothing will make progress");
-    }
     apply_all(sim, &manifests.objects)?;
     println!("applied {} objects\n", manifests.objects.len());
 
@@ -375,21 +394,9 @@ async fn run_in(
             "\nServing until Ctrl-C: kubectl --kubeconfig {} get mcp -A -w",
             kubeconfig.display()
         );
-        let waited = tokio::signal::ctrl_c().await.map_err(DemoError::Signal);
-        stop(operator).await;
-        waited?;
-    } else {
-        stop(operator).await;
+        tokio::signal::ctrl_c().await.map_err(DemoError::Signal)?;
     }
     Ok(outcome)
-}
-
-async fn stop(operator: Option<operator::RunningOperator>) {
-    if let Some(operator) = operator
-        && let Err(error) = operator.stop().await
-    {
-        eprintln!("the operator stopped with an error: {error}");
-    }
 }
 
 #[cfg(test)]

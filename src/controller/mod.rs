@@ -1,0 +1,291 @@
+//! The controllers: one module per kind, each observe → plan (pure) → apply → report, sharing
+//! one [`Context`]. [`start_controllers`] starts all four on one client and clock; `run`,
+//! `demo` and the scenario tests call it.
+
+pub mod agent_access;
+pub mod context;
+pub mod deployment;
+pub mod droplet;
+pub mod error;
+pub mod kstatus;
+pub mod pool;
+pub mod status_writer;
+pub mod template;
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use clock::SharedClock;
+use futures::StreamExt;
+use kube::runtime::controller::Action;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource};
+use tokio_util::sync::CancellationToken;
+
+pub use context::{Context, OperatorConfig, Stores, Timings, WatchScope};
+pub use error::Error;
+
+use crate::api::deployment::MCPDeployment;
+use crate::api::droplet::Droplet;
+use crate::api::pool::DropletPool;
+use crate::api::template::MCPTemplate;
+use crate::cloud::client::DoClient;
+use crate::telemetry::{Metrics, Readiness};
+
+/// The one field manager of every write the operator makes (server-side apply).
+pub const FIELD_MANAGER: &str = "mcp-droplet-operator";
+
+/// What the controllers are started with.
+pub struct OperatorParts {
+    /// Kubernetes client.
+    pub client: kube::Client,
+    /// DigitalOcean client.
+    pub cloud: DoClient,
+    /// The one clock.
+    pub clock: SharedClock,
+    /// Metrics (registered with the admin server by the caller).
+    pub metrics: Arc<Metrics>,
+    /// Settings.
+    pub config: OperatorConfig,
+}
+
+/// The running controllers.
+pub struct RunningControllers {
+    /// The shared context (tests read its metrics and ledger).
+    pub context: Arc<Context>,
+    /// Completes when every controller has stopped after `shutdown` was cancelled.
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// An `Api<K>` over the managed namespaces.
+pub fn scoped_api<K>(client: &kube::Client, scope: &WatchScope) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        WatchScope::AllNamespaces => Api::all(client.clone()),
+        WatchScope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// The watcher configuration every controller uses.
+pub fn watch_config() -> watcher::Config {
+    watcher::Config::default().any_semantic()
+}
+
+/// Starts the four controllers (and their background tasks); they stop, finishing the passes
+/// under way, when `shutdown` is cancelled. `readiness` turns true once every cache is synced.
+pub fn start_controllers(
+    parts: OperatorParts,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> RunningControllers {
+    let OperatorParts {
+        client,
+        cloud,
+        clock,
+        metrics,
+        config,
+    } = parts;
+    let templates = Controller::new(Api::<MCPTemplate>::all(client.clone()), watch_config());
+    let pools = Controller::new(
+        scoped_api::<DropletPool>(&client, &config.scope),
+        watch_config(),
+    );
+    let droplets = Controller::new(
+        scoped_api::<Droplet>(&client, &config.scope),
+        watch_config(),
+    );
+    let deployments = Controller::new(
+        scoped_api::<MCPDeployment>(&client, &config.scope),
+        watch_config(),
+    );
+    let stores = Stores {
+        templates: templates.store(),
+        pools: pools.store(),
+        droplets: droplets.store(),
+        deployments: deployments.store(),
+    };
+    let (demand_tx, demand_rx) = tokio::sync::mpsc::unbounded_channel();
+    let context = Arc::new(Context::new(
+        client, cloud, clock, metrics, config, stores, demand_tx,
+    ));
+    let ctx = Arc::clone(&context);
+    let done = tokio::spawn(async move {
+        let ready = {
+            let stores = ctx.stores.clone();
+            let readiness = readiness.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                let synced = async {
+                    let _ = stores.templates.wait_until_ready().await;
+                    let _ = stores.pools.wait_until_ready().await;
+                    let _ = stores.droplets.wait_until_ready().await;
+                    let _ = stores.deployments.wait_until_ready().await;
+                };
+                tokio::select! {
+                    () = synced => readiness.set_ready(true),
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        };
+        tokio::join!(
+            ready,
+            template::run(templates, Arc::clone(&ctx), shutdown.clone()),
+            pool::run(pools, demand_rx, Arc::clone(&ctx), shutdown.clone()),
+            droplet::run(droplets, Arc::clone(&ctx), shutdown.clone()),
+            deployment::run(deployments, Arc::clone(&ctx), shutdown.clone()),
+            phase_gauges(Arc::clone(&ctx), shutdown.clone()),
+        );
+    });
+    RunningControllers { context, done }
+}
+
+/// Keeps the deployments-by-phase and droplets-by-phase gauges current from the caches.
+async fn phase_gauges(ctx: Arc<Context>, shutdown: CancellationToken) {
+    use crate::telemetry::metrics::PhaseLabels;
+    loop {
+        let mut deployments: HashMap<String, i64> = HashMap::new();
+        for d in ctx.stores.deployments.state() {
+            let phase = d
+                .status
+                .as_ref()
+                .map(|s| format!("{:?}", s.phase))
+                .unwrap_or_else(|| "Pending".to_string());
+            *deployments.entry(phase).or_default() += 1;
+        }
+        let mut droplets: HashMap<String, i64> = HashMap::new();
+        for d in ctx.stores.droplets.state() {
+            let phase = d
+                .status
+                .as_ref()
+                .map(|s| format!("{:?}", s.phase))
+                .unwrap_or_else(|| "Pending".to_string());
+            *droplets.entry(phase).or_default() += 1;
+        }
+        ctx.metrics.deployments.clear();
+        for (phase, n) in deployments {
+            ctx.metrics
+                .deployments
+                .get_or_create(&PhaseLabels { phase })
+                .set(n);
+        }
+        ctx.metrics.droplets.clear();
+        for (phase, n) in droplets {
+            ctx.metrics
+                .droplets
+                .get_or_create(&PhaseLabels { phase })
+                .set(n);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Consecutive failures per object, for the error backoff (one map per controller).
+#[derive(Debug, Default)]
+pub struct FailureCounts<K: Eq + Hash> {
+    counts: Mutex<HashMap<K, u32>>,
+}
+
+impl<K: Eq + Hash + Clone> FailureCounts<K> {
+    /// Counts one more failure of `key`; returns the count before it.
+    pub fn record(&self, key: &K) -> u32 {
+        let Ok(mut counts) = self.counts.lock() else {
+            return 0;
+        };
+        let entry = counts.entry(key.clone()).or_default();
+        let before = *entry;
+        *entry = entry.saturating_add(1);
+        before
+    }
+
+    /// Forgets the failures of `key` (after a successful pass).
+    pub fn reset(&self, key: &K) {
+        if let Ok(mut counts) = self.counts.lock() {
+            counts.remove(key);
+        }
+    }
+}
+
+/// Runs one reconcile pass under metrics and tracing: counts it, times it and counts its error
+/// by `metric_label()`; a success resets the object's failure count.
+pub async fn instrumented<F>(
+    controller: &'static str,
+    ctx: &Context,
+    failures: &FailureCounts<String>,
+    key: String,
+    pass: F,
+) -> Result<Action, Error>
+where
+    F: Future<Output = Result<Action, Error>>,
+{
+    let started = Instant::now();
+    let result = pass.await;
+    ctx.metrics
+        .reconciled(controller, started.elapsed().as_secs_f64());
+    match &result {
+        Ok(_) => failures.reset(&key),
+        Err(error) => {
+            ctx.metrics
+                .reconcile_failed(controller, error.metric_label());
+            tracing::warn!(controller, object = %key, error = %error, "reconcile failed");
+        }
+    }
+    result
+}
+
+/// The error policy of every controller: exponential backoff per object, a rate-limit hint
+/// wins, permanent errors wait long (a watch on what they wait for wakes them earlier).
+pub fn backoff_action(
+    ctx: &Context,
+    failures: &FailureCounts<String>,
+    key: &str,
+    error: &Error,
+) -> Action {
+    let count = failures.record(&key.to_string());
+    let timings = &ctx.config.timings;
+    ctx.requeue(error::requeue_after(
+        error,
+        count,
+        timings.error_backoff_base,
+        timings.error_backoff_max,
+    ))
+}
+
+/// Drives a controller's output stream to completion, logging what it cannot reconcile.
+pub async fn drain<K, S>(controller: &'static str, stream: S)
+where
+    K: Resource,
+    S: futures::Stream<
+            Item = Result<
+                (kube::runtime::reflector::ObjectRef<K>, Action),
+                kube::runtime::controller::Error<Error, watcher::Error>,
+            >,
+        >,
+{
+    stream
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                match error {
+                    // Already counted and logged by `instrumented`.
+                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    other => tracing::debug!(controller, error = %other, "controller event"),
+                }
+            }
+        })
+        .await;
+}
+
+/// `namespace/name` of an object (the key of failure counts and the ledger).
+pub fn object_key<K: Resource>(object: &K) -> String {
+    let meta = object.meta();
+    match &meta.namespace {
+        Some(ns) => format!("{ns}/{}", meta.name.as_deref().unwrap_or_default()),
+        None => meta.name.clone().unwrap_or_default(),
+    }
+}
