@@ -155,3 +155,47 @@ fn a_missing_examples_folder_is_an_error_that_says_where_to_run_it() {
     assert!(stderr.contains("no-such-folder"), "{stderr}");
     assert!(stderr.contains("--examples DIR"), "{stderr}");
 }
+
+/// The README's first command: every example deployment Ready, both tables filled, exit code 0.
+#[test]
+#[ignore = "needs the four reconcilers (issue 14); remove this line when they have landed"]
+fn the_demo_makes_every_example_deployment_ready() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
+        .current_dir(root())
+        .args(["demo", "--timeout", "4m"])
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Every deployment is Ready."), "{stdout}");
+    assert!(stdout.contains("12 of 12 deployments Ready"), "{stdout}");
+    let rows: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("DEPLOYMENT"))
+        .skip(1)
+        .take(12)
+        .collect();
+    assert_eq!(rows.len(), 12, "{stdout}");
+    for row in &rows {
+        assert!(row.contains(" Ready "), "{row}");
+        assert!(row.contains("https://"), "no endpoint in {row}");
+    }
+    // team-a runs on its droplet; team-b's deployments needed new droplets in its pool.
+    assert!(
+        rows.iter()
+            .filter(|r| r.starts_with("team-a/"))
+            .all(|r| r.contains(" d1 "))
+    );
+    let fleet: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("DROPLET"))
+        .skip(1)
+        .collect();
+    assert!(
+        fleet.iter().any(|l| l.starts_with("team-a/d1 ")),
+        "{stdout}"
+    );
+    assert!(fleet.iter().any(|l| l.starts_with("team-b/")), "{stdout}");
+    assert!(fleet.iter().any(|l| l.starts_with("TOTAL: ")), "{stdout}");
+}
