@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
+
 use crate::sim::digitalocean::{BootDelay, FaultConfig};
 
 /// How hostile the simulated cloud is during the demo.
@@ -97,6 +99,66 @@ impl FaultPreset {
     }
 }
 
+/// A one-off fault to inject now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Answer the next `n` requests with 429.
+    RateLimit(u32),
+    /// Make the droplet with this DigitalOcean id vanish.
+    Lose(u64),
+}
+
+/// Decides, from the time and the active droplets, when the plan's one-off faults fire (pure;
+/// the demo applies the actions to the simulated DigitalOcean).
+#[derive(Debug, Clone)]
+pub struct FaultInjector {
+    bursts: Option<RateLimitBursts>,
+    last_burst: Timestamp,
+    lose_after: Option<Duration>,
+    first_active: Option<(u64, Timestamp)>,
+}
+
+impl FaultInjector {
+    /// The injector of `plan`, starting at `start`.
+    pub fn new(plan: &FaultPlan, start: Timestamp) -> Self {
+        Self {
+            bursts: plan.rate_limit_bursts,
+            last_burst: start,
+            lose_after: plan.lose_first_droplet_after,
+            first_active: None,
+        }
+    }
+
+    /// Whether nothing is left to inject.
+    pub fn is_done(&self) -> bool {
+        self.bursts.is_none() && self.lose_after.is_none()
+    }
+
+    /// What to inject at `now`, given the ids of the droplets active now.
+    pub fn step(&mut self, now: Timestamp, active: &[u64]) -> Vec<FaultAction> {
+        let mut actions = Vec::new();
+        if let Some(bursts) = self.bursts
+            && clock::elapsed(self.last_burst, now) >= bursts.every
+        {
+            self.last_burst = now;
+            actions.push(FaultAction::RateLimit(bursts.count));
+        }
+        if let Some(delay) = self.lose_after {
+            match self.first_active {
+                None => {
+                    self.first_active = active.iter().min().map(|id| (*id, now));
+                }
+                Some((id, seen)) if clock::elapsed(seen, now) >= delay => {
+                    actions.push(FaultAction::Lose(id));
+                    self.lose_after = None;
+                }
+                Some(_) => {}
+            }
+        }
+        actions
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +201,52 @@ mod tests {
         // Faults stay transient: no droplet that never boots, no sold-out size.
         assert_eq!(plan.faults.never_active_rate, 0.0);
         assert!(plan.faults.unavailable.is_empty());
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    #[test]
+    fn no_preset_without_one_off_faults_injects_anything() {
+        for preset in [FaultPreset::None] {
+            let mut injector = FaultInjector::new(&preset.plan(), at(0));
+            assert!(injector.is_done());
+            assert!(injector.step(at(3600), &[1, 2]).is_empty());
+        }
+    }
+
+    #[test]
+    fn light_bursts_429s_every_simulated_minute() {
+        let mut injector = FaultInjector::new(&FaultPreset::Light.plan(), at(0));
+        assert!(!injector.is_done());
+        assert!(injector.step(at(30), &[]).is_empty());
+        assert_eq!(injector.step(at(60), &[]), [FaultAction::RateLimit(2)]);
+        assert!(
+            injector.step(at(100), &[7]).is_empty(),
+            "light loses no droplet"
+        );
+        assert_eq!(injector.step(at(125), &[7]), [FaultAction::RateLimit(2)]);
+    }
+
+    #[test]
+    fn heavy_loses_the_first_active_droplet_once_after_the_delay() {
+        let mut injector = FaultInjector::new(&FaultPreset::Heavy.plan(), at(0));
+        // Nothing active yet: nothing to lose.
+        assert!(injector.step(at(5), &[]).is_empty());
+        // The lowest id is the first droplet created; it is noticed at 10 s.
+        assert!(injector.step(at(10), &[502, 501]).is_empty());
+        assert!(injector.step(at(20), &[501, 502]).is_empty());
+        let fired = injector.step(at(40), &[501, 502]);
+        assert!(fired.contains(&FaultAction::Lose(501)), "{fired:?}");
+        assert!(fired.contains(&FaultAction::RateLimit(3)), "{fired:?}");
+        // Only once.
+        let later = injector.step(at(80), &[502]);
+        assert!(
+            !later.iter().any(|a| matches!(a, FaultAction::Lose(_))),
+            "{later:?}"
+        );
+        assert!(!injector.is_done(), "429 bursts go on");
     }
 
     #[test]

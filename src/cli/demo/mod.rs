@@ -207,50 +207,41 @@ pub fn apply_all(sim: &kube_sim::Handle, objects: &[Value]) -> Result<(), DemoEr
     Ok(())
 }
 
-/// Injects the preset's one-off faults (429 bursts, a lost droplet) on the world's clock;
-/// returns when there is nothing left to inject.
+/// Injects the preset's one-off faults (429 bursts, a lost droplet) on the world's clock, as
+/// [`faults::FaultInjector`] decides; returns when there is nothing left to inject.
 async fn inject_faults(
     cloud: &SimulatedCloud,
     plan: &FaultPlan,
     clock: &SharedClock,
     notes: &Notes,
 ) {
-    let tick = Duration::from_secs(5);
-    let mut since_burst = Duration::ZERO;
-    let mut lose_after = plan.lose_first_droplet_after;
-    let mut first_active: Option<(u64, String, jiff::Timestamp)> = None;
-    loop {
-        if plan.rate_limit_bursts.is_none() && lose_after.is_none() {
-            return;
-        }
-        clock.sleep(tick).await;
-        since_burst += tick;
-        if let Some(bursts) = plan.rate_limit_bursts
-            && since_burst >= bursts.every
-        {
-            since_burst = Duration::ZERO;
-            cloud.digitalocean.force_rate_limited(bursts.count);
-        }
-        let Some(delay) = lose_after else { continue };
-        match &first_active {
-            None => {
-                first_active = cloud
-                    .digitalocean
-                    .droplets()
-                    .into_iter()
-                    .filter(|d| d.status == DropletStatus::Active)
-                    .min_by_key(|d| d.id)
-                    .map(|d| (d.id, d.name, clock.now()));
-            }
-            Some((id, name, seen)) if clock::elapsed(*seen, clock.now()) >= delay => {
-                if cloud.digitalocean.lose_droplet(*id) {
-                    notes.note(&format!(
-                        "fault: DigitalOcean droplet {name} ({id}) vanished, as if destroyed outside the operator"
-                    ));
+    let mut injector = faults::FaultInjector::new(plan, clock.now());
+    while !injector.is_done() {
+        clock.sleep(Duration::from_secs(5)).await;
+        let droplets = cloud.digitalocean.droplets();
+        let active: Vec<u64> = droplets
+            .iter()
+            .filter(|d| d.status == DropletStatus::Active)
+            .map(|d| d.id)
+            .collect();
+        for action in injector.step(clock.now(), &active) {
+            match action {
+                faults::FaultAction::RateLimit(count) => {
+                    cloud.digitalocean.force_rate_limited(count);
                 }
-                lose_after = None;
+                faults::FaultAction::Lose(id) => {
+                    let name = droplets
+                        .iter()
+                        .find(|d| d.id == id)
+                        .map(|d| d.name.clone())
+                        .unwrap_or_default();
+                    if cloud.digitalocean.lose_droplet(id) {
+                        notes.note(&format!(
+                            "fault: DigitalOcean droplet {name} ({id}) vanished, as if destroyed outside the operator"
+                        ));
+                    }
+                }
             }
-            Some(_) => {}
         }
     }
 }
@@ -367,7 +358,10 @@ async fn drive(
         FollowEnd::StreamEnded => println!("The watch on the API server ended.\n"),
     }
     print!("{}", tables::deployments_table(&deployments));
-    println!();
+    println!(
+        "(times to Ready are simulated seconds; the clock ran x{})\n",
+        args.speed
+    );
     print!("{}", tables::fleet_table(&droplets));
     if let Some(cloud) = world.cloud() {
         let stats = cloud.digitalocean.stats();
