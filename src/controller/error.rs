@@ -81,6 +81,9 @@ pub enum Error {
     /// An object lacks a name, namespace or uid it must have.
     #[error("object without {0}")]
     MissingObjectKey(&'static str),
+    /// A reconcile pass ran past its deadline (every pass has one; the next pass resumes).
+    #[error("the pass took longer than {}s", .0.as_secs())]
+    PassTimeout(Duration),
 }
 
 impl Error {
@@ -104,6 +107,7 @@ impl Error {
             Error::Serialization(_) => "serialization",
             Error::Finalizer(_) => "finalizer",
             Error::MissingObjectKey(_) => "missing_object_key",
+            Error::PassTimeout(_) => "pass_timeout",
         }
     }
 
@@ -126,6 +130,7 @@ impl Error {
             Error::Serialization(_) => "InternalError",
             Error::Finalizer(_) => "FinalizerFailed",
             Error::MissingObjectKey(_) => "InvalidObject",
+            Error::PassTimeout(_) => "Timeout",
         }
     }
 

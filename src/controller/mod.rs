@@ -212,8 +212,13 @@ impl<K: Eq + Hash + Clone> FailureCounts<K> {
     }
 }
 
-/// Runs one reconcile pass under metrics and tracing: counts it, times it and counts its error
-/// by `metric_label()`; a success resets the object's failure count.
+/// The longest one reconcile pass may take, in real time. Every external call has its own,
+/// shorter deadline; this bounds a pass that makes many (the next pass resumes where it stopped,
+/// because every step is recorded before it is acted on).
+pub const PASS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs one reconcile pass under metrics, tracing and [`PASS_DEADLINE`]: counts it, times it and
+/// counts its error by `metric_label()`; a success resets the object's failure count.
 pub async fn instrumented<F>(
     controller: &'static str,
     ctx: &Context,
@@ -225,7 +230,10 @@ where
     F: Future<Output = Result<Action, Error>>,
 {
     let started = Instant::now();
-    let result = pass.await;
+    let result = match tokio::time::timeout(PASS_DEADLINE, pass).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::PassTimeout(PASS_DEADLINE)),
+    };
     ctx.metrics
         .reconciled(controller, started.elapsed().as_secs_f64());
     match &result {

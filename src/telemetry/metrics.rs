@@ -240,8 +240,7 @@ mod tests {
         let text = metrics.encode().expect("encodes");
         assert!(text.contains("mcp_operator_reconcile_errors_total{controller=\"droplet\",reason=\"rate_limited\"} 1"), "{text}");
         assert!(
-            text.contains("mcp_operator_digitalocean_requests")
-                || text.contains("digitalocean_requests"),
+            text.contains("mcp_operator_digitalocean_ratelimit_remaining"),
             "{text}"
         );
         assert_eq!(metrics.status_write_count("droplet"), 1);

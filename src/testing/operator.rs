@@ -31,6 +31,24 @@ pub struct HarnessOptions {
     pub configure: Box<dyn FnOnce(&mut OperatorConfig) + Send>,
     /// Start the controllers (false: only the world; start them later with `start_operator`).
     pub start_operator: bool,
+    /// A real cluster's kubeconfig instead of kube-sim (the CRDs are applied to it); see
+    /// [`HarnessOptions::from_env`].
+    pub real_cluster: Option<PathBuf>,
+}
+
+/// The environment variable naming a real cluster's kubeconfig for the end-to-end suites.
+pub const E2E_KUBECONFIG: &str = "MCP_E2E_KUBECONFIG";
+
+impl HarnessOptions {
+    /// The defaults against the real cluster named by `MCP_E2E_KUBECONFIG`, or None when it is
+    /// not set (the caller prints that the real-cluster run is skipped).
+    pub fn real_cluster_from_env() -> Option<Self> {
+        let path = std::env::var_os(E2E_KUBECONFIG).filter(|v| !v.is_empty())?;
+        Some(Self {
+            real_cluster: Some(PathBuf::from(path)),
+            ..Self::default()
+        })
+    }
 }
 
 impl Default for HarnessOptions {
@@ -44,6 +62,7 @@ impl Default for HarnessOptions {
             digitalocean,
             configure: Box::new(|_| {}),
             start_operator: true,
+            real_cluster: None,
         }
     }
 }
@@ -57,6 +76,9 @@ pub enum HarnessError {
     /// The DigitalOcean client could not be built.
     #[error("cloud client: {0}")]
     Cloud(#[from] crate::cloud::CloudError),
+    /// The Kubernetes set-up (real cluster config, CRDs, namespace) failed.
+    #[error("Kubernetes set-up: {0}")]
+    Kube(String),
     /// A wait ran out; the message shows the object's last state.
     #[error("timed out after {waited:?} waiting for {what}; last seen: {last}")]
     Timeout {
@@ -71,14 +93,17 @@ pub enum HarnessError {
 
 /// A running simulated world with the operator.
 pub struct OperatorHarness {
-    /// The world (kube-sim, simulated DigitalOcean, agents).
+    /// The world (kube-sim unless a real cluster is used, simulated DigitalOcean, agents).
     pub world: World,
-    /// A Kubernetes client of kube-sim.
+    /// A Kubernetes client of kube-sim (or of the real cluster).
     pub client: kube::Client,
+    /// A namespace made for this harness (unique, so runs on a real cluster never collide).
+    pub namespace: String,
     /// The clock of the world and the operator.
     pub clock: SharedClock,
     operator: Option<(RunningControllers, CancellationToken)>,
     config: Option<OperatorConfig>,
+    real_cluster: bool,
     data_dir: PathBuf,
 }
 
@@ -86,10 +111,14 @@ impl OperatorHarness {
     /// Starts the world and, unless told otherwise, the operator.
     pub async fn start(options: HarnessOptions) -> Result<Self, HarnessError> {
         let clock: SharedClock = Arc::new(ScaledClock::new(options.speed));
-        let data_dir = std::env::temp_dir().join(format!("mcp-harness-{}", uuid::Uuid::new_v4()));
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("mcp-harness-{id}"));
         let world = World::start(WorldConfig {
             clock: clock.clone(),
-            kube: Some(KubeSimSettings::default()),
+            kube: options
+                .real_cluster
+                .is_none()
+                .then(KubeSimSettings::default),
             cloud: Some(CloudSettings {
                 listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 token: SecretString::from("dop_v1_harness"),
@@ -98,16 +127,23 @@ impl OperatorHarness {
             }),
         })
         .await?;
-        let client = world.kube_client()?;
-        let mut config = simulated_operator_config("harness");
+        let client = match &options.real_cluster {
+            None => world.kube_client()?,
+            Some(path) => real_cluster_client(path).await?,
+        };
+        let namespace = format!("t-{}", &id[..10]);
+        setup_namespace(&client, &namespace).await?;
+        let mut config = simulated_operator_config(&format!("harness-{}", &id[..8]));
         config.timings = quick_timings();
         (options.configure)(&mut config);
         let mut harness = Self {
             world,
             client,
+            namespace,
             clock,
             operator: None,
             config: Some(config),
+            real_cluster: options.real_cluster.is_some(),
             data_dir,
         };
         if options.start_operator {
@@ -185,11 +221,99 @@ impl OperatorHarness {
         wait_for(api, name, timeout, done).await
     }
 
-    /// Stops everything and removes the agents' data.
+    /// Stops everything and removes the agents' data. On a real cluster the harness's
+    /// namespace is emptied first (through the operator's finalizers) and deleted.
     pub async fn shutdown(mut self) {
+        if self.real_cluster {
+            self.clean_namespace().await;
+        }
         self.stop_operator().await;
         self.world.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+async fn real_cluster_client(path: &std::path::Path) -> Result<kube::Client, HarnessError> {
+    use kube::api::{Patch, PatchParams};
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| HarnessError::Kube(format!("{}: {e}", path.display())))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| HarnessError::Kube(e.to_string()))?;
+    let client = kube::Client::try_from(config).map_err(|e| HarnessError::Kube(e.to_string()))?;
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
+    for crd in crate::api::all_crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(
+            &name,
+            &PatchParams::apply("mcp-droplet-operator-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .map_err(|e| HarnessError::Kube(format!("CRD {name}: {e}")))?;
+    }
+    // A new CRD is served a moment after it is created.
+    for _ in 0..100 {
+        let api: Api<crate::api::deployment::MCPDeployment> = Api::all(client.clone());
+        if api.list(&Default::default()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(client)
+}
+
+async fn setup_namespace(client: &kube::Client, name: &str) -> Result<(), HarnessError> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&Default::default(), &namespace)
+        .await
+        .map_err(|e| HarnessError::Kube(format!("namespace {name}: {e}")))?;
+    Ok(())
+}
+
+impl OperatorHarness {
+    async fn clean_namespace(&self) {
+        use crate::api::deployment::MCPDeployment;
+        use crate::api::droplet::Droplet;
+        use k8s_openapi::api::core::v1::Namespace;
+        let deployments: Api<MCPDeployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        let droplets: Api<Droplet> = Api::namespaced(self.client.clone(), &self.namespace);
+        let _ = deployments
+            .delete_collection(&Default::default(), &Default::default())
+            .await;
+        let _ = droplets
+            .delete_collection(&Default::default(), &Default::default())
+            .await;
+        for _ in 0..600 {
+            let left = deployments
+                .list(&Default::default())
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0)
+                + droplets
+                    .list(&Default::default())
+                    .await
+                    .map(|l| l.items.len())
+                    .unwrap_or(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.namespace, &Default::default())
+            .await;
     }
 }
 

@@ -1,0 +1,300 @@
+//! The operator process killed (SIGKILL, not a task) at several points and restarted: right after
+//! a DigitalOcean create was committed but before the operator saw the answer (the create is
+//! answered 500 after committing), while a droplet boots or enrols, and while servers deploy. The
+//! simulated cloud lives in this test process, so it keeps its state across operator restarts,
+//! like `sim --no-kube` in another process. It must converge with no duplicate droplet, and
+//! deleting everything must leave no droplet in the cloud.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use mcp_droplet_operator::api::deployment::{DeploymentPhase, MCPDeployment};
+use mcp_droplet_operator::api::droplet::{Droplet, DropletPhase};
+use mcp_droplet_operator::api::template::MCPTemplate;
+use mcp_droplet_operator::sim::digitalocean::{FaultConfig, SimDoConfig};
+use mcp_droplet_operator::sim::{CloudSettings, KubeSimSettings, World, WorldConfig};
+use secrecy::{ExposeSecret, SecretString};
+
+const NS: &str = "restart";
+const DEPLOYMENTS: usize = 6;
+
+fn start_operator(kubeconfig: &Path, do_url: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
+        .args([
+            "run",
+            "--leader-election",
+            "false",
+            "--namespace",
+            "default",
+        ])
+        .args(["--admin-addr", "127.0.0.1:0", "--digitalocean-url", do_url])
+        .args(["--cluster-id", "restart-test"])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("RUST_LOG", "warn")
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the operator")
+}
+
+async fn kill(child: &mut tokio::process::Child) {
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+}
+
+/// Waits for `check` to hold, polling every 50 ms, at most `timeout`.
+async fn until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply("restart-test").force()
+}
+
+#[tokio::test]
+async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut digitalocean = SimDoConfig::default();
+    digitalocean.boot_delay.min = Duration::from_secs(2);
+    digitalocean.boot_delay.max = Duration::from_secs(4);
+    let token = SecretString::from("dop_v1_restart_test");
+    let world = World::start(WorldConfig {
+        clock: std::sync::Arc::new(clock::SystemClock),
+        kube: Some(KubeSimSettings {
+            kubeconfig: Some(kubeconfig.clone()),
+            ..Default::default()
+        }),
+        cloud: Some(CloudSettings {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: token.clone(),
+            digitalocean,
+            agent_data_dir: dir.path().join("agents"),
+        }),
+    })
+    .await
+    .expect("world");
+    let client = world.kube_client().expect("client");
+    let do_url = world.digitalocean_url().expect("cloud url");
+    let cloud = &world.cloud().expect("cloud").digitalocean;
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            NS,
+            &apply_params(),
+            &Patch::Apply(Namespace {
+                metadata: ObjectMeta {
+                    name: Some(NS.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("namespace");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    secrets
+        .patch(
+            "digitalocean-token",
+            &apply_params(),
+            &Patch::Apply(Secret {
+                metadata: ObjectMeta {
+                    name: Some("digitalocean-token".into()),
+                    ..Default::default()
+                },
+                string_data: Some(
+                    [("token".to_string(), token.expose_secret().to_string())].into(),
+                ),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("token secret");
+    let templates: Api<MCPTemplate> = Api::all(client.clone());
+    let template = MCPTemplate::test("time").memory("1Gi").build();
+    templates
+        .patch("time", &apply_params(), &Patch::Apply(&template))
+        .await
+        .expect("template");
+    let deployments: Api<MCPDeployment> = Api::namespaced(client.clone(), NS);
+    for i in 0..DEPLOYMENTS {
+        let name = format!("time-{i}");
+        let d = MCPDeployment::test(&name)
+            .namespace(NS)
+            .template("time")
+            .build();
+        deployments
+            .patch(&name, &apply_params(), &Patch::Apply(&d))
+            .await
+            .expect("deployment");
+    }
+    let droplets: Api<Droplet> = Api::namespaced(client.clone(), NS);
+
+    // 1. The first create commits and is answered 500; the operator dies right then.
+    cloud.set_faults(FaultConfig {
+        create_commit_then_fail_rate: 1.0,
+        ..Default::default()
+    });
+    let mut operator = start_operator(&kubeconfig, &do_url);
+    until("a committed create", Duration::from_secs(90), || async {
+        cloud.stats().droplets_created >= 1
+    })
+    .await;
+    kill(&mut operator).await;
+    cloud.set_faults(FaultConfig::default());
+
+    // 2. Killed while a droplet boots or enrols.
+    let mut operator = start_operator(&kubeconfig, &do_url);
+    until(
+        "a droplet booting or enrolling",
+        Duration::from_secs(90),
+        || {
+            let droplets = droplets.clone();
+            async move {
+                droplets.list(&Default::default()).await.is_ok_and(|l| {
+                    l.items.iter().any(|d| {
+                        d.status.as_ref().is_some_and(|s| {
+                            matches!(
+                                s.phase,
+                                DropletPhase::Booting
+                                    | DropletPhase::Enrolling
+                                    | DropletPhase::Ready
+                            )
+                        })
+                    })
+                })
+            }
+        },
+    )
+    .await;
+    kill(&mut operator).await;
+
+    // 3. Killed while servers are being deployed.
+    let mut operator = start_operator(&kubeconfig, &do_url);
+    until(
+        "a deployment past scheduling",
+        Duration::from_secs(120),
+        || {
+            let deployments = deployments.clone();
+            async move {
+                deployments.list(&Default::default()).await.is_ok_and(|l| {
+                    l.items.iter().any(|d| {
+                        d.status.as_ref().is_some_and(|s| {
+                            matches!(
+                                s.phase,
+                                DeploymentPhase::Preparing
+                                    | DeploymentPhase::Pulling
+                                    | DeploymentPhase::Deploying
+                                    | DeploymentPhase::Verifying
+                                    | DeploymentPhase::Ready
+                            )
+                        })
+                    })
+                })
+            }
+        },
+    )
+    .await;
+    kill(&mut operator).await;
+
+    // 4. The last start converges.
+    let mut operator = start_operator(&kubeconfig, &do_url);
+    until("every deployment Ready", Duration::from_secs(240), || {
+        let deployments = deployments.clone();
+        async move {
+            deployments.list(&Default::default()).await.is_ok_and(|l| {
+                l.items.len() == DEPLOYMENTS
+                    && l.items.iter().all(|d| {
+                        d.status
+                            .as_ref()
+                            .is_some_and(|s| s.phase == DeploymentPhase::Ready)
+                    })
+            })
+        }
+    })
+    .await;
+
+    // No duplicate: every droplet in the cloud belongs to exactly one Droplet object.
+    let objects = droplets
+        .list(&Default::default())
+        .await
+        .expect("droplets")
+        .items;
+    let mut ids: Vec<i64> = objects
+        .iter()
+        .filter_map(|d| d.status.as_ref().and_then(|s| s.droplet_id))
+        .collect();
+    ids.sort_unstable();
+    let mut cloud_ids: Vec<i64> = cloud
+        .droplets()
+        .iter()
+        .map(|d| i64::try_from(d.id).expect("id"))
+        .collect();
+    cloud_ids.sort_unstable();
+    assert_eq!(
+        ids.len(),
+        objects.len(),
+        "every Droplet has its id: {objects:?}"
+    );
+    assert_eq!(
+        cloud_ids, ids,
+        "the cloud holds exactly the Droplets' droplets"
+    );
+
+    // Deleting everything leaves no droplet in the cloud.
+    for d in deployments
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+    {
+        deployments
+            .delete(&d.name_any(), &Default::default())
+            .await
+            .expect("delete");
+    }
+    for d in &objects {
+        droplets
+            .delete(&d.name_any(), &Default::default())
+            .await
+            .expect("delete");
+    }
+    until(
+        "the cloud to be empty",
+        Duration::from_secs(180),
+        || async { cloud.droplets().is_empty() },
+    )
+    .await;
+    until("the objects to be gone", Duration::from_secs(60), || {
+        let (deployments, droplets) = (deployments.clone(), droplets.clone());
+        async move {
+            deployments
+                .list(&Default::default())
+                .await
+                .is_ok_and(|l| l.items.is_empty())
+                && droplets
+                    .list(&Default::default())
+                    .await
+                    .is_ok_and(|l| l.items.is_empty())
+        }
+    })
+    .await;
+    kill(&mut operator).await;
+    world.shutdown().await;
+}
