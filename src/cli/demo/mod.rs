@@ -366,7 +366,7 @@ async fn drive(
     if let Some(cloud) = world.cloud() {
         let stats = cloud.digitalocean.stats();
         println!(
-            "\nDigitalOcean: {} requests, {} answered 429, {} droplets created",
+            "\nDigitalOcean: {} requests, {} answered 429, droplets created: {}",
             stats.requests, stats.rate_limited, stats.droplets_created
         );
     }

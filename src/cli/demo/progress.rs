@@ -151,11 +151,14 @@ pub fn failure_reason(deployment: &MCPDeployment) -> String {
         return format!("{} failed: {message}", step.name);
     }
     if let Some(c) = conditions::find(&status.conditions, READY).filter(|c| c.status != "True") {
-        return format!(
-            "not Ready in {}: {}",
-            phase_name(status.phase),
-            reason_text(&c.reason, &c.message)
-        );
+        let phase = phase_name(status.phase);
+        // The reason often repeats the phase (`Provisioning`); say it once.
+        let reason = if c.reason == phase {
+            ""
+        } else {
+            c.reason.as_str()
+        };
+        return format!("not Ready in {phase}: {}", reason_text(reason, &c.message));
     }
     let step = status
         .progress
@@ -305,6 +308,25 @@ mod tests {
         assert_eq!(
             failure_reason(&d),
             "not Ready in Ready: Degraded: 2 probes failed"
+        );
+    }
+
+    #[test]
+    fn a_reason_that_repeats_the_phase_is_said_once() {
+        let d = MCPDeployment::test("fetch")
+            .phase(DeploymentPhase::Provisioning)
+            .condition(condition(
+                READY,
+                false,
+                "Provisioning",
+                "waiting for a new droplet",
+                Some(1),
+                at(),
+            ))
+            .build();
+        assert_eq!(
+            failure_reason(&d),
+            "not Ready in Provisioning: waiting for a new droplet"
         );
     }
 
