@@ -10,14 +10,21 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::progress::{ProgressRow, bar_message, change_line, is_ready, progress_row};
+use super::progress::{
+    ProgressRow, RowState, bar_message, change_line, is_ready, progress_row, summary_message,
+};
 use crate::api::deployment::MCPDeployment;
+
+/// Above this many deployments a terminal gets one bar for all instead of a bar each.
+pub const MAX_BARS: usize = 40;
 
 /// Prints notes (faults injected, milestones) without tearing the bars.
 #[derive(Clone)]
 pub enum Notes {
     /// Above the bars.
     Bars(MultiProgress),
+    /// Above the one bar.
+    Bar(ProgressBar),
     /// On stdout, with the time since the start.
     Plain(Instant),
 }
@@ -30,6 +37,7 @@ impl Notes {
                 // A failed redraw only loses a note on a terminal that went away.
                 let _ = multi.println(text);
             }
+            Notes::Bar(bar) => bar.println(text),
             Notes::Plain(start) => println!("[{:>5.1}s] {text}", start.elapsed().as_secs_f64()),
         }
     }
@@ -44,6 +52,14 @@ pub enum LiveView {
         /// Bar of each `namespace/name`.
         bars: HashMap<String, ProgressBar>,
     },
+    /// One bar for all when there are too many for a bar each: Ready of all, and how many are in
+    /// each step.
+    Summary {
+        /// The bar.
+        bar: ProgressBar,
+        /// The latest row per deployment.
+        rows: BTreeMap<String, ProgressRow>,
+    },
     /// One line per change of step or state.
     Lines {
         /// Start of the demo, for the time prefix.
@@ -54,13 +70,40 @@ pub enum LiveView {
 }
 
 impl LiveView {
-    /// Bars when `terminal`, plain lines otherwise, for the deployments `keys`.
+    /// Bars when `terminal` (one for all above [`MAX_BARS`] deployments), plain lines
+    /// otherwise, for the deployments `keys`.
     pub fn new(keys: &[String], terminal: bool) -> Self {
         if !terminal {
             return LiveView::Lines {
                 start: Instant::now(),
                 last: HashMap::new(),
             };
+        }
+        if keys.len() > MAX_BARS {
+            let bar = ProgressBar::with_draw_target(
+                Some(keys.len() as u64),
+                ProgressDrawTarget::stdout(),
+            );
+            let style = ProgressStyle::with_template(
+                "Ready {pos}/{len} [{bar:30.cyan/blue}] {elapsed} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            let rows = keys
+                .iter()
+                .map(|k| {
+                    let row = ProgressRow {
+                        step: "Pending".to_owned(),
+                        percent: 0,
+                        state: RowState::Waiting,
+                        message: String::new(),
+                    };
+                    (k.clone(), row)
+                })
+                .collect::<BTreeMap<_, _>>();
+            bar.set_message(summary_message(rows.values()));
+            return LiveView::Summary { bar, rows };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
         let width = keys.iter().map(String::len).max().unwrap_or(10).min(40);
@@ -83,6 +126,7 @@ impl LiveView {
     pub fn notes(&self) -> Notes {
         match self {
             LiveView::Bars { multi, .. } => Notes::Bars(multi.clone()),
+            LiveView::Summary { bar, .. } => Notes::Bar(bar.clone()),
             LiveView::Lines { start, .. } => Notes::Plain(*start),
         }
     }
@@ -96,6 +140,14 @@ impl LiveView {
                     bar.set_message(bar_message(row));
                 }
             }
+            LiveView::Summary { bar, rows } => {
+                if let Some(slot) = rows.get_mut(key) {
+                    *slot = row.clone();
+                    let ready = rows.values().filter(|r| r.state == RowState::Ready).count();
+                    bar.set_position(ready as u64);
+                    bar.set_message(summary_message(rows.values()));
+                }
+            }
             LiveView::Lines { start, last } => {
                 if let Some(line) = change_line(key, last.get(key), row) {
                     println!("[{:>5.1}s] {line}", start.elapsed().as_secs_f64());
@@ -107,10 +159,10 @@ impl LiveView {
 
     /// Leaves the bars on screen as they are.
     pub fn finish(&self) {
-        if let LiveView::Bars { bars, .. } = self {
-            for bar in bars.values() {
-                bar.abandon();
-            }
+        match self {
+            LiveView::Bars { bars, .. } => bars.values().for_each(ProgressBar::abandon),
+            LiveView::Summary { bar, .. } => bar.abandon(),
+            LiveView::Lines { .. } => {}
         }
     }
 }

@@ -196,6 +196,47 @@ pub fn change_line(key: &str, previous: Option<&ProgressRow>, row: &ProgressRow)
     ))
 }
 
+/// One line for many deployments: how many are in each step, Ready last, e.g.
+/// `Provisioning 7 · Pulling 2 · Ready 3`.
+pub fn summary_message<'a>(rows: impl IntoIterator<Item = &'a ProgressRow>) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for row in rows {
+        let label = match row.state {
+            RowState::Waiting | RowState::Working => row.step.clone(),
+            RowState::Ready => "Ready".to_owned(),
+            RowState::Stalled => "Stalled".to_owned(),
+            RowState::Failed => "Failed".to_owned(),
+        };
+        match counts.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((label, 1)),
+        }
+    }
+    // The deploy flow's order, then any other step by name, then Ready.
+    const FLOW: [&str; 10] = [
+        "Pending",
+        "Validating",
+        "Scheduling",
+        "Provisioning",
+        "Preparing",
+        "Pulling",
+        "Deploying",
+        "Verifying",
+        "Stalled",
+        "Failed",
+    ];
+    counts.sort_by_key(|(label, _)| match FLOW.iter().position(|s| s == label) {
+        Some(i) => (0, i, String::new()),
+        None if label == "Ready" => (2, 0, String::new()),
+        None => (1, 0, label.clone()),
+    });
+    counts
+        .iter()
+        .map(|(label, n)| format!("{label} {n}"))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +406,29 @@ mod tests {
         d.status.as_mut().unwrap().progress.steps[0].state = StepState::Failed;
         assert_eq!(failure_reason(&d), "Pulling failed: manifest unknown");
         assert_eq!(progress_row(&d).state, RowState::Failed);
+    }
+
+    #[test]
+    fn the_summary_counts_deployments_per_step_in_flow_order_ready_last() {
+        let row = |step: &str, state| ProgressRow {
+            step: step.to_owned(),
+            percent: 0,
+            state,
+            message: String::new(),
+        };
+        let rows = [
+            row("Ready", RowState::Ready),
+            row("Pulling", RowState::Working),
+            row("Provisioning", RowState::Working),
+            row("Custom", RowState::Working),
+            row("Pulling", RowState::Working),
+            row("Validating", RowState::Stalled),
+        ];
+        assert_eq!(
+            summary_message(&rows),
+            "Provisioning 1 · Pulling 2 · Stalled 1 · Custom 1 · Ready 1"
+        );
+        assert_eq!(summary_message(&[]), "");
     }
 
     #[test]
