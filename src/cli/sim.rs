@@ -82,6 +82,7 @@ impl SimArgs {
             listen: self.listen,
             token: self.kube_token.clone(),
             kubeconfig: self.kubeconfig.clone(),
+            rbac: None,
         });
         Ok(WorldConfig {
             clock: self.cloud.clock(),

@@ -25,6 +25,8 @@ pub struct KubeSimSettings {
     pub token: Option<kube_sim::BearerToken>,
     /// Where to write the kubeconfig, if anywhere.
     pub kubeconfig: Option<PathBuf>,
+    /// Authorize requests with RBAC (the token above, or a random one, is then the superuser's).
+    pub rbac: Option<kube_sim::rbac::Rbac>,
 }
 
 impl Default for KubeSimSettings {
@@ -33,6 +35,7 @@ impl Default for KubeSimSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
             kubeconfig: None,
+            rbac: None,
         }
     }
 }
@@ -255,6 +258,10 @@ pub async fn start_kube(
         ..Default::default()
     }
     .with_clock(clock);
+    let config = match &settings.rbac {
+        Some(rbac) => config.with_rbac(rbac.clone()),
+        None => config,
+    };
     let sim = kube_sim::KubeSim::start(config).await?;
     for crd in api::all_crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();

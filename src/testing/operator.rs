@@ -32,8 +32,23 @@ pub struct HarnessOptions {
     /// Start the controllers (false: only the world; start them later with `start_operator`).
     pub start_operator: bool,
     /// A real cluster's kubeconfig instead of kube-sim (the CRDs are applied to it); see
-    /// [`HarnessOptions::from_env`].
+    /// [`HarnessOptions::real_cluster_from_env`].
     pub real_cluster: Option<PathBuf>,
+    /// Run the operator as a service account under RBAC: kube-sim authorizes every request,
+    /// these documents (e.g. the chart's rendered ServiceAccount, roles and bindings) are
+    /// applied, and the operator's client carries the account's token. kube-sim only.
+    pub operator_rbac: Option<OperatorRbac>,
+}
+
+/// The operator's identity and permissions for [`HarnessOptions::operator_rbac`].
+#[derive(Debug, Clone)]
+pub struct OperatorRbac {
+    /// RBAC documents (ServiceAccount, Role, ClusterRole, bindings) to apply.
+    pub documents: Vec<serde_json::Value>,
+    /// The operator's service account namespace.
+    pub namespace: String,
+    /// The operator's service account name.
+    pub service_account: String,
 }
 
 /// The environment variable naming a real cluster's kubeconfig for the end-to-end suites.
@@ -63,6 +78,7 @@ impl Default for HarnessOptions {
             configure: Box::new(|_| {}),
             start_operator: true,
             real_cluster: None,
+            operator_rbac: None,
         }
     }
 }
@@ -99,6 +115,8 @@ pub struct OperatorHarness {
     pub client: kube::Client,
     /// A namespace made for this harness (unique, so runs on a real cluster never collide).
     pub namespace: String,
+    /// The operator's client (the service account's under [`HarnessOptions::operator_rbac`]).
+    operator_client: kube::Client,
     /// The clock of the world and the operator.
     pub clock: SharedClock,
     operator: Option<(RunningControllers, CancellationToken)>,
@@ -115,10 +133,13 @@ impl OperatorHarness {
         let data_dir = std::env::temp_dir().join(format!("mcp-harness-{id}"));
         let world = World::start(WorldConfig {
             clock: clock.clone(),
-            kube: options
-                .real_cluster
-                .is_none()
-                .then(KubeSimSettings::default),
+            kube: options.real_cluster.is_none().then(|| KubeSimSettings {
+                rbac: options
+                    .operator_rbac
+                    .as_ref()
+                    .map(|_| kube_sim::rbac::Rbac::new()),
+                ..Default::default()
+            }),
             cloud: Some(CloudSettings {
                 listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 token: SecretString::from("dop_v1_harness"),
@@ -133,12 +154,35 @@ impl OperatorHarness {
         };
         let namespace = format!("t-{}", &id[..10]);
         setup_namespace(&client, &namespace).await?;
+        let operator_client = match (&options.operator_rbac, world.kube()) {
+            (Some(rbac), Some(sim)) => {
+                let err = |e: kube_sim::SimError| HarnessError::Kube(e.to_string());
+                sim.apply_documents(&rbac.documents, &rbac.namespace, "harness-rbac-setup")
+                    .map_err(err)?;
+                let token = sim
+                    .service_account_token(&rbac.namespace, &rbac.service_account)
+                    .map_err(err)?;
+                let cc = sim.client_config_with(&token);
+                let url = cc
+                    .url
+                    .parse()
+                    .map_err(|_| HarnessError::Kube(format!("kube-sim URL {}", cc.url)))?;
+                let mut kc = kube::Config::new(url);
+                kc.auth_info.token = cc.token.map(|t| t.expose().to_string().into());
+                let operator =
+                    kube::Client::try_from(kc).map_err(|e| HarnessError::Kube(e.to_string()))?;
+                sim.clear_access_record().map_err(err)?;
+                operator
+            }
+            _ => client.clone(),
+        };
         let mut config = simulated_operator_config(&format!("harness-{}", &id[..8]));
         config.timings = quick_timings();
         (options.configure)(&mut config);
         let mut harness = Self {
             world,
             client,
+            operator_client,
             namespace,
             clock,
             operator: None,
@@ -170,7 +214,7 @@ impl OperatorHarness {
         let shutdown = CancellationToken::new();
         let running = start_controllers(
             OperatorParts {
-                client: self.client.clone(),
+                client: self.operator_client.clone(),
                 cloud,
                 clock: self.clock.clone(),
                 metrics,

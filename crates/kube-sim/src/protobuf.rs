@@ -136,6 +136,43 @@ fn object_meta(b: &[u8]) -> Result<Value, ProtobufError> {
     Ok(Value::Object(m))
 }
 
+/// `SelfSubjectAccessReviewSpec`: 1 resourceAttributes, 2 nonResourceAttributes.
+fn access_review_spec(b: &[u8]) -> Result<Value, ProtobufError> {
+    const RESOURCE: [&str; 7] = [
+        "namespace",
+        "verb",
+        "group",
+        "version",
+        "resource",
+        "subresource",
+        "name",
+    ];
+    const NON_RESOURCE: [&str; 2] = ["path", "verb"];
+    let strings = |b: &[u8], names: &[&str]| -> Result<Value, ProtobufError> {
+        let mut m = Map::new();
+        for (f, w) in fields(b)? {
+            let slot = usize::try_from(f).ok().and_then(|f| f.checked_sub(1));
+            if let (Some(name), Wire::Bytes(v)) = (slot.and_then(|i| names.get(i)), w) {
+                m.insert((*name).to_string(), text(v));
+            }
+        }
+        Ok(Value::Object(m))
+    };
+    let mut spec = Map::new();
+    for (f, w) in fields(b)? {
+        match (f, w) {
+            (1, Wire::Bytes(v)) => {
+                spec.insert("resourceAttributes".into(), strings(v, &RESOURCE)?);
+            }
+            (2, Wire::Bytes(v)) => {
+                spec.insert("nonResourceAttributes".into(), strings(v, &NON_RESOURCE)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(spec))
+}
+
 fn decode_kind(kind: &str, raw: &[u8]) -> Result<Map<String, Value>, ProtobufError> {
     let mut o = Map::new();
     for (f, w) in fields(raw)? {
@@ -165,7 +202,14 @@ fn decode_kind(kind: &str, raw: &[u8]) -> Result<Map<String, Value>, ProtobufErr
             ("ServiceAccount", 4, Wire::Varint(v)) => {
                 o.insert("automountServiceAccountToken".into(), json!(v != 0));
             }
-            ("ConfigMap" | "Secret" | "Namespace" | "ServiceAccount", _, _) => {}
+            ("SelfSubjectAccessReview", 2, Wire::Bytes(v)) => {
+                o.insert("spec".into(), access_review_spec(v)?);
+            }
+            (
+                "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount" | "SelfSubjectAccessReview",
+                _,
+                _,
+            ) => {}
             (other, _, _) => return Err(ProtobufError::Unsupported(other.to_string())),
         }
     }
@@ -197,7 +241,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
             _ => {}
         }
     }
-    if api_version != "v1" {
+    let decodable = api_version == "v1"
+        || (api_version == "authorization.k8s.io/v1" && kind == "SelfSubjectAccessReview");
+    if !decodable {
         return Err(ProtobufError::Unsupported(format!("{api_version} {kind}")));
     }
     let mut o = decode_kind(&kind, raw)?;

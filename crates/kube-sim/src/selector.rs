@@ -105,6 +105,53 @@ impl LabelSelector {
         Ok(LabelSelector { reqs })
     }
 
+    /// Reads a `metav1.LabelSelector` object (`matchLabels`, `matchExpressions` with In,
+    /// NotIn, Exists, DoesNotExist). An empty selector matches everything.
+    pub fn from_object(selector: &Value) -> Result<Self, SelectorError> {
+        let mut reqs = Vec::new();
+        if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+            for (k, v) in labels {
+                reqs.push(Requirement::Equals(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        for e in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let values: Vec<String> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            reqs.push(match e.get("operator").and_then(Value::as_str) {
+                Some("In") => Requirement::In(key, values),
+                Some("NotIn") => Requirement::NotIn(key, values),
+                Some("Exists") => Requirement::Exists(key),
+                Some("DoesNotExist") => Requirement::NotExists(key),
+                other => {
+                    return Err(SelectorError::Parse(format!(
+                        "{key}: unknown operator {}",
+                        other.unwrap_or("(none)")
+                    )));
+                }
+            });
+        }
+        Ok(LabelSelector { reqs })
+    }
+
     /// Whether the object's labels satisfy every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         // Plain lookups, not `pointer`, which allocates per token: this runs per object per list.

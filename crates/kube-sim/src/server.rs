@@ -2,6 +2,8 @@
 //! Tables, metadata-only forms, watch streams) and errors as `Status`.
 
 use crate::patch::PatchKind;
+use crate::rbac::authorizer::Authorizer;
+use crate::rbac::{Attributes, Decision, UserInfo};
 use crate::resources::ResourceInfo;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -24,8 +26,10 @@ use tokio::sync::watch as tokio_watch;
 pub struct Shared {
     /// The store (one lock; no request awaits while holding it).
     pub state: Mutex<State>,
-    /// Required bearer token, if any.
+    /// Required bearer token, if any (the superuser's when RBAC is on).
     pub token: Option<BearerToken>,
+    /// RBAC: the token table, the compiled policy and the access record, when enabled.
+    pub rbac: Option<Authorizer>,
     /// Address we listen on (for `/api` serverAddressByClientCIDRs).
     pub addr: SocketAddr,
     /// Bookmark period for watches.
@@ -248,19 +252,75 @@ fn present(info: &ResourceInfo, version: &str, obj: &Value) -> Value {
     o
 }
 
-/// Entry point for every request.
-pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
-    if let Some(token) = &shared.token {
-        let ok = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| token.matches(t));
-        if !ok {
-            return error_response(&ApiError::Unauthorized);
+/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Authentication, then (with RBAC) authorization. `Ok(None)` means "no RBAC: allowed";
+/// `Ok(Some(user))` is the authenticated, authorized user.
+fn admit(
+    shared: &Shared,
+    req: &Request,
+    listener_user: Option<UserInfo>,
+) -> Result<Option<UserInfo>, ApiError> {
+    let presented = bearer_token(req.headers());
+    let Some(authorizer) = &shared.rbac else {
+        if let Some(token) = &shared.token
+            && !presented.is_some_and(|t| token.matches(t))
+        {
+            return Err(ApiError::Unauthorized);
+        }
+        return Ok(None);
+    };
+    // Anonymous requests are refused, as with `--anonymous-auth=false`.
+    let user = match listener_user {
+        Some(user) => user,
+        None => presented
+            .and_then(|t| authorizer.authenticate(t))
+            .ok_or(ApiError::Unauthorized)?,
+    };
+    let policy = authorizer.policy(&shared.lock());
+    let header_text = |name: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let impersonated_user = header_text("Impersonate-User").into_iter().next();
+    let user = authorizer.impersonate(
+        &policy,
+        user,
+        impersonated_user.as_deref(),
+        &header_text("Impersonate-Group"),
+    )?;
+    let attributes =
+        Attributes::from_request(req.method().as_str(), req.uri().path(), &query_map(req));
+    match authorizer.authorize(&policy, &user, &attributes) {
+        Decision::Privileged | Decision::Allowed { .. } => Ok(Some(user)),
+        Decision::Denied => {
+            tracing::debug!(user = %user.name, ?attributes, "kube-sim RBAC denied a request");
+            Err(crate::rbac::policy::forbidden(&user, &attributes))
         }
     }
+}
+
+/// Entry point for every request. `listener_user` is set on a listener that serves one user
+/// (`Handle::serve_as`): its requests need no token.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request,
+    listener_user: Option<UserInfo>,
+) -> Response {
+    let user = match admit(&shared, &req, listener_user) {
+        Ok(user) => user,
+        Err(e) => return error_response(&e),
+    };
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
@@ -363,7 +423,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
             kind: String::new(),
         });
     };
-    let result = resource_request(shared, req, target).await;
+    let result = resource_request(shared, req, target, user).await;
     let response = match result {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -376,6 +436,7 @@ async fn resource_request(
     shared: Arc<Shared>,
     req: Request,
     t: Target,
+    user: Option<UserInfo>,
 ) -> Result<Response, ApiError> {
     let q = query_map(&req);
     let headers = req.headers().clone();
@@ -401,7 +462,7 @@ async fn resource_request(
         });
     }
     if info.group == "authorization.k8s.io" {
-        return access_review(&method, &headers, req).await;
+        return access_review(&shared, &t, user.as_ref(), req).await;
     }
     let sub = t.subresource.clone().unwrap_or_default();
     let sub_ok = sub.is_empty()
@@ -631,33 +692,95 @@ async fn resource_request(
     }
 }
 
-/// Access reviews: kube-sim has no authorization, so every review is allowed. The request body
-/// (JSON or kubectl's protobuf) is not needed for that answer.
+/// Access reviews. Without RBAC every review is allowed. With it, the review is evaluated
+/// like the server does (not counted in the access record): a SelfSubjectAccessReview for the
+/// caller, a (Local)SubjectAccessReview for `spec.user` and `spec.groups`.
 async fn access_review(
-    method: &Method,
-    headers: &HeaderMap,
+    shared: &Shared,
+    t: &Target,
+    caller: Option<&UserInfo>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    if *method != Method::POST {
+    let method = req.method().clone();
+    if method != Method::POST {
         return Err(ApiError::MethodNotAllowed(format!(
             "{method} is not supported for access reviews"
         )));
     }
-    let is_json = headers
+    let content_type = req
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json"));
+        .unwrap_or("")
+        .to_string();
     let body = axum::body::to_bytes(req.into_body(), 1024 * 1024)
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
-    let mut review = if is_json {
-        parse_body(&body)?
+    let mut review = if content_type.contains("protobuf") {
+        crate::protobuf::decode(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
     } else {
-        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {}})
+        parse_body(&body)?
     };
     review["metadata"] = json!({});
-    review["status"] = json!({"allowed": true, "reason": "kube-sim does not authorize requests"});
+    review["status"] = match (&shared.rbac, caller) {
+        (Some(authorizer), Some(caller)) => {
+            let spec = review.get("spec").cloned().unwrap_or(Value::Null);
+            let subject = if t.plural == "selfsubjectaccessreviews" {
+                caller.clone()
+            } else {
+                let text = |v: &Value| v.as_str().map(str::to_string);
+                UserInfo {
+                    name: spec.get("user").and_then(text).unwrap_or_default(),
+                    groups: spec
+                        .get("groups")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(text).collect())
+                        .unwrap_or_default(),
+                }
+            };
+            let attributes = review_attributes(&spec)?;
+            let policy = authorizer.policy(&shared.lock());
+            match policy.authorize(&subject, &attributes) {
+                Decision::Privileged => json!({"allowed": true}),
+                Decision::Allowed { reason, .. } => json!({"allowed": true, "reason": reason}),
+                Decision::Denied => json!({"allowed": false}),
+            }
+        }
+        _ => json!({"allowed": true, "reason": "kube-sim does not authorize requests"}),
+    };
     Ok(json_response(StatusCode::CREATED, &review))
+}
+
+/// The attributes a review asks about (`spec.resourceAttributes` or
+/// `spec.nonResourceAttributes`).
+fn review_attributes(spec: &Value) -> Result<Attributes, ApiError> {
+    let field = |v: &Value, f: &str| {
+        v.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if let Some(r) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
+        return Ok(Attributes::Resource(crate::rbac::ResourceAttributes {
+            verb: field(r, "verb"),
+            group: field(r, "group"),
+            resource: field(r, "resource"),
+            subresource: field(r, "subresource"),
+            namespace: field(r, "namespace"),
+            name: field(r, "name"),
+        }));
+    }
+    if let Some(n) = spec.get("nonResourceAttributes").filter(|v| v.is_object()) {
+        return Ok(Attributes::NonResource(
+            crate::rbac::NonResourceAttributes {
+                verb: field(n, "verb"),
+                path: field(n, "path"),
+            },
+        ));
+    }
+    Err(ApiError::BadRequest(
+        "spec.resourceAttributes: Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified".into(),
+    ))
 }
 
 fn outcome(info: &ResourceInfo, version: &str, out: WriteOutcome) -> Response {

@@ -75,14 +75,16 @@ pub enum ApiError {
     /// 401 Unauthorized: missing or wrong bearer token.
     #[error("Unauthorized")]
     Unauthorized,
-    /// 403 Forbidden, e.g. creating in a terminating namespace.
+    /// 403 Forbidden: creating in a terminating namespace, or denied by RBAC.
     #[error("{message}")]
     Forbidden {
         /// Full message.
         message: String,
-        /// `details.name`.
+        /// `details.name` (left out when empty, as the server's JSON does).
         name: String,
-        /// `details.kind`.
+        /// `details.group` (left out when empty).
+        group: String,
+        /// `details.kind`, the resource (left out when empty).
         kind: String,
     },
     /// 405 MethodNotAllowed: verb not supported on this resource.
@@ -235,7 +237,17 @@ impl ApiError {
                 }
                 Some(d)
             }
-            ApiError::Forbidden { name, kind, .. } => Some(json!({"name": name, "kind": kind})),
+            ApiError::Forbidden {
+                name, group, kind, ..
+            } => {
+                let mut d = serde_json::Map::new();
+                for (field, value) in [("name", name), ("group", group), ("kind", kind)] {
+                    if !value.is_empty() {
+                        d.insert(field.to_string(), json!(value));
+                    }
+                }
+                Some(Value::Object(d))
+            }
             _ => None,
         };
         let mut status = json!({

@@ -36,6 +36,7 @@ impl State {
                         info.plural, ""
                     ),
                     name: String::new(),
+                    group: info.group.clone(),
                     kind: info.plural.clone(),
                 })
             }
@@ -141,17 +142,15 @@ impl State {
         }
         let mut warnings = Vec::new();
         let mut causes: Vec<Cause> = Vec::new();
-        let name_ok = if info.plural == "namespaces" {
-            is_dns_label(&name)
+        let name_problem = if info.plural == "namespaces" {
+            (!is_dns_label(&name)).then_some(DNS_LABEL_MSG)
+        } else if info.group == crate::rbac::RBAC_GROUP {
+            // RBAC names are path segments (`system:discovery` is valid), as on the server.
+            path_segment_problem(&name)
         } else {
-            is_dns_subdomain(&name)
+            (!is_dns_subdomain(&name)).then_some(DNS_SUBDOMAIN_MSG)
         };
-        if !name_ok {
-            let msg = if info.plural == "namespaces" {
-                DNS_LABEL_MSG
-            } else {
-                DNS_SUBDOMAIN_MSG
-            };
+        if let Some(msg) = name_problem {
             causes.push(Cause {
                 reason: "FieldValueInvalid".into(),
                 message: format!("Invalid value: {:?}: {msg}", name),
@@ -312,5 +311,16 @@ fn default_secret(secret: &mut Value) {
             let text = v.as_str().unwrap_or_default().to_string();
             secret["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
         }
+    }
+}
+
+/// Why a name is not a valid path segment (`path.IsValidPathSegmentName`), if it is not.
+fn path_segment_problem(name: &str) -> Option<&'static str> {
+    match name {
+        "." => Some("may not be '.'"),
+        ".." => Some("may not be '..'"),
+        _ if name.contains('/') => Some("may not contain '/'"),
+        _ if name.contains('%') => Some("may not contain '%'"),
+        _ => None,
     }
 }

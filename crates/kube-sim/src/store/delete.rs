@@ -29,6 +29,7 @@ impl State {
                     "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
                 ),
                 name: name.to_string(),
+                group: String::new(),
                 kind: "namespaces".into(),
             });
         }

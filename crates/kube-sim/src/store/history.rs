@@ -36,6 +36,9 @@ impl State {
         old: Option<Arc<Value>>,
     ) -> Arc<Value> {
         self.rv += 1;
+        if info.group == crate::rbac::RBAC_GROUP {
+            self.rbac_generation += 1;
+        }
         set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
         let ns = namespace_of(&obj).to_string();
         let name = name_of(&obj).to_string();

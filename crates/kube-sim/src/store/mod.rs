@@ -163,6 +163,9 @@ pub struct State {
     with_owners: BTreeSet<ObjKey>,
     /// Objects with a deletionTimestamp (foreground owners, terminating namespaces, CRDs).
     deleting: BTreeSet<ObjKey>,
+    /// Bumped on every change to an `rbac.authorization.k8s.io` object, so the authorizer
+    /// recompiles its policy only when roles or bindings changed.
+    rbac_generation: u64,
 }
 
 /// Identifies one stored object: type, namespace, name.
@@ -187,6 +190,7 @@ impl State {
             uid_index: HashMap::new(),
             with_owners: BTreeSet::new(),
             deleting: BTreeSet::new(),
+            rbac_generation: 0,
         };
         s.create_builtin_namespaces(now);
         s
@@ -199,6 +203,11 @@ impl State {
 
     fn bucket(&self, key: &TypeKey) -> Option<&Bucket> {
         self.objects.get(key)
+    }
+
+    /// Changes with every write to a Role, ClusterRole, RoleBinding or ClusterRoleBinding.
+    pub fn rbac_generation(&self) -> u64 {
+        self.rbac_generation
     }
 
     /// Reads one object.
