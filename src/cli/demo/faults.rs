@@ -114,6 +114,8 @@ pub enum FaultAction {
 pub struct FaultInjector {
     bursts: Option<RateLimitBursts>,
     last_burst: Timestamp,
+    /// The simulator's count of 429 answers once the last burst is used up.
+    burst_used_up_at: u64,
     lose_after: Option<Duration>,
     first_active: Option<(u64, Timestamp)>,
 }
@@ -124,6 +126,7 @@ impl FaultInjector {
         Self {
             bursts: plan.rate_limit_bursts,
             last_burst: start,
+            burst_used_up_at: 0,
             lose_after: plan.lose_first_droplet_after,
             first_active: None,
         }
@@ -134,13 +137,17 @@ impl FaultInjector {
         self.bursts.is_none() && self.lose_after.is_none()
     }
 
-    /// What to inject at `now`, given the ids of the droplets active now.
-    pub fn step(&mut self, now: Timestamp, active: &[u64]) -> Vec<FaultAction> {
+    /// What to inject at `now`, given the ids of the droplets active now and how many 429s
+    /// the simulator has answered so far. A burst waits until the last one was used up, so
+    /// bursts do not pile up while the operator is idle.
+    pub fn step(&mut self, now: Timestamp, active: &[u64], answered_429: u64) -> Vec<FaultAction> {
         let mut actions = Vec::new();
         if let Some(bursts) = self.bursts
             && clock::elapsed(self.last_burst, now) >= bursts.every
+            && answered_429 >= self.burst_used_up_at
         {
             self.last_burst = now;
+            self.burst_used_up_at = answered_429 + u64::from(bursts.count);
             actions.push(FaultAction::RateLimit(bursts.count));
         }
         if let Some(delay) = self.lose_after {
@@ -211,35 +218,37 @@ mod tests {
     fn none_injects_no_one_off_fault() {
         let mut injector = FaultInjector::new(&FaultPreset::None.plan(), at(0));
         assert!(injector.is_done());
-        assert!(injector.step(at(3600), &[1, 2]).is_empty());
+        assert!(injector.step(at(3600), &[1, 2], 0).is_empty());
     }
 
     #[test]
-    fn light_bursts_429s_every_simulated_minute() {
+    fn light_bursts_429s_every_simulated_minute_once_the_last_burst_was_used_up() {
         let mut injector = FaultInjector::new(&FaultPreset::Light.plan(), at(0));
         assert!(!injector.is_done());
-        assert!(injector.step(at(30), &[]).is_empty());
-        assert_eq!(injector.step(at(60), &[]), [FaultAction::RateLimit(2)]);
+        assert!(injector.step(at(30), &[], 0).is_empty());
+        assert_eq!(injector.step(at(60), &[], 0), [FaultAction::RateLimit(2)]);
         assert!(
-            injector.step(at(100), &[7]).is_empty(),
+            injector.step(at(100), &[7], 1).is_empty(),
             "light loses no droplet"
         );
-        assert_eq!(injector.step(at(125), &[7]), [FaultAction::RateLimit(2)]);
+        // A minute later, but only one of the two 429s was answered: no new burst yet.
+        assert!(injector.step(at(125), &[7], 1).is_empty());
+        assert_eq!(injector.step(at(130), &[7], 2), [FaultAction::RateLimit(2)]);
     }
 
     #[test]
     fn heavy_loses_the_first_active_droplet_once_after_the_delay() {
         let mut injector = FaultInjector::new(&FaultPreset::Heavy.plan(), at(0));
         // Nothing active yet: nothing to lose.
-        assert!(injector.step(at(5), &[]).is_empty());
+        assert!(injector.step(at(5), &[], 0).is_empty());
         // The lowest id is the first droplet created; it is noticed at 10 s.
-        assert!(injector.step(at(10), &[502, 501]).is_empty());
-        assert!(injector.step(at(20), &[501, 502]).is_empty());
-        let fired = injector.step(at(40), &[501, 502]);
+        assert!(injector.step(at(10), &[502, 501], 0).is_empty());
+        assert!(injector.step(at(20), &[501, 502], 0).is_empty());
+        let fired = injector.step(at(40), &[501, 502], 0);
         assert!(fired.contains(&FaultAction::Lose(501)), "{fired:?}");
         assert!(fired.contains(&FaultAction::RateLimit(3)), "{fired:?}");
         // Only once.
-        let later = injector.step(at(80), &[502]);
+        let later = injector.step(at(80), &[502], 3);
         assert!(
             !later.iter().any(|a| matches!(a, FaultAction::Lose(_))),
             "{later:?}"

@@ -224,7 +224,8 @@ async fn inject_faults(
             .filter(|d| d.status == DropletStatus::Active)
             .map(|d| d.id)
             .collect();
-        for action in injector.step(clock.now(), &active) {
+        let answered_429 = cloud.digitalocean.stats().rate_limited;
+        for action in injector.step(clock.now(), &active, answered_429) {
             match action {
                 faults::FaultAction::RateLimit(count) => {
                     cloud.digitalocean.force_rate_limited(count);
