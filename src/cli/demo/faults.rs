@@ -20,13 +20,23 @@ pub enum FaultPreset {
     Heavy,
 }
 
-/// A burst of `count` 429 answers every `every` of simulated time.
+/// A burst of `count` 429 answers after every `every_requests` accepted requests, so the share
+/// of 429s follows the operator's traffic (about `count / every_requests`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitBursts {
-    /// Simulated time between bursts.
-    pub every: Duration,
+    /// Accepted requests between bursts.
+    pub every_requests: u64,
     /// 429 answers per burst.
     pub count: u32,
+}
+
+/// What the simulated DigitalOcean has answered so far (its statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Traffic {
+    /// Requests accepted.
+    pub requests: u64,
+    /// Requests answered with 429.
+    pub answered_429: u64,
 }
 
 /// Everything a preset turns on: the simulator's switches and the demo's one-off faults.
@@ -60,8 +70,8 @@ impl FaultPreset {
                 },
                 boot_delay: None,
                 rate_limit_bursts: Some(RateLimitBursts {
-                    every: Duration::from_secs(60),
-                    count: 2,
+                    every_requests: 50,
+                    count: 1,
                 }),
                 lose_first_droplet_after: None,
             },
@@ -78,8 +88,8 @@ impl FaultPreset {
                     max: Duration::from_secs(180),
                 }),
                 rate_limit_bursts: Some(RateLimitBursts {
-                    every: Duration::from_secs(30),
-                    count: 3,
+                    every_requests: 40,
+                    count: 2,
                 }),
                 lose_first_droplet_after: Some(Duration::from_secs(30)),
             },
@@ -90,10 +100,10 @@ impl FaultPreset {
     pub fn describe(self) -> &'static str {
         match self {
             FaultPreset::None => "none",
-            FaultPreset::Light => "light: 3 % 5xx, 2 % creates committed then 500, 429 bursts",
+            FaultPreset::Light => "light: 3 % 5xx, 2 % creates committed then 500, 2 % 429",
             FaultPreset::Heavy => {
                 "heavy: 10 % 5xx, 10 % creates and actions committed then 500, 300 ms latency, \
-                 90-180 s boots, 429 bursts, one droplet lost"
+                 90-180 s boots, 5 % 429, one droplet lost"
             }
         }
     }
@@ -113,7 +123,8 @@ pub enum FaultAction {
 #[derive(Debug, Clone)]
 pub struct FaultInjector {
     bursts: Option<RateLimitBursts>,
-    last_burst: Timestamp,
+    /// Accepted requests at the last burst.
+    last_burst_requests: u64,
     /// The simulator's count of 429 answers once the last burst is used up.
     burst_used_up_at: u64,
     lose_after: Option<Duration>,
@@ -121,11 +132,11 @@ pub struct FaultInjector {
 }
 
 impl FaultInjector {
-    /// The injector of `plan`, starting at `start`.
-    pub fn new(plan: &FaultPlan, start: Timestamp) -> Self {
+    /// The injector of `plan`.
+    pub fn new(plan: &FaultPlan) -> Self {
         Self {
             bursts: plan.rate_limit_bursts,
-            last_burst: start,
+            last_burst_requests: 0,
             burst_used_up_at: 0,
             lose_after: plan.lose_first_droplet_after,
             first_active: None,
@@ -137,17 +148,17 @@ impl FaultInjector {
         self.bursts.is_none() && self.lose_after.is_none()
     }
 
-    /// What to inject at `now`, given the ids of the droplets active now and how many 429s
-    /// the simulator has answered so far. A burst waits until the last one was used up, so
-    /// bursts do not pile up while the operator is idle.
-    pub fn step(&mut self, now: Timestamp, active: &[u64], answered_429: u64) -> Vec<FaultAction> {
+    /// What to inject at `now`, given the ids of the droplets active now and the simulator's
+    /// `traffic` so far. A burst also waits until the last one was used up, so bursts never
+    /// pile up while the operator is idle.
+    pub fn step(&mut self, now: Timestamp, active: &[u64], traffic: Traffic) -> Vec<FaultAction> {
         let mut actions = Vec::new();
         if let Some(bursts) = self.bursts
-            && clock::elapsed(self.last_burst, now) >= bursts.every
-            && answered_429 >= self.burst_used_up_at
+            && traffic.requests >= self.last_burst_requests + bursts.every_requests
+            && traffic.answered_429 >= self.burst_used_up_at
         {
-            self.last_burst = now;
-            self.burst_used_up_at = answered_429 + u64::from(bursts.count);
+            self.last_burst_requests = traffic.requests;
+            self.burst_used_up_at = traffic.answered_429 + u64::from(bursts.count);
             actions.push(FaultAction::RateLimit(bursts.count));
         }
         if let Some(delay) = self.lose_after {
@@ -187,7 +198,11 @@ mod tests {
         assert_eq!(plan.faults.lost_droplet_rate, 0.0);
         assert_eq!(plan.faults.never_active_rate, 0.0);
         assert!(plan.faults.unavailable.is_empty());
-        assert!(plan.rate_limit_bursts.is_some_and(|b| b.count > 0));
+        let share = |b: RateLimitBursts| f64::from(b.count) / b.every_requests as f64;
+        assert!(
+            plan.rate_limit_bursts
+                .is_some_and(|b| b.count > 0 && share(b) <= 0.05)
+        );
         assert_eq!(plan.lose_first_droplet_after, None);
         assert_eq!(plan.boot_delay, None);
     }
@@ -210,45 +225,66 @@ mod tests {
         assert!(plan.faults.unavailable.is_empty());
     }
 
+    fn traffic(requests: u64, answered_429: u64) -> Traffic {
+        Traffic {
+            requests,
+            answered_429,
+        }
+    }
+
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + seconds).unwrap()
     }
 
     #[test]
     fn none_injects_no_one_off_fault() {
-        let mut injector = FaultInjector::new(&FaultPreset::None.plan(), at(0));
+        let mut injector = FaultInjector::new(&FaultPreset::None.plan());
         assert!(injector.is_done());
-        assert!(injector.step(at(3600), &[1, 2], 0).is_empty());
+        assert!(
+            injector
+                .step(at(3600), &[1, 2], traffic(1000, 0))
+                .is_empty()
+        );
     }
 
     #[test]
-    fn light_bursts_429s_every_simulated_minute_once_the_last_burst_was_used_up() {
-        let mut injector = FaultInjector::new(&FaultPreset::Light.plan(), at(0));
+    fn light_answers_one_request_in_fifty_with_429_never_piling_bursts_up() {
+        let mut injector = FaultInjector::new(&FaultPreset::Light.plan());
         assert!(!injector.is_done());
-        assert!(injector.step(at(30), &[], 0).is_empty());
-        assert_eq!(injector.step(at(60), &[], 0), [FaultAction::RateLimit(2)]);
+        assert!(injector.step(at(30), &[], traffic(49, 0)).is_empty());
+        assert_eq!(
+            injector.step(at(35), &[], traffic(50, 0)),
+            [FaultAction::RateLimit(1)]
+        );
         assert!(
-            injector.step(at(100), &[7], 1).is_empty(),
+            injector.step(at(40), &[7], traffic(60, 1)).is_empty(),
             "light loses no droplet"
         );
-        // A minute later, but only one of the two 429s was answered: no new burst yet.
-        assert!(injector.step(at(125), &[7], 1).is_empty());
-        assert_eq!(injector.step(at(130), &[7], 2), [FaultAction::RateLimit(2)]);
+        // Fifty more requests, but the last 429 has not been answered yet: no new burst.
+        assert!(injector.step(at(45), &[7], traffic(100, 0)).is_empty());
+        assert_eq!(
+            injector.step(at(50), &[7], traffic(101, 1)),
+            [FaultAction::RateLimit(1)]
+        );
     }
 
     #[test]
     fn heavy_loses_the_first_active_droplet_once_after_the_delay() {
-        let mut injector = FaultInjector::new(&FaultPreset::Heavy.plan(), at(0));
+        let mut injector = FaultInjector::new(&FaultPreset::Heavy.plan());
         // Nothing active yet: nothing to lose.
-        assert!(injector.step(at(5), &[], 0).is_empty());
+        assert!(injector.step(at(5), &[], traffic(0, 0)).is_empty());
         // The lowest id is the first droplet created; it is noticed at 10 s.
-        assert!(injector.step(at(10), &[502, 501], 0).is_empty());
-        assert!(injector.step(at(20), &[501, 502], 0).is_empty());
-        let fired = injector.step(at(40), &[501, 502], 0);
+        assert!(injector.step(at(10), &[502, 501], traffic(5, 0)).is_empty());
+        assert!(
+            injector
+                .step(at(20), &[501, 502], traffic(10, 0))
+                .is_empty()
+        );
+        let fired = injector.step(at(40), &[501, 502], traffic(40, 0));
         assert!(fired.contains(&FaultAction::Lose(501)), "{fired:?}");
-        assert!(fired.contains(&FaultAction::RateLimit(3)), "{fired:?}");
+        assert!(fired.contains(&FaultAction::RateLimit(2)), "{fired:?}");
         // Only once.
-        let later = injector.step(at(80), &[502], 3);
+        let later = injector.step(at(80), &[502], traffic(50, 2));
         assert!(
             !later.iter().any(|a| matches!(a, FaultAction::Lose(_))),
             "{later:?}"

@@ -215,7 +215,7 @@ async fn inject_faults(
     clock: &SharedClock,
     notes: &Notes,
 ) {
-    let mut injector = faults::FaultInjector::new(plan, clock.now());
+    let mut injector = faults::FaultInjector::new(plan);
     while !injector.is_done() {
         clock.sleep(Duration::from_secs(5)).await;
         let droplets = cloud.digitalocean.droplets();
@@ -224,8 +224,12 @@ async fn inject_faults(
             .filter(|d| d.status == DropletStatus::Active)
             .map(|d| d.id)
             .collect();
-        let answered_429 = cloud.digitalocean.stats().rate_limited;
-        for action in injector.step(clock.now(), &active, answered_429) {
+        let stats = cloud.digitalocean.stats();
+        let traffic = faults::Traffic {
+            requests: stats.requests,
+            answered_429: stats.rate_limited,
+        };
+        for action in injector.step(clock.now(), &active, traffic) {
             match action {
                 faults::FaultAction::RateLimit(count) => {
                     cloud.digitalocean.force_rate_limited(count);
