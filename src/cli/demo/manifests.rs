@@ -121,11 +121,25 @@ fn is_deployment(doc: &Value) -> bool {
     kind(doc) == "MCPDeployment"
 }
 
+fn namespace(doc: &Value) -> &str {
+    doc.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+}
+
+/// Whether a deployment reads a value from another object (a Secret or ConfigMap of its
+/// namespace), so a copy in another namespace would miss it.
+fn reads_other_objects(deployment: &Value) -> bool {
+    deployment
+        .pointer("/spec/env")
+        .and_then(Value::as_array)
+        .is_some_and(|env| env.iter().any(|e| e.get("valueFrom").is_some()))
+}
+
 /// Chooses what the demo applies from the examples' `documents`: namespaces first, droplets
 /// that adopt an existing DigitalOcean droplet left out (the simulated cloud has none of
 /// them), and exactly `deployments` MCPDeployments when given: the first ones, or all of them
-/// plus copies cycling through them (unpinned, with distinct names) when more are asked for.
-/// With copies, every pool's limits grow by the same factor so they still fit.
+/// plus copies when more are asked for (see [`copies`]).
 pub fn choose(
     documents: Vec<Value>,
     deployments: Option<usize>,
@@ -134,7 +148,6 @@ pub fn choose(
     let (namespaces, rest): (Vec<Value>, Vec<Value>) =
         documents.into_iter().partition(|d| kind(d) == "Namespace");
     let mut objects = namespaces;
-    let mut prototypes = Vec::new();
     for doc in rest {
         if kind(&doc) == "Droplet"
             && let Some(id) = doc.pointer("/spec/adopt/dropletID")
@@ -147,25 +160,14 @@ pub fn choose(
             });
             continue;
         }
-        if is_deployment(&doc) {
-            prototypes.push(doc.clone());
-        }
         objects.push(doc);
     }
-    let wanted = deployments.unwrap_or(prototypes.len());
-    if wanted > prototypes.len() {
-        if prototypes.is_empty() {
-            return Err(ManifestError::NoDeployment);
-        }
-        let factor = wanted.div_ceil(prototypes.len());
-        for doc in objects.iter_mut().filter(|d| kind(d) == "DropletPool") {
-            scale_pool_limits(doc, factor);
-        }
-        let copies = (prototypes.len()..wanted).map(|i| {
-            let round = i / prototypes.len() + 1;
-            copy_of(&prototypes[i % prototypes.len()], round)
-        });
-        objects.extend(copies.collect::<Vec<_>>());
+    let originals = objects.iter().filter(|d| is_deployment(d)).count();
+    let wanted = deployments.unwrap_or(originals);
+    if wanted > originals {
+        let extra = copies(&objects, wanted - originals)?;
+        scale_pools(&mut objects, &extra);
+        objects.extend(extra);
     } else {
         let mut kept = 0;
         objects.retain(|d| {
@@ -185,11 +187,55 @@ pub fn choose(
     Ok(out)
 }
 
-/// A copy of a deployment named `<name>-<round, 3 digits>`, free to go anywhere in its
-/// namespace (a pin or a selector would crowd the copies onto one droplet).
-fn copy_of(prototype: &Value, round: usize) -> Value {
+/// `count` copies of the deployments among `objects`, numbered after them
+/// (`<name>-0013`, ...), without a pin, a selector or annotations, which would crowd them onto
+/// one droplet. They go to the namespaces that declare no Droplet, cycling through the
+/// deployments that read no Secret or ConfigMap (those live in their own namespace), so they
+/// never take the room of a deployment pinned or selected onto a declared droplet. Without
+/// such a namespace, each copy stays in the namespace of the deployment it copies.
+fn copies(objects: &[Value], count: usize) -> Result<Vec<Value>, ManifestError> {
+    let prototypes: Vec<&Value> = objects.iter().filter(|d| is_deployment(d)).collect();
+    if prototypes.is_empty() {
+        return Err(ManifestError::NoDeployment);
+    }
+    let with_droplets: Vec<&str> = objects
+        .iter()
+        .filter(|d| kind(d) == "Droplet")
+        .map(namespace)
+        .collect();
+    let mut targets: Vec<&str> = Vec::new();
+    for p in &prototypes {
+        let ns = namespace(p);
+        if !with_droplets.contains(&ns) && !targets.contains(&ns) {
+            targets.push(ns);
+        }
+    }
+    let movable: Vec<&Value> = prototypes
+        .iter()
+        .copied()
+        .filter(|p| !reads_other_objects(p))
+        .collect();
+    let moving = !targets.is_empty() && !movable.is_empty();
+    let cycle = if moving { &movable } else { &prototypes };
+    Ok((0..count)
+        .map(|i| {
+            let prototype = cycle[i % cycle.len()];
+            let target = if moving {
+                targets[i % targets.len()]
+            } else {
+                namespace(prototype)
+            };
+            copy_of(prototype, prototypes.len() + i + 1, target)
+        })
+        .collect())
+}
+
+/// A copy of a deployment named `<name>-<number, 4 digits>` in `namespace`, free to go
+/// anywhere there.
+fn copy_of(prototype: &Value, number: usize, namespace: &str) -> Value {
     let mut doc = prototype.clone();
-    doc["metadata"]["name"] = json!(format!("{}-{round:03}", name(prototype)));
+    doc["metadata"]["name"] = json!(format!("{}-{number:04}", name(prototype)));
+    doc["metadata"]["namespace"] = json!(namespace);
     if let Some(metadata) = doc["metadata"].as_object_mut() {
         metadata.remove("annotations");
     }
@@ -203,6 +249,36 @@ fn copy_of(prototype: &Value, round: usize) -> Value {
     doc
 }
 
+/// Grows the limits of the pools of every namespace that received copies by the factor its
+/// number of deployments grew, so the copies still fit.
+fn scale_pools(objects: &mut [Value], copies: &[Value]) {
+    let count_in = |docs: &[Value], ns: &str| {
+        docs.iter()
+            .filter(|d| is_deployment(d) && namespace(d) == ns)
+            .count()
+    };
+    let factors: Vec<(String, usize)> = {
+        let mut namespaces: Vec<&str> = copies.iter().map(namespace).collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        namespaces
+            .into_iter()
+            .map(|ns| {
+                let before = count_in(objects, ns);
+                let after = before + count_in(copies, ns);
+                (ns.to_owned(), after.div_ceil(before.max(1)))
+            })
+            .collect()
+    };
+    for doc in objects.iter_mut().filter(|d| kind(d) == "DropletPool") {
+        if let Some((_, factor)) = factors.iter().find(|(ns, _)| ns == namespace(doc)) {
+            scale_pool_limits(doc, *factor);
+        }
+    }
+}
+
+/// Multiplies a pool's `maxDroplets` (capped at the schema's 10,000) and
+/// `maxMonthlyCostUSD` by `factor`.
 fn scale_pool_limits(pool: &mut Value, factor: usize) {
     let Some(limits) = pool
         .pointer_mut("/spec/limits")
@@ -234,6 +310,11 @@ kind: DropletPool
 metadata: {name: default, namespace: a}
 spec: {limits: {maxDroplets: 3, maxMonthlyCostUSD: 50}}
 ---
+apiVersion: mcp.agentopia.io/v1alpha1
+kind: DropletPool
+metadata: {name: default, namespace: b}
+spec: {limits: {maxDroplets: 2, maxMonthlyCostUSD: 40}}
+---
 apiVersion: v1
 kind: Namespace
 metadata: {name: a}
@@ -255,7 +336,14 @@ spec: {templateRef: {name: time}, placement: {dropletName: d1}}
 ---
 apiVersion: mcp.agentopia.io/v1alpha1
 kind: MCPDeployment
-metadata: {name: free, namespace: a}
+metadata: {name: secret, namespace: a}
+spec:
+  templateRef: {name: time}
+  env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: t, key: token}}}]
+---
+apiVersion: mcp.agentopia.io/v1alpha1
+kind: MCPDeployment
+metadata: {name: free, namespace: b}
 spec: {templateRef: {name: time}}
 "#;
 
@@ -267,6 +355,13 @@ spec: {templateRef: {name: time}}
         m.objects.iter().map(|d| kind(d).to_owned()).collect()
     }
 
+    fn find<'a>(m: &'a DemoManifests, key_: &str) -> &'a Value {
+        m.objects
+            .iter()
+            .find(|d| key(d) == key_)
+            .unwrap_or_else(|| panic!("no {key_}"))
+    }
+
     #[test]
     fn namespaces_come_first_and_adopted_droplets_are_skipped_with_the_reason() {
         let m = choose(docs(), None).unwrap();
@@ -276,12 +371,14 @@ spec: {templateRef: {name: time}}
                 "Namespace",
                 "MCPTemplate",
                 "DropletPool",
+                "DropletPool",
                 "Droplet",
+                "MCPDeployment",
                 "MCPDeployment",
                 "MCPDeployment"
             ]
         );
-        assert_eq!(m.deployments, ["a/pinned", "a/free"]);
+        assert_eq!(m.deployments, ["a/pinned", "a/secret", "b/free"]);
         assert_eq!(m.skipped.len(), 1);
         assert_eq!(m.skipped[0].object, "Droplet a/legacy");
         assert!(m.skipped[0].reason.contains("412345678"), "{:?}", m.skipped);
@@ -298,28 +395,51 @@ spec: {templateRef: {name: time}}
     }
 
     #[test]
-    fn more_deployments_are_unpinned_copies_with_distinct_names_and_pools_grow() {
-        let m = choose(docs(), Some(5)).unwrap();
+    fn copies_go_unpinned_to_the_namespace_without_droplets_and_its_pool_grows() {
+        let m = choose(docs(), Some(7)).unwrap();
+        // The deployment reading a Secret is not copied (the Secret is in its namespace).
         assert_eq!(
             m.deployments,
             [
                 "a/pinned",
-                "a/free",
-                "a/pinned-002",
-                "a/free-002",
-                "a/pinned-003"
+                "a/secret",
+                "b/free",
+                "b/pinned-0004",
+                "b/free-0005",
+                "b/pinned-0006",
+                "b/free-0007"
             ]
         );
-        let copy = m.objects.iter().find(|d| name(d) == "pinned-002").unwrap();
+        let copy = find(&m, "b/pinned-0004");
         assert_eq!(copy["spec"]["templateRef"]["name"], "time");
         assert!(copy.pointer("/spec/placement/dropletName").is_none());
         assert!(copy.pointer("/metadata/annotations").is_none());
-        let original = m.objects.iter().find(|d| name(d) == "pinned").unwrap();
-        assert_eq!(original["spec"]["placement"]["dropletName"], "d1");
-        let pool = m.objects.iter().find(|d| kind(d) == "DropletPool").unwrap();
-        // 5 deployments from 2: three rounds.
-        assert_eq!(pool["spec"]["limits"]["maxDroplets"], 9);
-        assert_eq!(pool["spec"]["limits"]["maxMonthlyCostUSD"], 150.0);
+        assert_eq!(
+            find(&m, "a/pinned")["spec"]["placement"]["dropletName"],
+            "d1"
+        );
+        // b went from 1 deployment to 5: its pool's limits grow five times; a's stay.
+        let pool_b = find(&m, "b/default");
+        assert_eq!(pool_b["spec"]["limits"]["maxDroplets"], 10);
+        assert_eq!(pool_b["spec"]["limits"]["maxMonthlyCostUSD"], 200.0);
+        assert_eq!(find(&m, "a/default")["spec"]["limits"]["maxDroplets"], 3);
+    }
+
+    #[test]
+    fn without_a_namespace_free_of_droplets_copies_stay_home_with_distinct_names() {
+        let docs: Vec<Value> = docs().into_iter().filter(|d| namespace(d) != "b").collect();
+        let m = choose(docs, Some(5)).unwrap();
+        assert_eq!(
+            m.deployments,
+            [
+                "a/pinned",
+                "a/secret",
+                "a/pinned-0003",
+                "a/secret-0004",
+                "a/pinned-0005"
+            ]
+        );
+        assert_eq!(find(&m, "a/default")["spec"]["limits"]["maxDroplets"], 9);
     }
 
     #[test]
@@ -357,6 +477,14 @@ spec: {templateRef: {name: time}}
             !m.objects
                 .iter()
                 .any(|d| kind(d) == "Droplet" && key(d).starts_with("team-b/"))
+        );
+        // Copies go to team-b, so d1 keeps its room for team-a's pinned and selected ones.
+        let more = choose(read_documents(&files).unwrap(), Some(40)).unwrap();
+        assert_eq!(more.deployments.len(), 40);
+        assert!(
+            more.deployments[12..]
+                .iter()
+                .all(|d| d.starts_with("team-b/"))
         );
     }
 }
