@@ -13,6 +13,7 @@ pub mod cloud;
 pub mod controller;
 pub mod dtma;
 pub mod fleet;
+pub mod image_check;
 pub mod probe;
 pub mod registry_import;
 pub mod retry;

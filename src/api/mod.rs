@@ -7,12 +7,14 @@ pub mod bounds;
 pub mod conditions;
 pub mod deployment;
 pub mod droplet;
+pub mod image_reference;
 pub mod pool;
 pub mod quantity;
 pub mod reference;
 mod schema;
 pub mod shared_fields;
 pub mod template;
+pub mod template_checks;
 pub mod template_warnings;
 pub mod validation;
 

@@ -258,7 +258,8 @@ pub struct MCPTemplateStatus {
     /// The generation these results are for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Validation conditions (ImageValid, ResourcesValid, EnvSchemaValid) and `Ready`.
+    /// kstatus `Ready`/`Reconciling`/`Stalled`, the checks (`ImageReference`, `Transport`,
+    /// `EnvSchema`, `Resources`, `ImageAvailable`) and `Warning`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "super::schema::conditions")]
     pub conditions: Vec<Condition>,

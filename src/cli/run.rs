@@ -97,6 +97,12 @@ pub struct RunArgs {
     /// Sizes of the default pool (default: the basic family).
     #[arg(long, env = "MCP_DEFAULT_SIZES", value_delimiter = ',')]
     pub default_sizes: Vec<String>,
+    /// Check that template images exist through their registry's HTTP API.
+    #[arg(long, env = "MCP_IMAGE_CHECK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub image_check: bool,
+    /// Reach a registry at another base URL (a mirror): `HOST=URL`, repeatable or comma-separated.
+    #[arg(long, env = "MCP_REGISTRY_MIRRORS", value_delimiter = ',')]
+    pub registry_mirror: Vec<String>,
     /// Speed of the simulated cloud's clock (`--cloud simulated` only).
     #[arg(long, default_value_t = 1.0)]
     pub simulated_speed: f64,
@@ -199,9 +205,38 @@ impl RunArgs {
             default_sizes,
             bootstrap,
             agent: crate::agent_client::ClientSettings::default(),
+            image_check: self.image_check_settings()?,
             timings: Timings::default(),
             reporter_instance: std::env::var("POD_NAME").ok(),
         })
+    }
+}
+
+impl RunArgs {
+    fn image_check_settings(&self) -> Result<crate::image_check::ImageCheckSettings, RunError> {
+        use crate::image_check::{ImageCheckConfig, ImageCheckSettings};
+        if !self.image_check {
+            return Ok(ImageCheckSettings::Off);
+        }
+        let mut config = ImageCheckConfig::default();
+        for mirror in &self.registry_mirror {
+            let Some((host, url)) = mirror.split_once('=') else {
+                return Err(RunError::Flag {
+                    flag: "--registry-mirror",
+                    message: format!("{mirror:?} is not HOST=URL"),
+                });
+            };
+            if !(url.starts_with("http://") || url.starts_with("https://")) || host.is_empty() {
+                return Err(RunError::Flag {
+                    flag: "--registry-mirror",
+                    message: format!("{mirror:?}: the URL must start with http:// or https://"),
+                });
+            }
+            config
+                .registry_urls
+                .insert(host.to_string(), url.trim_end_matches('/').to_string());
+        }
+        Ok(ImageCheckSettings::Registry(config))
     }
 }
 

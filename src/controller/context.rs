@@ -102,6 +102,8 @@ pub struct OperatorConfig {
     pub bootstrap: BootstrapConfig,
     /// Timeouts and retries of agent calls (its clock is the context's).
     pub agent: ClientSettings,
+    /// Whether and how templates' images are checked in their registries.
+    pub image_check: crate::image_check::ImageCheckSettings,
     /// Intervals and thresholds.
     pub timings: Timings,
     /// The name events are reported under (`mcp-droplet-operator`) and this replica's identity.

@@ -282,6 +282,20 @@ where
                 match error {
                     // Already counted and logged by `instrumented`.
                     kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    kube::runtime::controller::Error::QueueError(watch_error) => {
+                        // The watch retries with backoff; say why it cannot start, once per try.
+                        let text = watch_error.to_string();
+                        if text.contains("404") {
+                            tracing::warn!(
+                                controller,
+                                "the CustomResourceDefinitions are not installed: apply crds/ (or install the Helm chart); retrying"
+                            );
+                        } else if text.contains("403") {
+                            tracing::warn!(controller, error = %text, "the operator's RBAC does not allow watching this kind; retrying");
+                        } else {
+                            tracing::warn!(controller, error = %text, "watch failed; retrying");
+                        }
+                    }
                     other => tracing::debug!(controller, error = %other, "controller event"),
                 }
             }

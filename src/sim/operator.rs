@@ -38,6 +38,9 @@ pub fn simulated_operator_config(cluster_id: &str) -> OperatorConfig {
             .collect(),
         bootstrap,
         agent: ClientSettings::default(),
+        // The simulated world has no registry; a test that wants checks points them at the
+        // stand-in registry (`testing::registry_fake`).
+        image_check: crate::image_check::ImageCheckSettings::Off,
         timings: Timings::default(),
         reporter_instance: None,
     }

@@ -80,6 +80,30 @@ impl TemplateBuilder {
         self
     }
 
+    /// Sets `spec.port` alone, leaving the transport as it is.
+    pub fn port(mut self, port: i32) -> Self {
+        self.0.spec.port = Some(port);
+        self
+    }
+
+    /// Clears `spec.port` (an http template without one is what the schema refuses).
+    pub fn no_port(mut self) -> Self {
+        self.0.spec.port = None;
+        self
+    }
+
+    /// Sets the entrypoint override.
+    pub fn command(mut self, command: &[&str]) -> Self {
+        self.0.spec.command = strings(command);
+        self
+    }
+
+    /// Sets the arguments to the entrypoint.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.0.spec.args = strings(args);
+        self
+    }
+
     /// Sets the HTTP path of the MCP endpoint.
     pub fn path(mut self, path: &str) -> Self {
         self.0.spec.path = path.to_owned();
