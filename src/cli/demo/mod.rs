@@ -179,6 +179,20 @@ pub fn header(kubeconfig: &Path, args: &DemoArgs, manifests: &DemoManifests) -> 
     out
 }
 
+/// What `--serve` prints once every deployment is Ready: how to watch, and where an MCP
+/// client finds an endpoint's URL and token (the `<name>-mcp` Secret).
+pub fn serve_usage(kubeconfig: &Path, deployments: &[String]) -> String {
+    let kc = kubeconfig.display();
+    let mut out = format!("Serving until Ctrl-C.\n  kubectl --kubeconfig {kc} get mcp -A -w\n");
+    if let Some((ns, name)) = deployments.first().and_then(|k| k.split_once('/')) {
+        out.push_str(&format!(
+            "An MCP client needs an endpoint's URL and token, in the Secret <deployment>-mcp, e.g.\n  \
+             kubectl --kubeconfig {kc} -n {ns} get secret {name}-mcp -o jsonpath='{{.data.token}}' | base64 -d\n"
+        ));
+    }
+    out
+}
+
 fn describe(object: &Value) -> String {
     let kind = object["kind"].as_str().unwrap_or_default();
     let name = object
@@ -389,10 +403,7 @@ async fn drive(
         failures,
     };
     if args.serve && outcome.all_ready() {
-        println!(
-            "\nServing until Ctrl-C: kubectl --kubeconfig {} get mcp -A -w",
-            kubeconfig.display()
-        );
+        print!("\n{}", serve_usage(kubeconfig, &manifests.deployments));
         tokio::signal::ctrl_c().await.map_err(DemoError::Signal)?;
     }
     Ok(outcome)
@@ -468,6 +479,20 @@ mod tests {
             none.cloud.unwrap().digitalocean.boot_delay,
             SimDoConfig::default().boot_delay
         );
+    }
+
+    #[test]
+    fn serving_says_how_to_watch_and_where_the_tokens_are() {
+        let text = serve_usage(Path::new("/tmp/kc"), &["team-a/github".into()]);
+        assert!(
+            text.contains("kubectl --kubeconfig /tmp/kc get mcp -A -w"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubectl --kubeconfig /tmp/kc -n team-a get secret github-mcp"),
+            "{text}"
+        );
+        assert!(!serve_usage(Path::new("/k"), &[]).contains("secret"));
     }
 
     #[test]
