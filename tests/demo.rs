@@ -137,8 +137,15 @@ fn the_binary_prints_the_kubeconfig_first_and_ends_with_both_tables() {
     } else {
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("are not Ready:"), "{stderr}");
-        for key in ["team-a/github: ", "team-a/time: "] {
-            assert!(stderr.contains(key), "{key} missing in {stderr}");
+        // Each deployment is either Ready in the table or named with its reason.
+        for key in ["team-a/github", "team-a/time"] {
+            let ready = stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{key} ")) && l.contains(" Ready "));
+            assert!(
+                ready || stderr.contains(&format!("{key}: ")),
+                "{key} is neither Ready nor explained:\n{stdout}\n{stderr}"
+            );
         }
     }
 }
@@ -198,4 +205,24 @@ fn the_demo_makes_every_example_deployment_ready() {
     );
     assert!(fleet.iter().any(|l| l.starts_with("team-b/")), "{stdout}");
     assert!(fleet.iter().any(|l| l.starts_with("TOTAL: ")), "{stdout}");
+}
+
+/// `--faults heavy`: transient 500s and 429s, slow boots and a droplet lost after it booted;
+/// the operator still brings every example deployment to Ready without help.
+#[test]
+#[ignore = "needs the four reconcilers (issue 14); remove this line when they have landed"]
+fn under_heavy_faults_every_example_deployment_still_becomes_ready() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
+        .current_dir(root())
+        .args(["demo", "--faults", "heavy", "--timeout", "4m"])
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("12 of 12 deployments Ready"), "{stdout}");
+    assert!(
+        stdout.contains("fault: DigitalOcean droplet"),
+        "no droplet was lost: {stdout}"
+    );
 }
