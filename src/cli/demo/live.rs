@@ -14,6 +14,7 @@ use super::progress::{
     ProgressRow, RowState, bar_message, change_line, is_ready, progress_row, summary_message,
 };
 use crate::api::deployment::MCPDeployment;
+use crate::fleet::key_of;
 
 /// Above this many deployments a terminal gets one bar for all instead of a bar each.
 pub const MAX_BARS: usize = 40;
@@ -195,15 +196,7 @@ pub async fn follow(
         while let Some(next) = stream.next().await {
             // Watch errors are retried by the backoff; a stream error only skips an event.
             let Ok(deployment) = next else { continue };
-            let key = format!(
-                "{}/{}",
-                deployment
-                    .metadata
-                    .namespace
-                    .as_deref()
-                    .unwrap_or("default"),
-                deployment.metadata.name.as_deref().unwrap_or_default()
-            );
+            let key = key_of(&deployment.metadata);
             if !expected.contains(&key) {
                 continue;
             }

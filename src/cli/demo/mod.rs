@@ -26,6 +26,7 @@ use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::Droplet;
 use crate::api::shared_fields::parse_duration;
 use crate::cloud::models::DropletStatus;
+use crate::fleet::key_of;
 use crate::sim::digitalocean::SimDoConfig;
 use crate::sim::{CloudSettings, KubeSimSettings, SimulatedCloud, World, WorldConfig, WorldError};
 use clock::{ScaledClock, SharedClock};
@@ -357,14 +358,7 @@ async fn drive(
         .await?
         .items
         .into_iter()
-        .filter(|d: &MCPDeployment| {
-            let key = format!(
-                "{}/{}",
-                d.metadata.namespace.as_deref().unwrap_or("default"),
-                d.metadata.name.as_deref().unwrap_or_default()
-            );
-            manifests.deployments.contains(&key)
-        })
+        .filter(|d: &MCPDeployment| manifests.deployments.contains(&key_of(&d.metadata)))
         .collect();
     let droplets: Vec<Droplet> = Api::all(client.clone())
         .list(&ListParams::default())
@@ -391,10 +385,7 @@ async fn drive(
     }
     let mut failures = tables::failures(&deployments);
     for key in &manifests.deployments {
-        if !deployments.iter().any(|d| {
-            d.metadata.name.as_deref() == key.split('/').nth(1)
-                && d.metadata.namespace.as_deref() == key.split('/').next()
-        }) {
+        if !deployments.iter().any(|d| key_of(&d.metadata) == *key) {
             failures.push(format!("{key}: not found in the API server"));
         }
     }

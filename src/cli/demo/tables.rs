@@ -9,14 +9,7 @@ use crate::api::shared_fields::ResourceList;
 use crate::catalog;
 use crate::cli::demo::progress::{RowState, failure_reason, is_ready, progress_row};
 use crate::cli::text_table::render;
-
-fn key(meta: &kube::api::ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or("default"),
-        meta.name.as_deref().unwrap_or_default()
-    )
-}
+use crate::fleet::key_of as key;
 
 fn dash_if_empty(text: String) -> String {
     if text.is_empty() {
