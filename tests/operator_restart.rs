@@ -73,6 +73,8 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
     let mut digitalocean = SimDoConfig::default();
     digitalocean.boot_delay.min = Duration::from_secs(2);
     digitalocean.boot_delay.max = Duration::from_secs(4);
+    // Its own droplet addresses, so parallel test processes never share an agent address.
+    digitalocean.first_address = rand::random::<u32>() % 1_000_000;
     let token = SecretString::from("dop_v1_restart_test");
     let world = World::start(WorldConfig {
         clock: std::sync::Arc::new(clock::SystemClock),

@@ -49,6 +49,8 @@ async fn a_new_droplet_boots_a_real_agent_that_the_operator_enrols() {
     let mut config = sim.world_config().unwrap();
     if let Some(cloud) = config.cloud.as_mut() {
         cloud.agent_data_dir = data.path().to_path_buf();
+        // Its own droplet addresses, so parallel test processes never share an agent address.
+        cloud.digitalocean.first_address = rand::random::<u32>() % 1_000_000;
     }
     let world = World::start(config).await.unwrap();
     assert!(world.kube().is_none(), "--no-kube starts no API server");

@@ -275,13 +275,14 @@ pub async fn enroll<S: CredentialStore>(
         credential: credential.clone(),
     };
     let url = format!("{base}/v1/enroll");
-    let attempts = std::cell::Cell::new(0u32);
+    // Atomic, not a Cell: the enrolment future must be Send (controllers run it on tokio).
+    let attempts = std::sync::atomic::AtomicU32::new(0);
     let sent = settings
         .retry
         .run(
             &settings.clock,
             || {
-                attempts.set(attempts.get() + 1);
+                attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 send_once::<EnrollResponse, _>(
                     &http,
                     "enroll",
@@ -299,7 +300,7 @@ pub async fn enroll<S: CredentialStore>(
         Ok(r) => r,
         Err(AgentClientError::Status { status: 409, .. }) => {
             // A fresh credential on a first attempt cannot be the enrolled one.
-            if !had_stored_credential && attempts.get() == 1 {
+            if !had_stored_credential && attempts.load(std::sync::atomic::Ordering::Relaxed) == 1 {
                 return Err(EnrolmentError::AlreadyEnrolled {
                     had_stored_credential,
                 });

@@ -100,6 +100,26 @@ impl SimulatedAgentFleet {
         }
     }
 
+    /// Stops one droplet's agent while the droplet stays active, as a crashed agent or a cut
+    /// network would look to the operator (a test hook). Returns whether an agent was running.
+    pub async fn stop_agent(&self, droplet_id: u64) -> bool {
+        let handle = {
+            let mut entries = self.lock();
+            let Some(entry) = entries.get_mut(&droplet_id) else {
+                return false;
+            };
+            entry.state = FleetAgentState::Failed("stopped by a test".to_string());
+            entry.handle.take()
+        };
+        match handle {
+            Some(handle) => {
+                handle.shutdown().await;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stops every agent (containers of the simulated runtimes stop with them).
     pub async fn shutdown(&self) {
         let handles: Vec<AgentHandle> = self

@@ -315,7 +315,13 @@ impl FakeDtma {
 
     /// Serves an existing fake agent on a fresh loopback port.
     pub async fn serve(agent: FakeAgent) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve_on(agent, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Serves an existing fake agent on `addr` (e.g. a simulated droplet's loopback address and
+    /// DTMA's port 30000, so the operator finds it where a real DTMA would be).
+    pub async fn serve_on(agent: FakeAgent, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = agent.router();

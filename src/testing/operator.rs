@@ -72,6 +72,8 @@ impl Default for HarnessOptions {
         let mut digitalocean = SimDoConfig::default();
         digitalocean.boot_delay.min = Duration::from_secs(20);
         digitalocean.boot_delay.max = Duration::from_secs(40);
+        // Scenario tests run in parallel processes: give each world its own address range.
+        digitalocean.first_address = rand::random::<u32>() % 1_000_000;
         Self {
             speed: 30.0,
             digitalocean,
@@ -178,6 +180,11 @@ impl OperatorHarness {
         };
         let mut config = simulated_operator_config(&format!("harness-{}", &id[..8]));
         config.timings = quick_timings();
+        if options.real_cluster.is_some() {
+            // A real cluster is shared by parallel test processes, each with its own simulated
+            // cloud: an operator must see only its own namespace's objects.
+            config.scope = crate::controller::WatchScope::Namespace(namespace.clone());
+        }
         (options.configure)(&mut config);
         let mut harness = Self {
             world,

@@ -97,6 +97,10 @@ pub struct SimDoConfig {
     pub faults: FaultConfig,
     /// Seed of the simulator's randomness (boot delays, fault draws).
     pub seed: u64,
+    /// Index of the first droplet address (decision 0203's `n`): worlds that run side by side
+    /// on one machine (parallel test processes) start at different indexes so their agents do
+    /// not compete for the same 127.x.y.z:port.
+    pub first_address: u32,
     /// Receives droplets that became active or were deleted.
     pub hook: Option<Arc<dyn DropletLifecycleHook>>,
 }
@@ -115,6 +119,7 @@ impl std::fmt::Debug for SimDoConfig {
             .field("images", &self.images)
             .field("faults", &self.faults)
             .field("seed", &self.seed)
+            .field("first_address", &self.first_address)
             .field("hook", &self.hook.as_ref().map(|_| "set"))
             .finish()
     }
@@ -145,6 +150,7 @@ impl Default for SimDoConfig {
             .to_vec(),
             faults: FaultConfig::default(),
             seed: 42,
+            first_address: 0,
             hook: None,
         }
     }

@@ -165,12 +165,13 @@ const HOUR: Duration = Duration::from_secs(3600);
 impl CloudState {
     /// A world with no droplets.
     pub fn new(config: SimDoConfig) -> Self {
+        let first_address = config.first_address;
         Self {
             rng: StdRng::seed_from_u64(config.seed),
             config,
             next_droplet_id: 500_000_001,
             next_action_id: 2_000_000_001,
-            next_ip_index: 0,
+            next_ip_index: first_address,
             droplets: BTreeMap::new(),
             actions: HashMap::new(),
             request_log: HashMap::new(),
