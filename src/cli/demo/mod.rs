@@ -155,6 +155,9 @@ pub fn world_config(
                 clock,
                 boot_delay: faults.boot_delay.unwrap_or(defaults.boot_delay),
                 faults: faults.faults.clone(),
+                // Droplet addresses of its own (decision 0212), so two demos at once (a
+                // `--serve` one and another, or parallel tests) never share an agent address.
+                first_address: rand::random::<u32>() % 1_000_000,
                 ..defaults
             },
             agent_data_dir: agent_data_dir.to_path_buf(),
