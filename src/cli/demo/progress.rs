@@ -158,7 +158,12 @@ pub fn failure_reason(deployment: &MCPDeployment) -> String {
         } else {
             c.reason.as_str()
         };
-        return format!("not Ready in {phase}: {}", reason_text(reason, &c.message));
+        let why = reason_text(reason, &c.message);
+        return if status.phase == DeploymentPhase::Ready {
+            format!("was Ready, now {why}")
+        } else {
+            format!("not Ready in {phase}: {why}")
+        };
     }
     let step = status
         .progress
@@ -348,7 +353,7 @@ mod tests {
         assert_eq!(progress_row(&d).state, RowState::Working);
         assert_eq!(
             failure_reason(&d),
-            "not Ready in Ready: Degraded: 2 probes failed"
+            "was Ready, now Degraded: 2 probes failed"
         );
     }
 
