@@ -196,8 +196,11 @@ fn agent_unit(config: &BootstrapConfig) -> Result<String, BootstrapError> {
     let args = config.agent_args.join(" ");
     let exec = match &config.agent {
         AgentSource::ReleaseUrl { .. } => format!("/usr/local/bin/mcp-droplet-agent {args}"),
+        // The image runs as uid 65532 by default (Dockerfile); on a droplet the agent reads the
+        // root-only bootstrap file and drives the Docker Engine, so it runs as root there, like
+        // the binary the unit starts directly.
         AgentSource::Image { image } => format!(
-            "/usr/bin/docker run --rm --name mcp-droplet-agent --network host \
+            "/usr/bin/docker run --rm --name mcp-droplet-agent --network host --user 0:0 \
              -v /etc/mcp-droplet-agent:/etc/mcp-droplet-agent \
              -v /var/lib/mcp-droplet-agent:/var/lib/mcp-droplet-agent \
              -v /var/run/docker.sock:/var/run/docker.sock \
@@ -347,6 +350,32 @@ mod tests {
         assert_eq!(file["path"], BOOTSTRAP_PATH);
         assert_eq!(file["permissions"], "0600");
         assert!(user_data.contains("DOCKER-USER -d 169.254.169.254/32 -j DROP"));
+    }
+
+    #[test]
+    fn release_binary_is_checked_against_its_sha256() {
+        let sum = "0123456789abcdef".repeat(4);
+        let script = agent_install_script(&AgentSource::ReleaseUrl {
+            url: "https://example.invalid/mcp-droplet-agent-x86_64-linux".to_owned(),
+            sha256: Some(sum.clone()),
+        })
+        .expect("script");
+        let check = script.find("sha256sum -c").expect("checksum verified");
+        let install = script.find("install -m 0755").expect("installed");
+        assert!(check < install, "verified before it is installed");
+        assert!(script.contains(&sum));
+    }
+
+    #[test]
+    fn agent_image_runs_as_root_on_the_droplet() {
+        let config = BootstrapConfig {
+            agent: AgentSource::Image {
+                image: "ghcr.io/agentopia/mcp-droplet-agent:0.1.0".to_owned(),
+            },
+            ..BootstrapConfig::from_release_url("unused")
+        };
+        let unit = agent_unit(&config).expect("unit");
+        assert!(unit.contains("--user 0:0"), "{unit}");
     }
 
     #[test]
