@@ -777,6 +777,33 @@ async fn a_dtma_droplet_takes_no_deployment(h: &OperatorHarness) {
     .expect("the DTMA droplet is not scheduled onto");
 }
 
+async fn auto_provisions_when_nothing_fits(h: &OperatorHarness) {
+    let template = template_name(h, "auto");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    for i in 0..3 {
+        create_deployment(
+            h,
+            MCPDeployment::test(&format!("auto-{i}"))
+                .template(&template)
+                .build(),
+        )
+        .await;
+    }
+    for i in 0..3 {
+        let ready = h
+            .wait_for(&deployments(h), &format!("auto-{i}"), WAIT, is_ready)
+            .await
+            .expect("Ready on a provisioned droplet");
+        let steps = ready.status.expect("status").progress.steps;
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.name == "Provisioning" && s.state == StepState::Succeeded),
+            "{steps:?}"
+        );
+    }
+}
+
 macro_rules! scenario {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -802,6 +829,7 @@ mod kube_sim {
     scenario!(repeated_failures_on_a_droplet_move_the_deployment);
     scenario!(an_unreachable_agent_moves_the_deployment);
     scenario!(a_dtma_droplet_takes_no_deployment);
+    scenario!(auto_provisions_when_nothing_fits);
 }
 
 /// The operator stopped at once (as a killed process) right after the placement was recorded,
@@ -919,5 +947,6 @@ async fn scenarios_on_a_real_cluster() {
         repeated_failures_on_a_droplet_move_the_deployment,
         an_unreachable_agent_moves_the_deployment,
         a_dtma_droplet_takes_no_deployment,
+        auto_provisions_when_nothing_fits,
     );
 }
