@@ -18,6 +18,7 @@ use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use mcp_droplet_operator::api::deployment::{DeploymentPhase, MCPDeployment, StepState};
 use mcp_droplet_operator::api::template::MCPTemplate;
+use mcp_droplet_operator::cli::demo::faults::FaultPreset;
 use mcp_droplet_operator::sim::digitalocean::FaultConfig;
 use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
 
@@ -37,23 +38,14 @@ fn params() -> PatchParams {
     PatchParams::apply("converge-bench").force()
 }
 
-/// The fault presets of `demo --faults` (transient only: nothing a person must fix).
+/// The simulated DigitalOcean's switches of a `demo --faults` preset (`none`, `light`,
+/// `heavy`); the demo's one-off faults (429 bursts, a lost droplet) are not part of the bench.
 fn faults(preset: &str) -> FaultConfig {
-    match preset {
-        "light" => FaultConfig {
-            server_error_rate: 0.02,
-            create_commit_then_fail_rate: 0.02,
-            ..Default::default()
-        },
-        "heavy" => FaultConfig {
-            server_error_rate: 0.10,
-            create_commit_then_fail_rate: 0.10,
-            action_commit_then_fail_rate: 0.10,
-            latency: Duration::from_millis(500),
-            ..Default::default()
-        },
-        _ => FaultConfig::default(),
-    }
+    use clap::ValueEnum;
+    FaultPreset::from_str(preset, true)
+        .unwrap_or_else(|e| fail("MCP_BENCH_FAULTS", e))
+        .plan()
+        .faults
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -16,6 +16,9 @@ enum Command {
     /// Run the operator: the controllers against a cluster (in-cluster or KUBECONFIG), with
     /// leader election, /metrics, /healthz and /readyz.
     Run(Box<cli::run::RunArgs>),
+    /// The one-command demo: the simulated world with the operator, examples/ applied, a live
+    /// bar per deployment, then the deployments and the fleet (exit code 0 when all are Ready).
+    Demo(Box<cli::demo::DemoArgs>),
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --out-dir).
     Crds(cli::crds::CrdsArgs),
     /// Run the simulated world until Ctrl-C: kube-sim with the CRDs, and with --do-token the
@@ -33,6 +36,20 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(cli::run::run(*args))?,
+        Command::Demo(args) => {
+            let outcome = tokio::runtime::Runtime::new()?.block_on(cli::demo::run(*args))?;
+            if !outcome.all_ready() {
+                eprintln!(
+                    "\n{} of {} deployments are not Ready:",
+                    outcome.failures.len(),
+                    outcome.deployments
+                );
+                for failure in &outcome.failures {
+                    eprintln!("  {failure}");
+                }
+                std::process::exit(1);
+            }
+        }
         Command::Crds(args) => cli::crds::run(args)?,
         Command::Sim(args) => tokio::runtime::Runtime::new()?.block_on(cli::sim::run(*args))?,
         Command::Plan(args) => cli::plan::run(args)?,

@@ -109,3 +109,120 @@ async fn the_operator_runs_under_the_charts_namespaced_rbac() {
     )
     .await;
 }
+
+/// The whole life of a deployment under the chart's cluster-wide RBAC: a pool provisions a
+/// droplet for a burst, the deployments become Ready (Secrets for the endpoint, events, status of
+/// all four kinds), then everything is deleted through the finalizers. Nothing may be denied, and
+/// the chart's rules this scenario left unused are printed (the least-privilege list).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_lives_and_dies_under_the_charts_rbac() {
+    use kube::api::{Patch, PatchParams};
+    use mcp_droplet_operator::api::deployment::{DeploymentPhase, MCPDeployment};
+    use mcp_droplet_operator::api::droplet::Droplet;
+    use mcp_droplet_operator::api::pool::DropletPool;
+
+    let harness = OperatorHarness::start(HarnessOptions {
+        configure: Box::new(|config| config.operator_namespace = "mcp-system".to_owned()),
+        operator_rbac: Some(chart_rbac("all-namespaces", "mcp-system")),
+        ..HarnessOptions::default()
+    })
+    .await
+    .expect("harness");
+    let ns = harness.namespace.clone();
+    let apply = PatchParams::apply("chart-rbac-test").force();
+    let templates: Api<MCPTemplate> = Api::all(harness.client.clone());
+    let template_name = format!("time-{ns}");
+    let mut template = MCPTemplate::test("time").memory("512Mi").build();
+    template.metadata.name = Some(template_name.clone());
+    templates
+        .patch(&template_name, &apply, &Patch::Apply(&template))
+        .await
+        .expect("template");
+    let pools: Api<DropletPool> = Api::namespaced(harness.client.clone(), &ns);
+    let pool = DropletPool::test("default")
+        .namespace(&ns)
+        .max_droplets(3)
+        .build();
+    pools
+        .patch("default", &apply, &Patch::Apply(&pool))
+        .await
+        .expect("pool");
+    let deployments: Api<MCPDeployment> = Api::namespaced(harness.client.clone(), &ns);
+    for i in 0..3 {
+        let name = format!("time-{i}");
+        let d = MCPDeployment::test(&name)
+            .namespace(&ns)
+            .template(&template_name)
+            .pool("default")
+            .build();
+        deployments
+            .patch(&name, &apply, &Patch::Apply(&d))
+            .await
+            .expect("deployment");
+    }
+    for i in 0..3 {
+        harness
+            .wait_for(
+                &deployments,
+                &format!("time-{i}"),
+                Duration::from_secs(120),
+                |d| {
+                    d.status
+                        .as_ref()
+                        .is_some_and(|s| s.phase == DeploymentPhase::Ready)
+                },
+            )
+            .await
+            .expect("Ready under the chart's RBAC");
+    }
+    let droplets: Api<Droplet> = Api::namespaced(harness.client.clone(), &ns);
+    for d in deployments
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+    {
+        let name = d.metadata.name.clone().unwrap_or_default();
+        deployments
+            .delete(&name, &Default::default())
+            .await
+            .expect("delete");
+    }
+    for d in droplets
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+    {
+        let name = d.metadata.name.clone().unwrap_or_default();
+        droplets
+            .delete(&name, &Default::default())
+            .await
+            .expect("delete");
+    }
+    let started = std::time::Instant::now();
+    while !droplets
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "droplets not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sim = harness.world.kube().expect("kube-sim");
+    let denied = sim.access_record().expect("access record").denied();
+    assert!(
+        denied.is_empty(),
+        "denied under the chart's RBAC: {denied:#?}"
+    );
+    for rule in sim.unused_rules().expect("unused rules") {
+        eprintln!("a chart rule this scenario did not use: {rule}");
+    }
+    let _ = templates.delete(&template_name, &Default::default()).await;
+    harness.shutdown().await;
+}

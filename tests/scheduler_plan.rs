@@ -67,7 +67,7 @@ fn burst_dir(n: usize, limit: u32) -> tempfile::TempDir {
 }
 
 #[test]
-fn examples_plan_every_deployment_onto_the_declared_droplet() {
+fn examples_plan_team_a_onto_its_droplet_and_team_b_onto_new_ones() {
     let inputs = read_inputs(&[examples()]).unwrap();
     let report = plan_inputs(&inputs, now()).unwrap();
     assert!(
@@ -75,6 +75,7 @@ fn examples_plan_every_deployment_onto_the_declared_droplet() {
         "{:?}",
         report.unschedulable
     );
+    assert_eq!(report.placements.len(), 12);
     let time = report
         .placements
         .iter()
@@ -82,12 +83,27 @@ fn examples_plan_every_deployment_onto_the_declared_droplet() {
         .unwrap();
     assert_eq!(time.droplet, "d1");
     assert_eq!(time.reason, "pinned to d1");
-    assert!(report.placements.iter().all(|p| !p.new));
-    assert_eq!(report.droplets, 1);
-    assert_eq!(report.monthly_cost_usd, 24.0);
+    // team-a's five fit on d1; team-b has no droplet, so all of its seven need new ones.
+    for p in &report.placements {
+        let team_a = p.deployment.starts_with("team-a/");
+        assert_eq!(team_a, !p.new, "{p:?}");
+        if team_a {
+            assert_eq!(p.droplet, "d1");
+        }
+    }
+    assert!(
+        report
+            .new_droplets
+            .iter()
+            .all(|d| d.pool == "team-b/default")
+    );
+    assert_eq!(report.droplets, 1 + report.new_droplets.len());
+    assert_eq!(report.droplets, report.lower_bound_droplets);
+    let new_cost: f64 = report.new_droplets.iter().map(|d| d.monthly_usd).sum();
+    assert!((report.monthly_cost_usd - (24.0 + new_cost)).abs() < 1e-6);
     let table = render_table(&report);
     assert!(table.contains("DEPLOYMENT"), "{table}");
-    assert!(table.contains("Monthly cost: 24.00 USD"), "{table}");
+    assert!(table.contains("NEW DROPLET"), "{table}");
 }
 
 #[test]

@@ -287,6 +287,12 @@ pub struct MCPDeploymentStatus {
     /// Last handshake result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpStatus>,
+    /// Hash of the server configuration last resolved (template, spec, env and Secret values,
+    /// keyed with the endpoint token so no value can be recovered from it); it changes when a
+    /// referenced Secret changes, which restarts the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub config_hash: Option<String>,
     /// Seconds from creation (or the last spec change) to Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_ready_seconds: Option<f64>,

@@ -2,8 +2,10 @@
 
 pub mod catalog;
 pub mod crds;
+pub mod demo;
 pub mod plan;
 pub mod probe;
 pub mod run;
 pub mod sim;
 pub mod sim_cloud;
+pub mod text_table;

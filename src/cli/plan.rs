@@ -19,6 +19,7 @@ use crate::api::droplet::Droplet as DropletObject;
 use crate::api::pool::DropletPool;
 use crate::api::template::MCPTemplate;
 use crate::api::template_warnings::template_warnings;
+use crate::cli::text_table::render;
 use crate::fleet::deployment::round2;
 use crate::fleet::{self, FleetError, FleetObjects, FleetView};
 use scheduler::{BatchPlan, DropletPhase, PendingDeployment, Snapshot, Target};
@@ -492,24 +493,6 @@ fn report(
     }
 }
 
-fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 /// Renders the report as tables for people.
 pub fn render_table(r: &PlanReport) -> String {
     let mut rows = vec![vec![
@@ -528,7 +511,7 @@ pub fn render_table(r: &PlanReport) -> String {
             format!("{:.1}", p.score),
         ]);
     }
-    let mut out = table(&rows);
+    let mut out = render(&rows);
     if !r.new_droplets.is_empty() {
         let mut rows = vec![vec![
             "NEW DROPLET".to_string(),
@@ -549,7 +532,7 @@ pub fn render_table(r: &PlanReport) -> String {
             ]);
         }
         out.push('\n');
-        out.push_str(&table(&rows));
+        out.push_str(&render(&rows));
     }
     if !r.unschedulable.is_empty() {
         let mut rows = vec![vec!["UNSCHEDULABLE".to_string(), "REASON".into()]];
@@ -557,7 +540,7 @@ pub fn render_table(r: &PlanReport) -> String {
             rows.push(vec![u.deployment.clone(), u.reason.clone()]);
         }
         out.push('\n');
-        out.push_str(&table(&rows));
+        out.push_str(&render(&rows));
     }
     out.push_str(&format!(
         "\nDroplets used: {}   Lower bound: {}   Packing efficiency: {:.2}\nMonthly cost: {:.2} USD   Cost lower bound: {:.2} USD   Requested utilization: {:.1} %\n",

@@ -1,0 +1,952 @@
+//! The MCPDeployment controller against the simulated world (kube-sim, simulated DigitalOcean,
+//! real agents whose containers are real MCP servers) with the real Droplet controller, through
+//! `OperatorHarness`: deploy onto an existing droplet (and no status rewrite once converged), a
+//! pinned droplet, missing Secret and template recovered, a rotated Secret or token restarting
+//! the server, drift repaired, deletion through the finalizer, a droplet gone or NotReady and a
+//! server failing on its droplet moving the deployment, nothing fits until a droplet arrives, an
+//! operator restart mid-deploy, and the run contract's RBAC. Each scenario is an
+//! `async fn(&OperatorHarness)` so it also runs against a real cluster.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use mcp_droplet_operator::agent_client::AgentClient;
+use mcp_droplet_operator::api::conditions::find;
+use mcp_droplet_operator::api::deployment::{DeploymentPhase, MCPDeployment, StepState};
+use mcp_droplet_operator::api::droplet::{Droplet, DropletPhase};
+use mcp_droplet_operator::api::template::MCPTemplate;
+use mcp_droplet_operator::controller::deployment::{
+    self, CERTIFICATE_KEY, TOKEN_KEY, URL_KEY, endpoint_secret_name,
+};
+use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorRbac};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn harness() -> OperatorHarness {
+    OperatorHarness::start(HarnessOptions::default())
+        .await
+        .expect("start the simulated world and the operator")
+}
+
+fn deployments(h: &OperatorHarness) -> Api<MCPDeployment> {
+    Api::namespaced(h.client.clone(), &h.namespace)
+}
+
+fn secrets(h: &OperatorHarness) -> Api<Secret> {
+    Api::namespaced(h.client.clone(), &h.namespace)
+}
+
+/// A template name unique to this harness (templates are cluster-scoped).
+fn template_name(h: &OperatorHarness, base: &str) -> String {
+    format!("{base}-{}", h.namespace)
+}
+
+async fn create_template(h: &OperatorHarness, template: MCPTemplate) {
+    let api: Api<MCPTemplate> = Api::all(h.client.clone());
+    api.create(&PostParams::default(), &template)
+        .await
+        .expect("create the template");
+}
+
+async fn create_secret(h: &OperatorHarness, name: &str, key: &str, value: &str) {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            key.to_string(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    secrets(h)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the Secret");
+}
+
+async fn create_deployment(h: &OperatorHarness, deployment: MCPDeployment) {
+    let mut deployment = deployment;
+    deployment.metadata.namespace = Some(h.namespace.clone());
+    deployments(h)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the deployment");
+}
+
+/// Applies a Droplet object and waits until the Droplet controller made it Ready (created in
+/// the simulated cloud, booted, its agent enrolled).
+async fn ready_droplet(h: &OperatorHarness, name: &str) -> Droplet {
+    let api: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
+    let droplet = Droplet::test(name)
+        .namespace(&h.namespace)
+        .region("nyc3")
+        .size("s-2vcpu-4gb")
+        .build();
+    api.create(&PostParams::default(), &droplet)
+        .await
+        .expect("create the droplet");
+    h.wait_for(&api, name, WAIT, |d| {
+        d.status.as_ref().is_some_and(|s| {
+            s.phase == DropletPhase::Ready
+                && s.agent
+                    .as_ref()
+                    .is_some_and(|a| a.certificate_fingerprint.is_some())
+        })
+    })
+    .await
+    .expect("the droplet becomes Ready")
+}
+
+fn is_ready(d: &MCPDeployment) -> bool {
+    d.status.as_ref().is_some_and(|s| {
+        s.phase == DeploymentPhase::Ready && d.metadata.generation == s.observed_generation
+    })
+}
+
+fn condition_is(d: &MCPDeployment, type_: &str, status: &str, reason: &str) -> bool {
+    d.status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, type_))
+        .is_some_and(|c| c.status == status && c.reason == reason)
+}
+
+async fn agent_of(h: &OperatorHarness, droplet: &Droplet) -> AgentClient {
+    let ctx = h.context().expect("operator running");
+    ctx.agents
+        .for_droplet(&h.client, droplet, &ctx.config.agent)
+        .await
+        .expect("read the credential")
+        .expect("the droplet's agent is enrolled")
+}
+
+async fn container_of(agent: &AgentClient, server: &str) -> Option<String> {
+    agent
+        .get_server(server)
+        .await
+        .expect("ask the agent")
+        .and_then(|s| s.container_id)
+}
+
+/// Polls `check` every 50 ms until it gives Some, at most `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many MCP checks the operator ran so far (the `agent_call` histogram's count).
+fn probes_run(h: &OperatorHarness) -> u64 {
+    let text = h
+        .context()
+        .expect("operator running")
+        .metrics
+        .encode()
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.contains("agent_call_duration_seconds_count") && l.contains("operation=\"probe\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+async fn deploys_onto_an_existing_droplet(h: &OperatorHarness) {
+    let droplet = ready_droplet(h, "d1").await;
+    let template = template_name(h, "time");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("time").template(&template).build()).await;
+    let ready = h
+        .wait_for(&deployments(h), "time", WAIT, is_ready)
+        .await
+        .expect("the deployment becomes Ready");
+    let status = ready.status.clone().expect("status");
+    let placement = status.placement.clone().expect("placement");
+    assert_eq!(placement.droplet.as_deref(), Some("d1"));
+    assert!(placement.breakdown.is_some() && placement.score.is_some());
+    let mcp = status.mcp.clone().expect("handshake result");
+    assert!(mcp.tools > 0, "tools: {}", mcp.tools);
+    assert!(mcp.server_name.is_some());
+    let endpoint = status.endpoint.clone().expect("endpoint");
+    assert!(endpoint.ends_with("/servers/time/mcp"), "{endpoint}");
+    assert_eq!(status.progress.percent, 100);
+    assert!(
+        status
+            .progress
+            .steps
+            .iter()
+            .all(|s| s.finished_at.is_some() || s.name == "Provisioning"),
+        "{:?}",
+        status.progress.steps
+    );
+    assert!(condition_is(&ready, "Ready", "True", "Verified"));
+    assert!(condition_is(
+        &ready,
+        "Verified",
+        "True",
+        "HandshakeSucceeded"
+    ));
+    assert!(
+        ready
+            .finalizers()
+            .iter()
+            .any(|f| f == deployment::FINALIZER)
+    );
+
+    // What an MCP client in the cluster needs.
+    let secret = eventually("the endpoint Secret", WAIT, || async {
+        secrets(h)
+            .get_opt(&endpoint_secret_name("time"))
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let data = secret.data.expect("data");
+    assert_eq!(data[URL_KEY].0, endpoint.as_bytes());
+    let fingerprint = droplet
+        .status
+        .as_ref()
+        .and_then(|s| s.agent.as_ref())
+        .and_then(|a| a.certificate_fingerprint.clone())
+        .expect("fingerprint");
+    assert_eq!(data[CERTIFICATE_KEY].0, fingerprint.as_bytes());
+    let token = String::from_utf8(data[TOKEN_KEY].0.clone()).expect("utf-8");
+    assert!(token.len() >= 32);
+    assert!(
+        !serde_json::to_string(&ready)
+            .unwrap_or_default()
+            .contains(&token),
+        "the token leaked into the object"
+    );
+
+    // Converged: checks keep running, the status is not rewritten.
+    let ctx = h.context().expect("operator running");
+    let writes = ctx.metrics.status_write_count(deployment::NAME);
+    let probes = probes_run(h);
+    eventually("two more MCP checks", WAIT, || async {
+        (probes_run(h) >= probes + 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        ctx.metrics.status_write_count(deployment::NAME),
+        writes,
+        "a converged deployment was rewritten"
+    );
+    let again = deployments(h).get("time").await.expect("get");
+    assert_eq!(again.status, ready.status);
+    assert!(
+        ctx.metrics
+            .encode()
+            .unwrap_or_default()
+            .contains("deployment_time_to_ready_seconds_count{provisioned=\"false\"} 1")
+    );
+}
+
+async fn a_pinned_deployment_goes_to_its_droplet(h: &OperatorHarness) {
+    ready_droplet(h, "d1").await;
+    ready_droplet(h, "d2").await;
+    let template = template_name(h, "pinned");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    for name in ["a", "b"] {
+        create_deployment(
+            h,
+            MCPDeployment::test(name)
+                .template(&template)
+                .pinned_to("d2")
+                .build(),
+        )
+        .await;
+    }
+    for name in ["a", "b"] {
+        let ready = h
+            .wait_for(&deployments(h), name, WAIT, is_ready)
+            .await
+            .expect("Ready");
+        let placement = ready.status.and_then(|s| s.placement).expect("placement");
+        assert_eq!(placement.droplet.as_deref(), Some("d2"), "{name}");
+    }
+}
+
+async fn a_missing_secret_stalls_until_it_exists(h: &OperatorHarness) {
+    ready_droplet(h, "d1").await;
+    let template = template_name(h, "gh");
+    create_template(h, MCPTemplate::test(&template).secret_env("TOKEN").build()).await;
+    create_deployment(
+        h,
+        MCPDeployment::test("gh")
+            .template(&template)
+            .env_from_secret("TOKEN", "gh-token", "token")
+            .build(),
+    )
+    .await;
+    let stalled = h
+        .wait_for(&deployments(h), "gh", WAIT, |d| {
+            condition_is(d, "Stalled", "True", "SecretNotFound")
+        })
+        .await
+        .expect("Stalled on the missing Secret");
+    let message = stalled
+        .status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, "Stalled"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("gh-token"), "{message}");
+    assert!(condition_is(&stalled, "Ready", "False", "SecretNotFound"));
+    create_secret(h, "gh-token", "token", "ghp_first").await;
+    let ready = h
+        .wait_for(&deployments(h), "gh", WAIT, is_ready)
+        .await
+        .expect("Ready once the Secret exists");
+    assert!(condition_is(&ready, "Stalled", "False", "Verified"));
+}
+
+async fn a_rotated_secret_restarts_the_server(h: &OperatorHarness) {
+    let droplet = ready_droplet(h, "d1").await;
+    let template = template_name(h, "rot");
+    create_template(h, MCPTemplate::test(&template).secret_env("TOKEN").build()).await;
+    create_secret(h, "rot-token", "token", "first-value").await;
+    create_deployment(
+        h,
+        MCPDeployment::test("rot")
+            .template(&template)
+            .env_from_secret("TOKEN", "rot-token", "token")
+            .build(),
+    )
+    .await;
+    let ready = h
+        .wait_for(&deployments(h), "rot", WAIT, is_ready)
+        .await
+        .expect("Ready");
+    let hash = ready.status.and_then(|s| s.config_hash).expect("hash");
+    let agent = agent_of(h, &droplet).await;
+    let container = container_of(&agent, "rot").await.expect("a container");
+
+    let patch = serde_json::json!({"data": {"token": "c2Vjb25kLXZhbHVl"}}); // "second-value"
+    secrets(h)
+        .patch("rot-token", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("rotate the Secret");
+    let rotated = h
+        .wait_for(&deployments(h), "rot", WAIT, |d| {
+            is_ready(d)
+                && d.status
+                    .as_ref()
+                    .and_then(|s| s.config_hash.as_deref())
+                    .is_some_and(|new| new != hash)
+        })
+        .await
+        .expect("Ready with a new configuration hash");
+    let new_hash = rotated.status.and_then(|s| s.config_hash).expect("hash");
+    let replaced = eventually("a new container", WAIT, || async {
+        container_of(&agent, "rot")
+            .await
+            .filter(|c| *c != container)
+    })
+    .await;
+    assert_ne!(replaced, container);
+    let running = agent.get_server("rot").await.expect("get").expect("server");
+    assert_eq!(
+        running
+            .spec
+            .labels
+            .get(deployment::desired::CONFIG_HASH_LABEL),
+        Some(&new_hash)
+    );
+
+    // Deleting the token Secret rotates the endpoint token: new hash, new `<name>-mcp`.
+    let old_token = secrets(h)
+        .get(&endpoint_secret_name("rot"))
+        .await
+        .expect("endpoint Secret")
+        .data
+        .and_then(|mut d| d.remove(TOKEN_KEY))
+        .expect("token");
+    secrets(h)
+        .delete(
+            &deployment::token_secret_name("rot"),
+            &DeleteParams::default(),
+        )
+        .await
+        .expect("delete the token Secret");
+    h.wait_for(&deployments(h), "rot", WAIT, |d| {
+        is_ready(d)
+            && d.status
+                .as_ref()
+                .and_then(|s| s.config_hash.as_deref())
+                .is_some_and(|h| h != new_hash)
+    })
+    .await
+    .expect("Ready with the new token");
+    eventually("the new token published", WAIT, || async {
+        let secret = secrets(h)
+            .get_opt(&endpoint_secret_name("rot"))
+            .await
+            .ok()??;
+        let token = secret.data?.remove(TOKEN_KEY)?;
+        (token != old_token).then_some(())
+    })
+    .await;
+}
+
+async fn a_missing_template_stalls_until_it_exists(h: &OperatorHarness) {
+    ready_droplet(h, "d1").await;
+    let template = template_name(h, "late");
+    create_deployment(h, MCPDeployment::test("late").template(&template).build()).await;
+    h.wait_for(&deployments(h), "late", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "TemplateNotFound")
+            && d.status
+                .as_ref()
+                .is_some_and(|s| s.phase == DeploymentPhase::Failed)
+    })
+    .await
+    .expect("Stalled on the missing template");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    h.wait_for(&deployments(h), "late", WAIT, is_ready)
+        .await
+        .expect("Ready once the template exists");
+}
+
+async fn drift_is_repaired(h: &OperatorHarness) {
+    let droplet = ready_droplet(h, "d1").await;
+    let template = template_name(h, "drift");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("drift").template(&template).build()).await;
+    h.wait_for(&deployments(h), "drift", WAIT, is_ready)
+        .await
+        .expect("Ready");
+    let agent = agent_of(h, &droplet).await;
+    let first = container_of(&agent, "drift").await.expect("container");
+
+    // The container removed behind the agent's back: a new one serves again.
+    let id = droplet
+        .status
+        .as_ref()
+        .and_then(|s| s.droplet_id)
+        .expect("droplet id");
+    let runtime = h
+        .world
+        .cloud()
+        .and_then(|c| c.agents.runtime(u64::try_from(id).unwrap_or_default()))
+        .expect("the droplet's simulated runtime");
+    assert!(runtime.remove_behind_agents_back("drift"));
+    let second = eventually("a replacement container", WAIT, || async {
+        container_of(&agent, "drift").await.filter(|c| *c != first)
+    })
+    .await;
+    h.wait_for(&deployments(h), "drift", WAIT, is_ready)
+        .await
+        .expect("Ready again");
+
+    // The server removed from the agent itself: the operator deploys it again.
+    agent
+        .delete_server("drift")
+        .await
+        .expect("delete on the agent");
+    let third = eventually("the server deployed again", WAIT, || async {
+        container_of(&agent, "drift").await.filter(|c| *c != second)
+    })
+    .await;
+    assert_ne!(third, second);
+    h.wait_for(&deployments(h), "drift", WAIT, is_ready)
+        .await
+        .expect("Ready after the redeploy");
+}
+
+async fn deletion_removes_the_server(h: &OperatorHarness) {
+    let droplet = ready_droplet(h, "d1").await;
+    let template = template_name(h, "gone");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("gone").template(&template).build()).await;
+    h.wait_for(&deployments(h), "gone", WAIT, is_ready)
+        .await
+        .expect("Ready");
+    let agent = agent_of(h, &droplet).await;
+    assert!(agent.get_server("gone").await.expect("get").is_some());
+    deployments(h)
+        .delete("gone", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the deployment gone", WAIT, || async {
+        matches!(deployments(h).get_opt("gone").await, Ok(None)).then_some(())
+    })
+    .await;
+    assert!(
+        agent.get_server("gone").await.expect("get").is_none(),
+        "the server is still on the droplet"
+    );
+}
+
+async fn a_deployment_leaves_a_droplet_that_is_gone(h: &OperatorHarness) {
+    let first = ready_droplet(h, "d1").await;
+    let template = template_name(h, "mover");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("mover").template(&template).build()).await;
+    let ready = h
+        .wait_for(&deployments(h), "mover", WAIT, is_ready)
+        .await
+        .expect("Ready");
+    let on = ready
+        .status
+        .and_then(|s| s.placement)
+        .and_then(|p| p.droplet);
+    assert_eq!(on.as_deref(), Some("d1"));
+    let second = ready_droplet(h, "d2").await;
+    let old_agent = agent_of(h, &first).await;
+    let new_agent = agent_of(h, &second).await;
+    let droplets: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
+    droplets
+        .delete("d1", &DeleteParams::default())
+        .await
+        .expect("delete d1");
+    let moved = h
+        .wait_for(&deployments(h), "mover", WAIT, |d| {
+            is_ready(d)
+                && d.status
+                    .as_ref()
+                    .and_then(|s| s.placement.as_ref())
+                    .is_some_and(|p| p.droplet.as_deref() == Some("d2"))
+        })
+        .await
+        .expect("Ready on d2");
+    let endpoint = moved.status.and_then(|s| s.endpoint).expect("endpoint");
+    assert!(
+        endpoint.starts_with(new_agent.base_url()),
+        "{endpoint} is not on d2 ({}; d1 is {})",
+        new_agent.base_url(),
+        old_agent.base_url()
+    );
+}
+
+async fn nothing_fits_then_a_droplet_arrives(h: &OperatorHarness) {
+    let template = template_name(h, "wait");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(
+        h,
+        MCPDeployment::test("manual")
+            .template(&template)
+            .auto_provision(false)
+            .build(),
+    )
+    .await;
+    create_deployment(h, MCPDeployment::test("auto").template(&template).build()).await;
+    h.wait_for(&deployments(h), "manual", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "Unschedulable")
+    })
+    .await
+    .expect("Unschedulable without autoProvision");
+    let waiting = h
+        .wait_for(&deployments(h), "auto", WAIT, |d| {
+            d.status
+                .as_ref()
+                .is_some_and(|s| s.phase == DeploymentPhase::Provisioning)
+        })
+        .await
+        .expect("Provisioning with autoProvision");
+    let status = waiting.status.expect("status");
+    assert!(status.placement.is_none());
+    assert!(
+        status
+            .progress
+            .steps
+            .iter()
+            .any(|s| s.name == "Provisioning" && s.state == StepState::Running)
+    );
+    // A droplet becoming Ready wakes both.
+    ready_droplet(h, "d1").await;
+    for name in ["manual", "auto"] {
+        h.wait_for(&deployments(h), name, WAIT, is_ready)
+            .await
+            .expect("Ready once a droplet is there");
+    }
+    let metrics = h
+        .context()
+        .expect("operator running")
+        .metrics
+        .encode()
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("deployment_time_to_ready_seconds_count{provisioned=\"true\"}"),
+        "{metrics}"
+    );
+}
+
+async fn repeated_failures_on_a_droplet_move_the_deployment(h: &OperatorHarness) {
+    let first = ready_droplet(h, "d1").await;
+    let template = template_name(h, "flaky");
+    let spec = MCPTemplate::test(&template).build();
+    let image = spec.spec.image.clone();
+    create_template(h, spec).await;
+    create_deployment(h, MCPDeployment::test("flaky").template(&template).build()).await;
+    h.wait_for(&deployments(h), "flaky", WAIT, is_ready)
+        .await
+        .expect("Ready on d1");
+    ready_droplet(h, "d2").await;
+    // On d1 the container dies and cannot start again.
+    let id = first
+        .status
+        .as_ref()
+        .and_then(|s| s.droplet_id)
+        .expect("droplet id");
+    let runtime = h
+        .world
+        .cloud()
+        .and_then(|c| c.agents.runtime(u64::try_from(id).unwrap_or_default()))
+        .expect("the droplet's simulated runtime");
+    runtime.fail_starts_of(&image);
+    assert!(runtime.remove_behind_agents_back("flaky"));
+    let moved = h
+        .wait_for(&deployments(h), "flaky", WAIT, |d| {
+            is_ready(d)
+                && d.status
+                    .as_ref()
+                    .and_then(|s| s.placement.as_ref())
+                    .is_some_and(|p| p.droplet.as_deref() == Some("d2"))
+        })
+        .await
+        .expect("moved to d2 and Ready there");
+    assert!(condition_is(&moved, "Degraded", "False", "Healthy"));
+    let old = agent_of(h, &first).await;
+    assert!(
+        old.get_server("flaky").await.expect("get").is_none(),
+        "the server was left behind on d1"
+    );
+    let reasons = event_reasons(h, "flaky").await;
+    for expected in ["Moved", "Degraded", "Recovered", "Ready"] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "{expected}: {reasons:?}"
+        );
+    }
+}
+
+/// The reasons of the events recorded for deployment `name`.
+async fn event_reasons(h: &OperatorHarness, name: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(h.client.clone(), &h.namespace);
+    let events = api.list(&Default::default()).await.expect("list events");
+    events
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+async fn an_unreachable_agent_moves_the_deployment(h: &OperatorHarness) {
+    let first = ready_droplet(h, "d1").await;
+    let template = template_name(h, "lost");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(h, MCPDeployment::test("lost").template(&template).build()).await;
+    h.wait_for(&deployments(h), "lost", WAIT, is_ready)
+        .await
+        .expect("Ready on d1");
+    ready_droplet(h, "d2").await;
+    let id = first
+        .status
+        .as_ref()
+        .and_then(|s| s.droplet_id)
+        .expect("droplet id");
+    let cloud = h.world.cloud().expect("cloud");
+    assert!(
+        cloud
+            .agents
+            .stop_agent(u64::try_from(id).unwrap_or_default())
+            .await
+    );
+    h.wait_for(&deployments(h), "lost", WAIT, |d| {
+        is_ready(d)
+            && d.status
+                .as_ref()
+                .and_then(|s| s.placement.as_ref())
+                .is_some_and(|p| p.droplet.as_deref() == Some("d2"))
+    })
+    .await
+    .expect("moved to d2 after the grace period");
+    let reasons = event_reasons(h, "lost").await;
+    assert!(reasons.iter().any(|r| r == "Moved"), "{reasons:?}");
+}
+
+/// A DTMA droplet (adopted, a fake DTMA where the real one listens) takes no deployment: one
+/// pinned to it stalls with `Unsupported`, and scheduling leaves it out (decision 0018).
+async fn a_dtma_droplet_takes_no_deployment(h: &OperatorHarness) {
+    use mcp_droplet_operator::cloud::models::DropletCreateRequest;
+    use mcp_droplet_operator::controller::agent_access::credential_secret_name;
+    use mcp_droplet_operator::sim::operator::world_cloud_client;
+    use mcp_droplet_operator::telemetry::Metrics;
+    use mcp_droplet_operator::testing::dtma_fake::{FakeAgent, FakeDtma, Quirks};
+
+    let cloud = world_cloud_client(&h.world, &Metrics::new())
+        .expect("a simulated cloud")
+        .expect("a client");
+    let created = cloud
+        .create_droplet(&DropletCreateRequest {
+            name: "legacy".into(),
+            region: "nyc3".into(),
+            size: "s-2vcpu-4gb".into(),
+            image: "ubuntu-24-04-x64".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("created")
+        .droplet;
+    let existing = eventually("the cloud droplet active", WAIT, || async {
+        cloud
+            .get_droplet(created.id)
+            .await
+            .ok()
+            .filter(|d| d.is_ready() && d.public_ipv4().is_some())
+    })
+    .await;
+    let ip = existing.public_ipv4().expect("ip");
+    let _dtma = FakeDtma::serve_on(
+        FakeAgent::new(Quirks::real(), &["dtma-token"]),
+        std::net::SocketAddr::from((ip, 30000)),
+    )
+    .await
+    .expect("fake DTMA listens");
+    create_secret(
+        h,
+        &credential_secret_name("legacy"),
+        "credential",
+        "dtma-token",
+    )
+    .await;
+    let droplets: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
+    let droplet = Droplet::test("legacy")
+        .namespace(&h.namespace)
+        .adopt(i64::try_from(existing.id).unwrap_or_default())
+        .dtma()
+        .build();
+    droplets
+        .create(&PostParams::default(), &droplet)
+        .await
+        .expect("adopt");
+    h.wait_for(&droplets, "legacy", WAIT, |d| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.phase == DropletPhase::Ready)
+    })
+    .await
+    .expect("the DTMA droplet is Ready");
+
+    let template = template_name(h, "old");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_deployment(
+        h,
+        MCPDeployment::test("pinned")
+            .template(&template)
+            .pinned_to("legacy")
+            .build(),
+    )
+    .await;
+    create_deployment(
+        h,
+        MCPDeployment::test("free")
+            .template(&template)
+            .auto_provision(false)
+            .build(),
+    )
+    .await;
+    h.wait_for(&deployments(h), "pinned", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "Unsupported")
+    })
+    .await
+    .expect("pinned to DTMA: Unsupported");
+    h.wait_for(&deployments(h), "free", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "Unschedulable")
+    })
+    .await
+    .expect("the DTMA droplet is not scheduled onto");
+}
+
+async fn auto_provisions_when_nothing_fits(h: &OperatorHarness) {
+    let template = template_name(h, "auto");
+    create_template(h, MCPTemplate::test(&template).build()).await;
+    for i in 0..3 {
+        create_deployment(
+            h,
+            MCPDeployment::test(&format!("auto-{i}"))
+                .template(&template)
+                .build(),
+        )
+        .await;
+    }
+    for i in 0..3 {
+        let ready = h
+            .wait_for(&deployments(h), &format!("auto-{i}"), WAIT, is_ready)
+            .await
+            .expect("Ready on a provisioned droplet");
+        let steps = ready.status.expect("status").progress.steps;
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.name == "Provisioning" && s.state == StepState::Succeeded),
+            "{steps:?}"
+        );
+    }
+}
+
+macro_rules! scenario {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let h = harness().await;
+            super::$name(&h).await;
+            h.shutdown().await;
+        }
+    };
+}
+
+mod kube_sim {
+    use super::harness;
+    scenario!(deploys_onto_an_existing_droplet);
+    scenario!(a_pinned_deployment_goes_to_its_droplet);
+    scenario!(a_missing_secret_stalls_until_it_exists);
+    scenario!(a_rotated_secret_restarts_the_server);
+    scenario!(a_missing_template_stalls_until_it_exists);
+    scenario!(drift_is_repaired);
+    scenario!(deletion_removes_the_server);
+    scenario!(a_deployment_leaves_a_droplet_that_is_gone);
+    scenario!(nothing_fits_then_a_droplet_arrives);
+    scenario!(repeated_failures_on_a_droplet_move_the_deployment);
+    scenario!(an_unreachable_agent_moves_the_deployment);
+    scenario!(a_dtma_droplet_takes_no_deployment);
+    scenario!(auto_provisions_when_nothing_fits);
+}
+
+/// The operator stopped at once (as a killed process) right after the placement was recorded,
+/// then started with fresh memory: the deployment converges on the same droplet, with one
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restart_mid_deploy_converges() {
+    let mut h = harness().await;
+    let droplet = ready_droplet(&h, "d1").await;
+    let template = template_name(&h, "restart");
+    create_template(&h, MCPTemplate::test(&template).build()).await;
+    create_deployment(&h, MCPDeployment::test("r").template(&template).build()).await;
+    h.wait_for(&deployments(&h), "r", WAIT, |d| {
+        d.status.as_ref().is_some_and(|s| s.placement.is_some())
+    })
+    .await
+    .expect("placed");
+    h.stop_operator_now();
+    h.start_operator().expect("start again");
+    let ready = h
+        .wait_for(&deployments(&h), "r", WAIT, is_ready)
+        .await
+        .expect("Ready after the restart");
+    let on = ready
+        .status
+        .and_then(|s| s.placement)
+        .and_then(|p| p.droplet);
+    assert_eq!(on.as_deref(), Some("d1"));
+    let agent = agent_of(&h, &droplet).await;
+    let servers = agent.list_servers().await.expect("list");
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    h.shutdown().await;
+}
+
+/// The operator's permissions as the run contract lists them (issues/RUN_CONTRACT.md), as one
+/// ClusterRole bound to the operator's service account (as in tests/controller_template.rs).
+fn run_contract_rbac() -> OperatorRbac {
+    let group = |resources: &[&str], verbs: &[&str]| serde_json::json!({"apiGroups": ["mcp.agentopia.io"], "resources": resources, "verbs": verbs});
+    let documents = vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "mcp-droplet-operator", "namespace": "default"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mcp-droplet-operator"},
+        "rules": [
+            group(&["mcptemplates", "dropletpools", "mcpdeployments"], &["get", "list", "watch", "patch"]),
+            group(&["droplets"], &["get", "list", "watch", "create", "patch", "delete"]),
+            group(&["mcptemplates/status", "dropletpools/status", "droplets/status", "mcpdeployments/status"], &["get", "patch"]),
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "mcp-droplet-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mcp-droplet-operator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "mcp-droplet-operator", "namespace": "default"}]}),
+    ];
+    OperatorRbac {
+        documents,
+        namespace: "default".to_string(),
+        service_account: "mcp-droplet-operator".to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployment_controller_needs_only_the_run_contracts_permissions() {
+    let h = OperatorHarness::start(HarnessOptions {
+        operator_rbac: Some(run_contract_rbac()),
+        ..HarnessOptions::default()
+    })
+    .await
+    .expect("start under RBAC");
+    a_rotated_secret_restarts_the_server(&h).await;
+    deployments(&h)
+        .delete("rot", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the deployment gone", WAIT, || async {
+        matches!(deployments(&h).get_opt("rot").await, Ok(None)).then_some(())
+    })
+    .await;
+    let sim = h.world.kube().expect("kube-sim");
+    let denied = sim.access_record().expect("access record").denied();
+    assert!(denied.is_empty(), "denied: {denied:#?}");
+    h.shutdown().await;
+}
+
+/// The same scenarios against the real cluster named by `MCP_E2E_KUBECONFIG` (the operator
+/// in-process with the simulated cloud); skipped with a message when it is not set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_on_a_real_cluster() {
+    if HarnessOptions::real_cluster_from_env().is_none() {
+        eprintln!(
+            "MCP_E2E_KUBECONFIG is not set: the real-cluster run of these scenarios is skipped"
+        );
+        return;
+    }
+    macro_rules! on_cluster {
+        ($($name:ident),* $(,)?) => {$(
+            let options = HarnessOptions::real_cluster_from_env().expect("checked above");
+            let h = OperatorHarness::start(options).await.expect("start against the cluster");
+            $name(&h).await;
+            h.shutdown().await;
+        )*};
+    }
+    on_cluster!(
+        deploys_onto_an_existing_droplet,
+        a_pinned_deployment_goes_to_its_droplet,
+        a_missing_secret_stalls_until_it_exists,
+        a_rotated_secret_restarts_the_server,
+        a_missing_template_stalls_until_it_exists,
+        drift_is_repaired,
+        deletion_removes_the_server,
+        a_deployment_leaves_a_droplet_that_is_gone,
+        nothing_fits_then_a_droplet_arrives,
+        repeated_failures_on_a_droplet_move_the_deployment,
+        an_unreachable_agent_moves_the_deployment,
+        a_dtma_droplet_takes_no_deployment,
+        auto_provisions_when_nothing_fits,
+    );
+}
