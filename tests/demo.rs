@@ -165,7 +165,6 @@ fn a_missing_examples_folder_is_an_error_that_says_where_to_run_it() {
 
 /// The README's first command: every example deployment Ready, both tables filled, exit code 0.
 #[test]
-#[ignore = "needs the four reconcilers (issue 14); remove this line when they have landed"]
 fn the_demo_makes_every_example_deployment_ready() {
     let out = Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
         .current_dir(root())
@@ -210,7 +209,6 @@ fn the_demo_makes_every_example_deployment_ready() {
 /// `--faults heavy`: transient 500s and 429s, slow boots and a droplet lost after it booted;
 /// the operator still brings every example deployment to Ready without help.
 #[test]
-#[ignore = "needs the four reconcilers (issue 14); remove this line when they have landed"]
 fn under_heavy_faults_every_example_deployment_still_becomes_ready() {
     let out = Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
         .current_dir(root())
