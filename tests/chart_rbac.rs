@@ -13,31 +13,18 @@ use mcp_droplet_operator::controller::context::WatchScope;
 use mcp_droplet_operator::image_check::ImageCheckSettings;
 use mcp_droplet_operator::testing::FakeRegistry;
 use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorRbac};
-use serde::Deserialize;
-use serde_json::Value;
 
 const DIGEST: &str = "sha256:6666666666666666666666666666666666666666666666666666666666666666";
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The chart's rendered RBAC documents of one mode, and its service account.
 fn chart_rbac(mode: &str, namespace: &str) -> OperatorRbac {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/fixtures/chart/rbac-{mode}.yaml"));
-    let text = std::fs::read_to_string(&path).expect("fixture");
-    let documents: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).expect("yaml"))
-        .filter(|v| !v.is_null())
-        .collect();
-    let account = documents
-        .iter()
-        .find(|d| d["kind"] == "ServiceAccount")
-        .expect("a ServiceAccount");
-    assert_eq!(account["metadata"]["namespace"], namespace);
-    OperatorRbac {
-        service_account: account["metadata"]["name"].as_str().unwrap().to_owned(),
-        namespace: namespace.to_owned(),
-        documents,
-    }
+    let rbac = OperatorRbac::from_chart(mode).expect("the chart's rendered RBAC");
+    assert_eq!(
+        rbac.namespace, namespace,
+        "the chart's service account namespace"
+    );
+    rbac
 }
 
 async fn template_accepted_under(rbac: OperatorRbac, scope: WatchScope, operator_ns: &str) {

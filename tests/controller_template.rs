@@ -346,33 +346,10 @@ async fn warnings_show_in_a_condition_and_events_without_rejecting_on(options: H
     finish(harness, &api, &name).await;
 }
 
-/// The operator's permissions as the run contract lists them (issues/RUN_CONTRACT.md), as one
-/// ClusterRole bound to the operator's service account.
+/// Exactly the Helm chart's rendered RBAC (cluster-wide install): the run contract's
+/// permissions as users install them.
 fn run_contract_rbac() -> OperatorRbac {
-    let group = |resources: &[&str], verbs: &[&str]| serde_json::json!({"apiGroups": ["mcp.agentopia.io"], "resources": resources, "verbs": verbs});
-    let documents = vec![
-        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": "mcp-droplet-operator", "namespace": "default"}}),
-        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "mcp-droplet-operator"},
-        "rules": [
-            group(&["mcptemplates", "dropletpools", "mcpdeployments"], &["get", "list", "watch", "patch"]),
-            group(&["droplets"], &["get", "list", "watch", "create", "patch", "delete"]),
-            group(&["mcptemplates/status", "dropletpools/status", "droplets/status", "mcpdeployments/status"], &["get", "patch"]),
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-        ]}),
-        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": "mcp-droplet-operator"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mcp-droplet-operator"},
-            "subjects": [{"kind": "ServiceAccount", "name": "mcp-droplet-operator", "namespace": "default"}]}),
-    ];
-    OperatorRbac {
-        documents,
-        namespace: "default".to_string(),
-        service_account: "mcp-droplet-operator".to_string(),
-    }
+    OperatorRbac::from_chart("all-namespaces").expect("the chart's rendered RBAC")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,37 @@ pub struct OperatorRbac {
     pub service_account: String,
 }
 
+impl OperatorRbac {
+    /// Exactly the Helm chart's rendered RBAC of one install mode (`all-namespaces` or
+    /// `namespaced`): tests/fixtures/chart/rbac-<mode>.yaml, which scripts/lint-charts renders
+    /// with the real Helm library and keeps equal to the chart. The identity is its
+    /// ServiceAccount.
+    pub fn from_chart(mode: &str) -> Result<Self, HarnessError> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/chart/rbac-{mode}.yaml"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| HarnessError::Kube(format!("{}: {e}", path.display())))?;
+        let documents = kube_sim::rbac::documents_from_yaml(&text)
+            .map_err(|e| HarnessError::Kube(format!("{}: {e}", path.display())))?;
+        let account = documents
+            .iter()
+            .find(|d| d["kind"] == "ServiceAccount")
+            .ok_or_else(|| HarnessError::Kube(format!("{}: no ServiceAccount", path.display())))?;
+        let field = |key: &str| {
+            account["metadata"][key]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (namespace, service_account) = (field("namespace"), field("name"));
+        Ok(Self {
+            documents,
+            namespace,
+            service_account,
+        })
+    }
+}
+
 /// The environment variable naming a real cluster's kubeconfig for the end-to-end suites.
 pub const E2E_KUBECONFIG: &str = "MCP_E2E_KUBECONFIG";
 
