@@ -8,7 +8,7 @@
 //! `async fn(&OperatorHarness)` so it also runs against a real cluster.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -22,6 +22,7 @@ use mcp_droplet_operator::api::template::MCPTemplate;
 use mcp_droplet_operator::controller::deployment::{
     self, CERTIFICATE_KEY, TOKEN_KEY, URL_KEY, endpoint_secret_name,
 };
+use mcp_droplet_operator::testing::operator::eventually;
 use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorRbac};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -131,22 +132,6 @@ async fn container_of(agent: &AgentClient, server: &str) -> Option<String> {
         .await
         .expect("ask the agent")
         .and_then(|s| s.container_id)
-}
-
-/// Polls `check` every 50 ms until it gives Some, at most `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// How many MCP checks the operator ran so far (the `agent_call` histogram's count).

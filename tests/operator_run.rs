@@ -5,11 +5,12 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use mcp_droplet_operator::sim::{KubeSimSettings, World, WorldConfig};
+use mcp_droplet_operator::testing::operator::eventually;
 
 fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -45,22 +46,6 @@ async fn get(url: &str) -> Option<(u16, String)> {
     let response = reqwest::get(url).await.ok()?;
     let status = response.status().as_u16();
     Some((status, response.text().await.unwrap_or_default()))
-}
-
-/// Waits until `check` returns Some, polling every 100 ms, at most `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn is_leader(admin: SocketAddr) -> Option<bool> {
