@@ -483,7 +483,15 @@ async fn a_deployment_leaves_a_droplet_that_is_gone(h: &OperatorHarness) {
     let first = ready_droplet(h, "d1").await;
     let template = template_name(h, "mover");
     create_template(h, MCPTemplate::test(&template).build()).await;
-    create_deployment(h, MCPDeployment::test("mover").template(&template).build()).await;
+    // Without autoProvision, so that between the two droplets it fits nowhere.
+    create_deployment(
+        h,
+        MCPDeployment::test("mover")
+            .template(&template)
+            .auto_provision(false)
+            .build(),
+    )
+    .await;
     let ready = h
         .wait_for(&deployments(h), "mover", WAIT, is_ready)
         .await
@@ -493,14 +501,26 @@ async fn a_deployment_leaves_a_droplet_that_is_gone(h: &OperatorHarness) {
         .and_then(|s| s.placement)
         .and_then(|p| p.droplet);
     assert_eq!(on.as_deref(), Some("d1"));
-    let second = ready_droplet(h, "d2").await;
     let old_agent = agent_of(h, &first).await;
-    let new_agent = agent_of(h, &second).await;
     let droplets: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
     droplets
         .delete("d1", &DeleteParams::default())
         .await
         .expect("delete d1");
+    // It leaves d1 although nothing else can take it: the placement is cleared from status
+    // (a status write that drops a whole struct, which the API server must accept).
+    let unplaced = h
+        .wait_for(&deployments(h), "mover", WAIT, |d| {
+            condition_is(d, "Stalled", "True", "Unschedulable")
+        })
+        .await
+        .expect("Unschedulable once d1 is being deleted");
+    assert!(
+        unplaced.status.and_then(|s| s.placement).is_none(),
+        "the placement on d1 is cleared"
+    );
+    let second = ready_droplet(h, "d2").await;
+    let new_agent = agent_of(h, &second).await;
     let moved = h
         .wait_for(&deployments(h), "mover", WAIT, |d| {
             is_ready(d)

@@ -568,12 +568,29 @@ pub fn server_side_apply(
         .filter(|e| !is_mine(e))
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
+    let kept = |p: &[String]| {
+        applied_set.iter().any(|a| a.starts_with(p)) || others.iter().any(|o| o.starts_with(p))
+    };
+    let mut removed = Vec::new();
     for p in previously.iter().rev() {
-        if !applied_set.contains(p)
-            && !others.contains(p)
-            && !applied_set.iter().any(|a| a.starts_with(p))
-        {
+        if !applied_set.contains(p) && !others.contains(p) && !kept(p) {
             remove_at(&mut result, p);
+            removed.push(p);
+        }
+    }
+    // A struct field the manager no longer applies goes as a whole, as the real server's
+    // `EnsureNamedFieldsAreMembers` does: a map its removed fields leave empty is removed too
+    // (else `placement: {breakdown: {}}` stays and fails the schema's required fields).
+    for p in removed {
+        for depth in (1..p.len()).rev() {
+            let parent = &p[..depth];
+            let empty = value_at(&result, parent)
+                .and_then(Value::as_object)
+                .is_some_and(Map::is_empty);
+            if !parent[depth - 1].starts_with("f:") || !empty || kept(parent) {
+                break;
+            }
+            remove_at(&mut result, parent);
         }
     }
     merge_applied(&mut result, &applied_body, ctx.rules.schema, ctx.rules);
@@ -729,6 +746,58 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b["metadata"]["labels"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn a_struct_no_longer_applied_goes_as_a_whole() {
+        let live = json!({"metadata": {"name": "d"}});
+        let first = json!({"metadata": {"name": "d"}, "spec": {"keep": 1,
+            "placement": {"droplet": "a", "breakdown": {"cost": 1.0, "load": 2.0}}}});
+        let a = server_side_apply(
+            &live,
+            &first,
+            &ApplyRequest {
+                write: ctx("m"),
+                force: false,
+            },
+        )
+        .unwrap();
+        let second = json!({"metadata": {"name": "d"}, "spec": {"keep": 1}});
+        let b = server_side_apply(
+            &a,
+            &second,
+            &ApplyRequest {
+                write: ctx("m"),
+                force: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(b["spec"], json!({"keep": 1}), "{b}");
+        // A map another manager still has a field in stays, with that field.
+        let other = json!({"metadata": {"name": "d"}, "spec": {"placement": {"note": "x"}}});
+        let c = server_side_apply(
+            &a,
+            &other,
+            &ApplyRequest {
+                write: ctx("n"),
+                force: false,
+            },
+        )
+        .unwrap();
+        let d = server_side_apply(
+            &c,
+            &second,
+            &ApplyRequest {
+                write: ctx("m"),
+                force: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            d["spec"],
+            json!({"keep": 1, "placement": {"note": "x"}}),
+            "{d}"
+        );
     }
 
     #[test]
