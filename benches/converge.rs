@@ -156,6 +156,32 @@ async fn converge() {
         "  wall time to {ready}/{n} Ready: {:.1} s",
         wall.as_secs_f64()
     );
+    if ready < n {
+        // Why the rest are not Ready, grouped: the first thing to read when a run falls short.
+        let mut why: std::collections::BTreeMap<String, usize> = Default::default();
+        for d in &items {
+            let Some(status) = d.status.as_ref() else {
+                *why.entry("no status yet".into()).or_default() += 1;
+                continue;
+            };
+            if status.phase == DeploymentPhase::Ready {
+                continue;
+            }
+            let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+            let message: String = ready
+                .map(|c| format!("{}: {}", c.reason, c.message))
+                .unwrap_or_default()
+                .chars()
+                .take(120)
+                .collect();
+            *why.entry(format!("{:?} ({message})", status.phase)).or_default() += 1;
+        }
+        let mut why: Vec<_> = why.into_iter().collect();
+        why.sort_by(|a, b| b.1.cmp(&a.1));
+        for (reason, count) in why.iter().take(8) {
+            println!("  not Ready: {count} x {reason}");
+        }
+    }
     println!(
         "  success without human action: {:.2} %",
         100.0 * ready as f64 / n as f64
@@ -216,7 +242,14 @@ async fn memory() {
     }
     // Deployments of a template that does not exist: every one is reconciled to Stalled, which
     // exercises the caches and the status writer without droplets.
+    let seeding = Instant::now();
     for i in 0..objects {
+        if i > 0 && i % 1000 == 0 {
+            eprintln!(
+                "memory: {i}/{objects} MCPDeployments applied ({:.0} s)",
+                seeding.elapsed().as_secs_f64()
+            );
+        }
         let ns = format!("team-{}", i % spaces);
         let name = format!("mcp-{i:05}");
         let d = MCPDeployment::test(&name)
@@ -228,6 +261,10 @@ async fn memory() {
             .await
             .unwrap_or_else(|e| fail("deployment", e));
     }
+    eprintln!(
+        "memory: {objects} MCPDeployments applied in {:.0} s; starting the operator",
+        seeding.elapsed().as_secs_f64()
+    );
     let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
         .args([
             "run",
@@ -247,6 +284,7 @@ async fn memory() {
     let pid = operator.id().unwrap_or_else(|| fail("operator", "no pid"));
     let all: Api<MCPDeployment> = Api::all(client.clone());
     let started = Instant::now();
+    let mut last_report = started;
     loop {
         let list = all
             .list(&Default::default())
@@ -255,6 +293,16 @@ async fn memory() {
         let done = list.items.iter().filter(|d| d.status.is_some()).count();
         if done == objects {
             break;
+        }
+        if let Some(status) = operator.try_wait().unwrap_or(None) {
+            fail("operator", format!("exited early: {status}"));
+        }
+        if last_report.elapsed() >= Duration::from_secs(30) {
+            last_report = Instant::now();
+            eprintln!(
+                "memory: {done}/{objects} reconciled after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         if started.elapsed() > Duration::from_secs(600) {
             fail(
