@@ -163,14 +163,16 @@ pub enum InputFacts {
 }
 
 /// Whether the agent of a Ready droplet can be called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentAccess {
     /// Endpoint, certificate and credential known.
     Reachable,
     /// Not enrolled yet (or its credential is missing).
     NotEnrolled,
-    /// The droplet runs DTMA, which this controller does not drive (decision 0018).
+    /// The droplet runs DTMA, driven a whole droplet at a time (decision 0023).
     Dtma,
+    /// The droplet runs DTMA, which cannot run this deployment; why.
+    DtmaCannotRun(String),
 }
 
 /// The droplet the deployment is placed on.
@@ -946,18 +948,16 @@ fn decide(
                 Next::Wait(s.retry),
             );
         }
-        DropletFacts::Ready(AgentAccess::Dtma) => {
+        DropletFacts::Ready(AgentAccess::DtmaCannotRun(why)) => {
             return stalled(
                 steps,
                 StepName::Preparing,
                 "Unsupported",
-                format!(
-                    "droplet {droplet} runs DTMA; the deployment controller drives only mcp-droplet-agent droplets"
-                ),
+                format!("droplet {droplet} runs DTMA, which cannot run this deployment: {why}"),
                 s,
             );
         }
-        DropletFacts::Ready(AgentAccess::Reachable) => {}
+        DropletFacts::Ready(AgentAccess::Reachable | AgentAccess::Dtma) => {}
     }
     if memory.step_failures >= s.move_after {
         return leave(
