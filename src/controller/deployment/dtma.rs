@@ -491,3 +491,140 @@ pub(super) mod pass {
         target(pass).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtma::driver::ActionResult;
+    use crate::dtma::{DtmaError, Plan};
+
+    fn server(name: &str) -> DesiredServer {
+        DesiredServer {
+            name: name.into(),
+            image: "img:1".into(),
+            env: BTreeMap::new(),
+            port: 8080,
+            host_port: 31001,
+            transport: McpTransport::StreamableHttp,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    fn report(satisfied: &[&str], results: Vec<(Action, Result<&str, DtmaError>)>) -> PassReport {
+        PassReport {
+            plan: Plan {
+                satisfied: satisfied.iter().map(|s| (*s).to_owned()).collect(),
+                ..Plan::default()
+            },
+            results: results
+                .into_iter()
+                .map(|(action, outcome)| ActionResult {
+                    action,
+                    outcome: outcome.map(str::to_owned),
+                })
+                .collect(),
+        }
+    }
+
+    fn phase(facts: &ServerFacts) -> Option<Phase> {
+        match facts {
+            ServerFacts::Present { phase, .. } => Some(*phase),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn host_ports_are_stable_distinct_and_never_dtmas_own() {
+        let names: Vec<String> = (0..300).map(|i| format!("server-{i}")).collect();
+        let ports = host_ports(&names);
+        let distinct: BTreeSet<u16> = ports.values().copied().collect();
+        assert_eq!(distinct.len(), names.len());
+        assert!(
+            distinct
+                .iter()
+                .all(|p| (FIRST_HOST_PORT..FIRST_HOST_PORT + HOST_PORT_RANGE).contains(p))
+        );
+        // A server added later moves none of the earlier ones.
+        let mut more = names.clone();
+        more.push("late".into());
+        let again = host_ports(&more);
+        assert!(names.iter().all(|n| ports[n] == again[n]));
+    }
+
+    #[test]
+    fn a_collision_takes_the_next_free_port() {
+        let ports = host_ports(&["a".to_owned(), "a".to_owned(), "b".to_owned()]);
+        assert_eq!(ports.len(), 2);
+        assert_ne!(ports["a"], ports["b"]);
+    }
+
+    #[test]
+    fn the_outcome_of_a_pass_for_one_server() {
+        let deployed = Action::Deploy {
+            container: "mcpdo-a".into(),
+            server: server("a"),
+        };
+        let other = Action::Deploy {
+            container: "mcpdo-b".into(),
+            server: server("b"),
+        };
+        let satisfied = server_outcome(&report(&["a"], vec![]), "a", "h");
+        assert_eq!(phase(&satisfied), Some(Phase::Running));
+        assert!(matches!(
+            satisfied,
+            ServerFacts::Present { config_hash: Some(h), .. } if h == "h"
+        ));
+        let now = report(&[], vec![(deployed.clone(), Ok("deployed"))]);
+        assert_eq!(phase(&server_outcome(&now, "a", "h")), Some(Phase::Running));
+        let failed = report(
+            &[],
+            vec![
+                (other, Ok("deployed")),
+                (deployed, Err(DtmaError::Http("timeout".into()))),
+            ],
+        );
+        assert_eq!(
+            phase(&server_outcome(&failed, "a", "h")),
+            Some(Phase::Failed)
+        );
+        assert_eq!(
+            phase(&server_outcome(&failed, "b", "h")),
+            Some(Phase::Running)
+        );
+        let gone = report(
+            &[],
+            vec![(
+                Action::Start {
+                    container: "mcpdo-a.2".into(),
+                },
+                Ok(GONE_REDEPLOY_NEXT_PASS),
+            )],
+        );
+        assert_eq!(
+            phase(&server_outcome(&gone, "a", "h")),
+            Some(Phase::Pending)
+        );
+    }
+
+    #[test]
+    fn dtma_runs_only_http_servers_with_a_port() {
+        let deployment = MCPDeployment::test("github").build();
+        let stdio = MCPTemplate::test("t").build();
+        assert!(unsupported_reason(&deployment, &stdio).is_some_and(|r| r.contains("stdio")));
+        let http = MCPTemplate::test("t").streamable_http(8080).build();
+        assert_eq!(unsupported_reason(&deployment, &http), None);
+        let env = BTreeMap::from([
+            ("A".to_owned(), EnvValue::Plain("1".into())),
+            ("B".to_owned(), EnvValue::Secret("s".into())),
+        ]);
+        let desired = desired_server("github", &http, &env, 31007).expect("an HTTP server");
+        assert_eq!(desired.port, 8080);
+        assert_eq!(desired.host_port, 31007);
+        assert_eq!(desired.env["B"], "s");
+        assert_eq!(desired_server("github", &stdio, &env, 31007), None);
+        assert_eq!(
+            endpoint_url("203.0.113.7", 31007, "/mcp"),
+            "http://203.0.113.7:31007/mcp"
+        );
+    }
+}

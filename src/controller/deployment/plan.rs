@@ -1601,6 +1601,26 @@ mod tests {
                 Next::Wait(Duration::from_secs(2)),
                 DeploymentPhase::Provisioning,
             ),
+            (
+                "a DTMA droplet is driven like ours (decision 0023)",
+                Observed {
+                    droplet: Some(DropletFacts::Ready(AgentAccess::Dtma)),
+                    ..on_droplet()
+                },
+                Next::ObserveServer,
+                DeploymentPhase::Preparing,
+            ),
+            (
+                "a DTMA droplet that cannot run the template",
+                Observed {
+                    droplet: Some(DropletFacts::Ready(AgentAccess::DtmaCannotRun(
+                        "stdio".into(),
+                    ))),
+                    ..on_droplet()
+                },
+                Next::Wait(Duration::from_secs(600)),
+                DeploymentPhase::Failed,
+            ),
         ];
         for (name, o, next, phase) in cases {
             let p = plan(&deployment(), &o, at(0));
