@@ -769,10 +769,12 @@ async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
     )
     .await;
     // Not pinned and without autoProvision: only the DTMA droplet can take it, by score.
+    create_secret(h, "free-token", "token", "s3cret").await;
     create_deployment(
         h,
         MCPDeployment::test("free")
             .template(&template)
+            .env_from_secret("TOKEN", "free-token", "token")
             .auto_provision(false)
             .build(),
     )
@@ -829,6 +831,24 @@ async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
         "{:?}",
         dtma.host_containers()
     );
+
+    // Its Secret gone, "free" cannot be computed: the droplet's set is incomplete, and the
+    // passes of "pinned" (each reconciles the whole droplet, then probes) leave its server be.
+    secrets(h)
+        .delete("free-token", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+    h.wait_for(&deployments(h), "free", WAIT, |d| {
+        condition_is(d, "Stalled", "True", "SecretNotFound")
+    })
+    .await
+    .expect("free stalls without its Secret");
+    let probes = probes_run(h);
+    eventually("two more checks of pinned", WAIT, || async {
+        (probes_run(h) >= probes + 2).then_some(())
+    })
+    .await;
+    assert!(running("free"), "{:?}", dtma.host_containers());
 
     deployments(h)
         .delete("free", &DeleteParams::default())
