@@ -689,9 +689,11 @@ async fn an_unreachable_agent_moves_the_deployment(h: &OperatorHarness) {
     assert!(reasons.iter().any(|r| r == "Moved"), "{reasons:?}");
 }
 
-/// A DTMA droplet (adopted, a fake DTMA where the real one listens) takes no deployment: one
-/// pinned to it stalls with `Unsupported`, and scheduling leaves it out (decision 0018).
-async fn a_dtma_droplet_takes_no_deployment(h: &OperatorHarness) {
+/// A DTMA droplet (adopted, a fake DTMA where the real one listens, its containers real MCP
+/// servers on their host ports) takes a pinned deployment and one placed by score; both are
+/// Ready with plain-HTTP endpoints on it; deleting one removes its container and only its
+/// (decision 0023).
+async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
     use mcp_droplet_operator::cloud::models::DropletCreateRequest;
     use mcp_droplet_operator::controller::agent_access::credential_secret_name;
     use mcp_droplet_operator::sim::operator::world_cloud_client;
@@ -721,12 +723,11 @@ async fn a_dtma_droplet_takes_no_deployment(h: &OperatorHarness) {
     })
     .await;
     let ip = existing.public_ipv4().expect("ip");
-    let _dtma = FakeDtma::serve_on(
-        FakeAgent::new(Quirks::real(), &["dtma-token"]),
-        std::net::SocketAddr::from((ip, 30000)),
-    )
-    .await
-    .expect("fake DTMA listens");
+    let fake = FakeAgent::new(Quirks::real(), &["dtma-token"]);
+    fake.serve_mcp_on(std::net::IpAddr::V4(ip));
+    let dtma = FakeDtma::serve_on(fake, std::net::SocketAddr::from((ip, 30000)))
+        .await
+        .expect("fake DTMA listens");
     create_secret(
         h,
         &credential_secret_name("legacy"),
@@ -752,8 +753,13 @@ async fn a_dtma_droplet_takes_no_deployment(h: &OperatorHarness) {
     .await
     .expect("the DTMA droplet is Ready");
 
+    // DTMA runs containers as they are: the template serves MCP over HTTP itself.
     let template = template_name(h, "old");
-    create_template(h, MCPTemplate::test(&template).build()).await;
+    create_template(
+        h,
+        MCPTemplate::test(&template).streamable_http(8080).build(),
+    )
+    .await;
     create_deployment(
         h,
         MCPDeployment::test("pinned")
@@ -762,24 +768,105 @@ async fn a_dtma_droplet_takes_no_deployment(h: &OperatorHarness) {
             .build(),
     )
     .await;
+    // Not pinned and without autoProvision: only the DTMA droplet can take it, by score.
+    create_secret(h, "free-token", "token", "s3cret").await;
     create_deployment(
         h,
         MCPDeployment::test("free")
             .template(&template)
+            .env_from_secret("TOKEN", "free-token", "token")
             .auto_provision(false)
             .build(),
     )
     .await;
-    h.wait_for(&deployments(h), "pinned", WAIT, |d| {
-        condition_is(d, "Stalled", "True", "Unsupported")
-    })
-    .await
-    .expect("pinned to DTMA: Unsupported");
+    let on_legacy = |d: &MCPDeployment| {
+        is_ready(d)
+            && d.status
+                .as_ref()
+                .and_then(|s| s.placement.as_ref())
+                .is_some_and(|p| p.droplet.as_deref() == Some("legacy"))
+    };
+    let base = format!("http://{ip}:");
+    for name in ["pinned", "free"] {
+        let ready = h
+            .wait_for(&deployments(h), name, WAIT, on_legacy)
+            .await
+            .expect("Ready on the DTMA droplet");
+        let status = ready.status.expect("status");
+        let endpoint = status.endpoint.expect("endpoint");
+        assert!(endpoint.starts_with(&base), "{endpoint} is not on {ip}");
+        assert!(
+            status.mcp.as_ref().is_some_and(|m| m.tools > 0),
+            "no handshake recorded: {:?}",
+            status.mcp
+        );
+        // What a client needs: the URL, and neither a token nor a pinned certificate (DTMA has
+        // none).
+        let published = eventually("the endpoint Secret", WAIT, || async {
+            secrets(h)
+                .get_opt(&endpoint_secret_name(name))
+                .await
+                .ok()
+                .flatten()
+        })
+        .await;
+        let data = published.data.unwrap_or_default();
+        assert_eq!(
+            data.get(URL_KEY).map(|v| v.0.clone()),
+            Some(endpoint.into_bytes())
+        );
+        assert!(!data.contains_key(TOKEN_KEY), "a token for DTMA");
+        assert!(
+            !data.contains_key(CERTIFICATE_KEY),
+            "a certificate for DTMA"
+        );
+    }
+    let running = |name: &str| {
+        dtma.host_containers()
+            .iter()
+            .any(|c| c.name == format!("mcpdo-{name}") && c.state == "running")
+    };
+    assert!(
+        running("pinned") && running("free"),
+        "{:?}",
+        dtma.host_containers()
+    );
+
+    // Its Secret gone, "free" cannot be computed: the droplet's set is incomplete, and the
+    // passes of "pinned" (each reconciles the whole droplet, then probes) leave its server be.
+    secrets(h)
+        .delete("free-token", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
     h.wait_for(&deployments(h), "free", WAIT, |d| {
-        condition_is(d, "Stalled", "True", "Unschedulable")
+        condition_is(d, "Stalled", "True", "SecretNotFound")
     })
     .await
-    .expect("the DTMA droplet is not scheduled onto");
+    .expect("free stalls without its Secret");
+    let probes = probes_run(h);
+    eventually("two more checks of pinned", WAIT, || async {
+        (probes_run(h) >= probes + 2).then_some(())
+    })
+    .await;
+    assert!(running("free"), "{:?}", dtma.host_containers());
+
+    deployments(h)
+        .delete("free", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the deployment gone", WAIT, || async {
+        matches!(deployments(h).get_opt("free").await, Ok(None)).then_some(())
+    })
+    .await;
+    let names: Vec<String> = dtma.host_containers().into_iter().map(|c| c.name).collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("mcpdo-free")),
+        "the deleted deployment's container is still there: {names:?}"
+    );
+    assert!(running("pinned"), "{:?}", dtma.host_containers());
+    h.wait_for(&deployments(h), "pinned", WAIT, on_legacy)
+        .await
+        .expect("the other stays Ready");
 }
 
 async fn auto_provisions_when_nothing_fits(h: &OperatorHarness) {
@@ -833,7 +920,7 @@ mod kube_sim {
     scenario!(nothing_fits_then_a_droplet_arrives);
     scenario!(repeated_failures_on_a_droplet_move_the_deployment);
     scenario!(an_unreachable_agent_moves_the_deployment);
-    scenario!(a_dtma_droplet_takes_no_deployment);
+    scenario!(a_dtma_droplet_is_adopted_and_deployed_to);
     scenario!(auto_provisions_when_nothing_fits);
 }
 
@@ -928,7 +1015,7 @@ async fn scenarios_on_a_real_cluster() {
         nothing_fits_then_a_droplet_arrives,
         repeated_failures_on_a_droplet_move_the_deployment,
         an_unreachable_agent_moves_the_deployment,
-        a_dtma_droplet_takes_no_deployment,
+        a_dtma_droplet_is_adopted_and_deployed_to,
         auto_provisions_when_nothing_fits,
     );
 }

@@ -148,6 +148,8 @@ pub struct Context {
     pub agents: AgentClients,
     /// Wakes the DropletPool controller when pending demand changes.
     pub demand: DemandSignal,
+    /// One lock per DTMA droplet, held while its whole set of servers is reconciled.
+    pub dtma_locks: super::deployment::dtma::DropletLocks,
 }
 
 impl std::fmt::Debug for Context {
@@ -185,6 +187,7 @@ impl Context {
             stores,
             agents: AgentClients::default(),
             demand,
+            dtma_locks: Default::default(),
         }
     }
 

@@ -28,6 +28,9 @@ pub enum Error {
     /// A call to a droplet's agent failed.
     #[error("agent: {0}")]
     Agent(#[from] AgentClientError),
+    /// A call to a droplet's DTMA failed.
+    #[error("DTMA: {0}")]
+    Dtma(#[from] crate::dtma::DtmaError),
     /// Enrolling with a droplet's agent failed.
     #[error("enrolment: {0}")]
     Enrolment(#[from] EnrolmentError),
@@ -95,6 +98,7 @@ impl Error {
             Error::Creation(_) => "droplet_creation",
             Error::RateLimited { .. } => "rate_limited",
             Error::Agent(e) => e.metric_label(),
+            Error::Dtma(e) => e.metric_label(),
             Error::Enrolment(e) => e.metric_label(),
             Error::TemplateMissing(_) => "template_missing",
             Error::TemplateRejected { .. } => "template_rejected",
@@ -117,7 +121,7 @@ impl Error {
             Error::Kube(_) => "KubernetesApiError",
             Error::Cloud(_) | Error::Creation(_) => "DigitalOceanError",
             Error::RateLimited { .. } => "RateLimited",
-            Error::Agent(_) => "AgentError",
+            Error::Agent(_) | Error::Dtma(_) => "AgentError",
             Error::Enrolment(_) => "EnrolmentFailed",
             Error::TemplateMissing(_) => "TemplateNotFound",
             Error::TemplateRejected { .. } => "TemplateRejected",

@@ -1,11 +1,14 @@
 //! One reconcile pass against a DTMA droplet: observe (`/tools/status`) → plan → apply → report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::DtmaError;
 use super::client::{ControlOutcome, DeployOutcome, DtmaClient, RemoveOutcome};
-use super::plan::{Action, Blocker, DesiredServer, ObservedContainer, Plan, plan};
+use super::plan::{Action, Blocker, DesiredServer, ObservedContainer, Plan, plan_keeping};
 use super::wire::{ContainerOverrides, DeployToolBody, HostConfig, PortBinding, ToolInstance};
+
+/// The note of a start whose container turned out to be gone (the next pass deploys it again).
+pub const GONE_REDEPLOY_NEXT_PASS: &str = "gone; redeploy next pass";
 
 /// What one action did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,8 +116,18 @@ impl DtmaDriver {
 
     /// Lists, plans and applies once; fails only if the agent cannot be listed.
     pub async fn reconcile(&self, desired: &[DesiredServer]) -> Result<PassReport, DtmaError> {
+        self.reconcile_keeping(desired, &BTreeSet::new()).await
+    }
+
+    /// Like [`DtmaDriver::reconcile`], leaving the containers of the servers in `kept` alone
+    /// (see [`super::plan::plan_keeping`]).
+    pub async fn reconcile_keeping(
+        &self,
+        desired: &[DesiredServer],
+        kept: &BTreeSet<String>,
+    ) -> Result<PassReport, DtmaError> {
         let observed = observe(&self.client.list_instances().await?);
-        let plan = plan(&self.prefix, desired, &observed);
+        let plan = plan_keeping(&self.prefix, desired, kept, &observed);
         let mut results = Vec::with_capacity(plan.actions.len());
         for action in &plan.actions {
             let outcome = self.apply(action).await;
@@ -145,7 +158,7 @@ impl DtmaDriver {
             Action::Start { container } => Ok(match self.client.start(container).await? {
                 ControlOutcome::Done => "started".to_owned(),
                 // Deleted behind our back; the next pass deploys it again.
-                ControlOutcome::Gone => "gone; redeploy next pass".to_owned(),
+                ControlOutcome::Gone => GONE_REDEPLOY_NEXT_PASS.to_owned(),
             }),
             Action::Deploy { container, server } => Ok(
                 match self.client.deploy(&deploy_body(container, server)).await? {

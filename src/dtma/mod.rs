@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 
 pub use client::{ControlOutcome, DeployOutcome, DtmaClient, RemoveOutcome};
 pub use driver::{DtmaDriver, PassReport, deploy_body, observe};
-pub use plan::{Action, Blocker, DEFAULT_NAME_PREFIX, DesiredServer, ObservedContainer, Plan};
+pub use plan::{
+    Action, Blocker, DEFAULT_NAME_PREFIX, DesiredServer, ObservedContainer, Plan, owner_of,
+};
 
 /// Errors talking to a DTMA agent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -171,6 +171,18 @@ fn retire(container: &ObservedContainer, removals: &mut Vec<Action>, blockers: &
 
 /// Computes the actions that move the observed containers toward the desired servers.
 pub fn plan(prefix: &str, desired: &[DesiredServer], observed: &[ObservedContainer]) -> Plan {
+    plan_keeping(prefix, desired, &BTreeSet::new(), observed)
+}
+
+/// Like [`plan`], but the containers of the servers named in `kept` are left as they are
+/// (neither removed nor deployed): servers that should stay but whose desired spec is not
+/// known this pass (a missing Secret, say), so an incomplete desired set removes nothing.
+pub fn plan_keeping(
+    prefix: &str,
+    desired: &[DesiredServer],
+    kept: &BTreeSet<String>,
+    observed: &[ObservedContainer],
+) -> Plan {
     let mut result = Plan::default();
     let taken: BTreeSet<&str> = observed.iter().map(|c| c.name.as_str()).collect();
     let mut by_server: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
@@ -210,9 +222,12 @@ pub fn plan(prefix: &str, desired: &[DesiredServer], observed: &[ObservedContain
             }),
         }
     }
-    // Ours, but no longer desired.
+    // Ours, but no longer desired (unless kept as they are).
     for (server, containers) in by_server {
         debug_assert!(!wanted.contains(server));
+        if kept.contains(server) {
+            continue;
+        }
         for container in containers {
             retire(container, &mut removals, &mut result.blockers);
         }
@@ -387,6 +402,28 @@ mod tests {
                 running: true
             }]
         );
+    }
+
+    #[test]
+    fn kept_servers_are_neither_removed_nor_deployed() {
+        let kept = BTreeSet::from(["b".to_owned()]);
+        let plan = plan_keeping(
+            P,
+            &[server("a", "img:1", 31001)],
+            &kept,
+            &[
+                container("mcpdo-a", "img:1", "running", true),
+                container("mcpdo-b", "img:1", "running", true),
+                container("mcpdo-c", "img:1", "running", true),
+            ],
+        );
+        assert_eq!(
+            plan.actions,
+            vec![Action::Remove {
+                container: "mcpdo-c".into()
+            }]
+        );
+        assert_eq!(plan.satisfied, vec!["a".to_owned()]);
     }
 
     #[test]

@@ -4,11 +4,15 @@
 //!
 //! State has two layers like the real thing: the "host" (Docker containers, which survive an
 //! agent restart) and the agent's in-memory map and groups (which do not).
+//!
+//! With [`FakeAgent::serve_mcp_on`], each running container with a published port is a real
+//! MCP server (the simulation's `SimMcpServer`, streamable HTTP on any path) on that address
+//! and host port, as Docker would publish it, so a deployment's MCP handshake can succeed.
 // Test support: each test binary that includes this uses part of it.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::dtma::wire::{DeployGroupBody, DeployToolBody, ListedPort, ToolInstance};
 
@@ -114,6 +119,10 @@ struct World {
     next_id: u64,
     restarts: u32,
     calls: Vec<String>,
+    /// Where running containers' servers are published (None: not served).
+    mcp_ip: Option<IpAddr>,
+    /// Servers published now: container → (host port, stops it).
+    serving: BTreeMap<String, (u16, CancellationToken)>,
 }
 
 impl World {
@@ -129,6 +138,8 @@ impl World {
             next_id: 0,
             restarts: 0,
             calls: Vec::new(),
+            mcp_ip: None,
+            serving: BTreeMap::new(),
         };
         // The agent itself runs as a container on the host and shows up in every list.
         world.create(
@@ -193,6 +204,85 @@ impl World {
     }
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        for (_, stop) in std::mem::take(&mut self.serving).into_values() {
+            stop.cancel();
+        }
+    }
+}
+
+impl World {
+    /// Publishes the servers of running containers and stops those of the others (a port
+    /// still held by a stopped one is tried again on the next call).
+    fn sync_servers(&mut self) {
+        let Some(ip) = self.mcp_ip else {
+            return;
+        };
+        let wanted: BTreeMap<String, u16> = self
+            .host
+            .values()
+            .filter(|c| c.state == "running" && c.name != "dtma_manager")
+            .filter_map(|c| c.ports.first().map(|(_, host)| (c.name.clone(), *host)))
+            .collect();
+        let stale: Vec<String> = self
+            .serving
+            .iter()
+            .filter(|(name, (port, _))| wanted.get(*name) != Some(port))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some((_, stop)) = self.serving.remove(&name) {
+                stop.cancel();
+            }
+        }
+        for (name, port) in wanted {
+            if self.serving.contains_key(&name) {
+                continue;
+            }
+            let image = self
+                .host
+                .get(&name)
+                .map(|c| c.image.clone())
+                .unwrap_or_default();
+            if let Some(stop) = serve_mcp(SocketAddr::new(ip, port), &image) {
+                self.serving.insert(name, (port, stop));
+            }
+        }
+    }
+}
+
+/// Serves a simulated MCP server on `addr` until the token is cancelled; None when the address
+/// cannot be bound now or there is no runtime.
+fn serve_mcp(addr: SocketAddr, image: &str) -> Option<CancellationToken> {
+    use mcp_droplet_agent::sim_mcp::SimMcpServer;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpService, session::local::LocalSessionManager,
+    };
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let listener = std::net::TcpListener::bind(addr).ok()?;
+    listener.set_nonblocking(true).ok()?;
+    let stop = CancellationToken::new();
+    let server = SimMcpServer::new(image);
+    let config = rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default()
+        .with_cancellation_token(stop.child_token())
+        // Reached by the droplet's address, which a container does not know as its own.
+        .disable_allowed_hosts();
+    let service: StreamableHttpService<SimMcpServer, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+    let app = Router::new().fallback_service(service);
+    let life = stop.clone();
+    runtime.spawn(async move {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { life.cancelled_owned().await })
+            .await;
+    });
+    Some(stop)
+}
+
 fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
     // A panic in a handler must not wedge the fake for the rest of the test.
     world
@@ -219,6 +309,14 @@ impl FakeAgent {
     /// The agent's HTTP routes (root-relative, as on port 30000).
     pub fn router(&self) -> Router {
         router(self.world.clone())
+    }
+
+    /// Publishes each running container's server on `ip` and its host port (see the module
+    /// documentation).
+    pub fn serve_mcp_on(&self, ip: IpAddr) {
+        let mut world = lock(&self.world);
+        world.mcp_ip = Some(ip);
+        world.sync_servers();
     }
 
     /// Switches quirks on or off.
@@ -258,14 +356,18 @@ impl FakeAgent {
 
     /// A container exits on its own (crash, OOM).
     pub fn crash(&self, name: &str) {
-        if let Some(container) = lock(&self.world).host.get_mut(name) {
+        let mut world = lock(&self.world);
+        if let Some(container) = world.host.get_mut(name) {
             container.state = "exited".to_owned();
         }
+        world.sync_servers();
     }
 
     /// Someone removes a container directly with Docker, behind the agent's back.
     pub fn remove_behind_the_agents_back(&self, name: &str) {
-        lock(&self.world).host.remove(name);
+        let mut world = lock(&self.world);
+        world.host.remove(name);
+        world.sync_servers();
     }
 
     /// Every container on the host, DTMA's own included.
@@ -383,7 +485,9 @@ fn router(world: Shared) -> Router {
 async fn record_call(State(world): State<Shared>, request: Request, next: Next) -> Response {
     let line = format!("{} {}", request.method(), request.uri().path());
     lock(&world).calls.push(line);
-    next.run(request).await
+    let response = next.run(request).await;
+    lock(&world).sync_servers();
+    response
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {

@@ -9,6 +9,7 @@
 //! deployments concerned. Deletion removes the server from its droplet through a finalizer.
 
 pub mod desired;
+pub mod dtma;
 pub mod plan;
 
 use std::collections::{BTreeMap, HashMap};
@@ -294,7 +295,13 @@ struct PassState {
     template: Option<Arc<MCPTemplate>>,
     spec: Option<ServerSpec>,
     token: Option<Secret>,
+    /// The resolved env (what a DTMA droplet is given).
+    env: Option<BTreeMap<String, EnvValue>>,
     agent: Option<AgentClient>,
+    /// The placed droplet's DTMA (or why it cannot be driven), when it runs DTMA.
+    dtma: Option<Result<dtma::DtmaTarget, String>>,
+    /// Where DTMA publishes the server (known once its droplet was reconciled this pass).
+    dtma_endpoint: Option<String>,
     events: Vec<plan::PlannedEvent>,
     /// A status already written in this pass (the placement, before the first push).
     written: Option<crate::api::deployment::MCPDeploymentStatus>,
@@ -315,7 +322,10 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
         template: None,
         spec: None,
         token: None,
+        env: None,
         agent: None,
+        dtma: None,
+        dtma_endpoint: None,
         events: Vec::new(),
         written: None,
     };
@@ -353,7 +363,7 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
         .and_then(|s| s.placement.clone())
         .filter(|p| p.droplet.is_some());
     let droplet = match placement.as_ref().and_then(|p| p.droplet.as_deref()) {
-        Some(name) => Some(droplet_facts(ctx, &ns, name, &mut pass).await?),
+        Some(name) => Some(droplet_facts(ctx, &deployment, &ns, name, &mut pass).await?),
         None => None,
     };
     let mut observed = Observed {
@@ -388,7 +398,8 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
                 if let ScheduleFacts::Placed(p) = &facts {
                     observed.placement = Some(p.clone());
                     let name = p.droplet.clone().unwrap_or_default();
-                    observed.droplet = Some(droplet_facts(ctx, &ns, &name, &mut pass).await?);
+                    observed.droplet =
+                        Some(droplet_facts(ctx, &deployment, &ns, &name, &mut pass).await?);
                     observed.schedule = None;
                     // The placement is recorded before anything reaches the agent, so an
                     // operator that stops here finds the server where it put it.
@@ -429,9 +440,30 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
                 observed.probe = None;
                 observed.schedule = None;
                 pass.agent = None;
+                pass.dtma = None;
+                pass.dtma_endpoint = None;
+            }
+            Next::ObserveServer if pass.dtma.is_some() => {
+                observed.server =
+                    Some(dtma::pass::run(ctx, &deployment, &key, &observed, &mut pass, now).await?);
             }
             Next::ObserveServer => {
                 observed.server = Some(observe_server(ctx, &deployment, &pass).await);
+            }
+            Next::Push(reason) if pass.dtma.is_some() => {
+                observed.server = Some(
+                    dtma::pass::restart(ctx, &deployment, &key, &observed, &mut pass, now).await?,
+                );
+                observed.pushed = Some(reason);
+                observed.probe = None;
+                if reason == PushReason::Restart {
+                    observed.memory.restarted = true;
+                    pass.events.push(plan::PlannedEvent {
+                        warning: true,
+                        reason: "Restarted".into(),
+                        note: "restarted the server after repeated failed checks".into(),
+                    });
+                }
             }
             Next::Push(reason) => {
                 observed.server = Some(
@@ -533,21 +565,23 @@ async fn finish(
         }
     }
     if status.phase == DeploymentPhase::Ready
-        && let (Some(endpoint), Some(agent), Some(token)) = (
-            status.endpoint.as_deref(),
-            pass.agent.as_ref(),
-            pass.token.as_ref(),
-        )
+        && let Some(endpoint) = status.endpoint.as_deref()
     {
-        publish_endpoint(
-            ctx,
-            deployment,
-            endpoint,
-            agent.fingerprint(),
-            token,
-            status.mcp.as_ref(),
-        )
-        .await?;
+        match (pass.agent.as_ref(), pass.token.as_ref()) {
+            (Some(agent), Some(token)) => {
+                let access = EndpointAccess::Agent {
+                    fingerprint: agent.fingerprint(),
+                    token,
+                };
+                publish_endpoint(ctx, deployment, endpoint, access, status.mcp.as_ref()).await?;
+            }
+            // DTMA: plain HTTP, no token (the droplet's AgentCapabilities condition says so).
+            _ if pass.dtma.is_some() => {
+                let access = EndpointAccess::Open;
+                publish_endpoint(ctx, deployment, endpoint, access, status.mcp.as_ref()).await?;
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -559,10 +593,32 @@ async fn resolve_inputs(
     template: &MCPTemplate,
     pass: &mut PassState,
 ) -> Result<InputFacts, Error> {
+    let env = match resolve_env(ctx, deployment, template).await? {
+        Ok(env) => env,
+        Err(facts) => return Ok(facts),
+    };
+    let request = match request_of(deployment, Some(&template.spec.resources)) {
+        Ok(r) => r,
+        Err(e) => return Ok(InputFacts::Invalid(e.to_string())),
+    };
+    let token = endpoint_token(ctx, deployment).await?;
+    let (spec, config_hash) = server_spec(deployment, template, &env, request, &token);
+    pass.spec = Some(spec);
+    pass.token = Some(token);
+    pass.env = Some(env);
+    Ok(InputFacts::Resolved { config_hash })
+}
+
+/// The deployment's env values (Secrets and ConfigMaps read), or why they cannot be known.
+async fn resolve_env(
+    ctx: &Context,
+    deployment: &MCPDeployment,
+    template: &MCPTemplate,
+) -> Result<Result<BTreeMap<String, EnvValue>, InputFacts>, Error> {
     let ns = deployment.namespace().unwrap_or_default();
     let sources = match env_sources(deployment, template) {
         Ok(s) => s,
-        Err(message) => return Ok(InputFacts::Invalid(message)),
+        Err(message) => return Ok(Err(InputFacts::Invalid(message))),
     };
     let secrets: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
@@ -603,11 +659,11 @@ async fn resolve_inputs(
                     }
                     None if optional => {}
                     None => {
-                        return Ok(InputFacts::ReferenceMissing {
+                        return Ok(Err(InputFacts::ReferenceMissing {
                             kind: "Secret",
                             name: secret,
                             key,
-                        });
+                        }));
                     }
                 }
             }
@@ -620,10 +676,10 @@ async fn resolve_inputs(
                     Ok(found) => found,
                     // The run contract grants no ConfigMap access by default.
                     Err(kube::Error::Api(status)) if status.code == 403 => {
-                        return Ok(InputFacts::Invalid(format!(
+                        return Ok(Err(InputFacts::Invalid(format!(
                             "env {name}: the operator may not read ConfigMap {map:?} (RBAC); \
                              grant it configmaps get, or use a literal value or a Secret"
-                        )));
+                        ))));
                     }
                     Err(e) => return Err(e.into()),
                 };
@@ -634,25 +690,17 @@ async fn resolve_inputs(
                     }
                     None if optional => {}
                     None => {
-                        return Ok(InputFacts::ReferenceMissing {
+                        return Ok(Err(InputFacts::ReferenceMissing {
                             kind: "ConfigMap",
                             name: map,
                             key,
-                        });
+                        }));
                     }
                 }
             }
         }
     }
-    let request = match request_of(deployment, Some(&template.spec.resources)) {
-        Ok(r) => r,
-        Err(e) => return Ok(InputFacts::Invalid(e.to_string())),
-    };
-    let token = endpoint_token(ctx, deployment).await?;
-    let (spec, config_hash) = server_spec(deployment, template, &env, request, &token);
-    pass.spec = Some(spec);
-    pass.token = Some(token);
-    Ok(InputFacts::Resolved { config_hash })
+    Ok(Ok(env))
 }
 
 /// A Secret's data with `stringData` folded in (what the API server would store).
@@ -720,29 +768,42 @@ async fn endpoint_token(ctx: &Context, deployment: &MCPDeployment) -> Result<Sec
     Ok(token)
 }
 
-/// `<name>-mcp`: URL, token and certificate fingerprint, written when any of them changed.
+/// How a client reaches a published endpoint.
+enum EndpointAccess<'a> {
+    /// Through our agent: HTTPS pinned to its certificate, with the deployment's token.
+    Agent {
+        /// SHA-256 of the agent certificate (hex, of the DER).
+        fingerprint: &'a str,
+        /// The endpoint token.
+        token: &'a Secret,
+    },
+    /// Through DTMA: plain HTTP, neither token nor certificate.
+    Open,
+}
+
+/// `<name>-mcp`: URL, and for our agent token and certificate fingerprint, written when any
+/// of them changed.
 async fn publish_endpoint(
     ctx: &Context,
     deployment: &MCPDeployment,
     url: &str,
-    fingerprint: &str,
-    token: &Secret,
+    access: EndpointAccess<'_>,
     mcp: Option<&McpStatus>,
 ) -> Result<(), Error> {
     let ns = deployment.namespace().unwrap_or_default();
     let api: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &ns);
     let name = endpoint_secret_name(&deployment.name_any());
-    let mut data = BTreeMap::from([
-        (URL_KEY.to_string(), ByteString(url.as_bytes().to_vec())),
-        (
+    let mut data = BTreeMap::from([(URL_KEY.to_string(), ByteString(url.as_bytes().to_vec()))]);
+    if let EndpointAccess::Agent { fingerprint, token } = access {
+        data.insert(
             TOKEN_KEY.to_string(),
             ByteString(token.expose().as_bytes().to_vec()),
-        ),
-        (
+        );
+        data.insert(
             CERTIFICATE_KEY.to_string(),
             ByteString(fingerprint.as_bytes().to_vec()),
-        ),
-    ]);
+        );
+    }
     if let Some(server) = mcp.and_then(|m| m.server_name.as_ref()) {
         data.insert(
             SERVER_KEY.to_string(),
@@ -773,14 +834,20 @@ async fn publish_endpoint(
 /// The placed droplet's state, and a client of its agent when it has one.
 async fn droplet_facts(
     ctx: &Context,
+    deployment: &MCPDeployment,
     ns: &str,
     name: &str,
     pass: &mut PassState,
 ) -> Result<DropletFacts, Error> {
     pass.agent = None;
+    pass.dtma = None;
+    pass.dtma_endpoint = None;
     let Some(droplet) = ctx.stores.droplets.get(&ObjectRef::new(name).within(ns)) else {
         return Ok(DropletFacts::Gone);
     };
+    if droplet.spec.agent.kind == AgentKind::Dtma {
+        pass.dtma = Some(dtma::target(ctx, &droplet).await?);
+    }
     if droplet.metadata.deletion_timestamp.is_some() {
         return Ok(DropletFacts::Deleting);
     }
@@ -797,7 +864,16 @@ async fn droplet_facts(
     };
     Ok(match status.phase {
         DropletPhase::Ready => match droplet.spec.agent.kind {
-            AgentKind::Dtma => DropletFacts::Ready(AgentAccess::Dtma),
+            AgentKind::Dtma => {
+                let unsupported = pass
+                    .template
+                    .as_ref()
+                    .and_then(|t| dtma::unsupported_reason(deployment, t));
+                match unsupported {
+                    Some(why) => DropletFacts::Ready(AgentAccess::DtmaCannotRun(why)),
+                    None => DropletFacts::Ready(AgentAccess::Dtma),
+                }
+            }
             AgentKind::McpDropletAgent if pass.agent.is_some() => {
                 DropletFacts::Ready(AgentAccess::Reachable)
             }
@@ -845,12 +921,16 @@ fn schedule(
     };
     let mut view = FleetView::build(&objects, now).map_err(|e| Error::Scheduler(e.to_string()))?;
     let pin = crate::fleet::deployment::pinned_droplet(deployment);
-    // DTMA droplets are not driven by this controller (decision 0018); droplets left after
+    // DTMA droplets take only deployments DTMA can run (decision 0023); droplets left after
     // repeated failures are not chosen again.
+    let dtma_can_run = pass
+        .template
+        .as_ref()
+        .is_some_and(|t| dtma::unsupported_reason(deployment, t).is_none());
     let dtma: Vec<String> = droplets
         .iter()
         .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|d| d.spec.agent.kind == AgentKind::Dtma)
+        .filter(|d| d.spec.agent.kind == AgentKind::Dtma && !dtma_can_run)
         .map(|d| d.name_any())
         .collect();
     view.droplets.retain(|d| {
@@ -962,6 +1042,9 @@ async fn push(
 }
 
 async fn run_probe(ctx: &Context, deployment: &MCPDeployment, pass: &PassState) -> ProbeFacts {
+    if pass.dtma.is_some() {
+        return run_dtma_probe(ctx, pass).await;
+    }
     let (Some(agent), Some(token)) = (pass.agent.as_ref(), pass.token.as_ref()) else {
         return ProbeFacts::Failed {
             reason: "AgentUnreachable".into(),
@@ -972,6 +1055,37 @@ async fn run_probe(ctx: &Context, deployment: &MCPDeployment, pass: &PassState) 
     let request = crate::probe::ProbeRequest::new(url.clone())
         .token(SecretString::from(token.expose().to_string()))
         .http_client(agent.http_client().clone());
+    match timed(ctx, "probe", crate::probe::probe(&request)).await {
+        Ok(report) => ProbeFacts::Passed {
+            endpoint: url,
+            mcp: McpStatus {
+                server_name: Some(report.server_name),
+                server_version: Some(report.server_version),
+                protocol_version: Some(report.protocol_version),
+                tools: u32::try_from(report.tools).unwrap_or(u32::MAX),
+                last_probe_time: None,
+            },
+        },
+        Err(failure) => ProbeFacts::Failed {
+            reason: failure.reason.condition_reason().to_string(),
+            message: failure.error,
+        },
+    }
+}
+
+/// The MCP check of a server on DTMA: plain HTTP on its published port, without a token.
+async fn run_dtma_probe(ctx: &Context, pass: &PassState) -> ProbeFacts {
+    let Some(url) = pass.dtma_endpoint.clone() else {
+        return ProbeFacts::Failed {
+            reason: "AgentUnreachable".into(),
+            message: "DTMA was not reached in this pass".into(),
+        };
+    };
+    let transport = match pass.template.as_ref().map(|t| t.spec.transport) {
+        Some(crate::api::template::Transport::Sse) => crate::probe::McpTransport::Sse,
+        _ => crate::probe::McpTransport::StreamableHttp,
+    };
+    let request = crate::probe::ProbeRequest::new(url.clone()).transport(transport);
     match timed(ctx, "probe", crate::probe::probe(&request)).await {
         Ok(report) => ProbeFacts::Passed {
             endpoint: url,
@@ -1001,6 +1115,16 @@ async fn release(
     pass: &PassState,
 ) {
     let _ = ctx.ledger.forget(key);
+    if let Some(target) = dtma::pass::reachable(pass) {
+        let callable = matches!(
+            observed.droplet,
+            Some(DropletFacts::Ready(_) | DropletFacts::Draining | DropletFacts::Deleting)
+        );
+        if callable && let Err(error) = dtma::pass::remove(ctx, &target, deployment).await {
+            tracing::info!(deployment = key, droplet, %error, "could not remove the server from the DTMA droplet it leaves");
+        }
+        return;
+    }
     let reachable = matches!(
         observed.droplet,
         Some(DropletFacts::Ready(AgentAccess::Reachable))
@@ -1030,22 +1154,35 @@ async fn cleanup(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action
             template: None,
             spec: None,
             token: None,
+            env: None,
             agent: None,
+            dtma: None,
+            dtma_endpoint: None,
             events: Vec::new(),
             written: None,
         };
-        let facts = droplet_facts(ctx, &ns, &name, &mut pass).await?;
+        let facts = droplet_facts(ctx, &deployment, &ns, &name, &mut pass).await?;
+        let on_dtma = dtma::pass::reachable(&pass)
+            .filter(|_| matches!(facts, DropletFacts::Ready(_) | DropletFacts::Draining));
         let must_remove = matches!(
             facts,
             DropletFacts::Ready(AgentAccess::Reachable) | DropletFacts::Draining
         );
-        if let (true, Some(agent)) = (must_remove, pass.agent.as_ref()) {
+        let removed = if let Some(target) = on_dtma {
+            dtma::pass::remove(ctx, &target, &deployment).await?;
+            true
+        } else if let (true, Some(agent)) = (must_remove, pass.agent.as_ref()) {
             timed(
                 ctx,
                 "delete_server",
                 agent.delete_server(&server_name(&deployment)),
             )
             .await?;
+            true
+        } else {
+            false
+        };
+        if removed {
             let _ = ctx
                 .recorder
                 .publish(

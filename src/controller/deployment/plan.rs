@@ -163,14 +163,16 @@ pub enum InputFacts {
 }
 
 /// Whether the agent of a Ready droplet can be called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentAccess {
     /// Endpoint, certificate and credential known.
     Reachable,
     /// Not enrolled yet (or its credential is missing).
     NotEnrolled,
-    /// The droplet runs DTMA, which this controller does not drive (decision 0018).
+    /// The droplet runs DTMA, driven a whole droplet at a time (decision 0023).
     Dtma,
+    /// The droplet runs DTMA, which cannot run this deployment; why.
+    DtmaCannotRun(String),
 }
 
 /// The droplet the deployment is placed on.
@@ -946,18 +948,16 @@ fn decide(
                 Next::Wait(s.retry),
             );
         }
-        DropletFacts::Ready(AgentAccess::Dtma) => {
+        DropletFacts::Ready(AgentAccess::DtmaCannotRun(why)) => {
             return stalled(
                 steps,
                 StepName::Preparing,
                 "Unsupported",
-                format!(
-                    "droplet {droplet} runs DTMA; the deployment controller drives only mcp-droplet-agent droplets"
-                ),
+                format!("droplet {droplet} runs DTMA, which cannot run this deployment: {why}"),
                 s,
             );
         }
-        DropletFacts::Ready(AgentAccess::Reachable) => {}
+        DropletFacts::Ready(AgentAccess::Reachable | AgentAccess::Dtma) => {}
     }
     if memory.step_failures >= s.move_after {
         return leave(
@@ -1600,6 +1600,26 @@ mod tests {
                 },
                 Next::Wait(Duration::from_secs(2)),
                 DeploymentPhase::Provisioning,
+            ),
+            (
+                "a DTMA droplet is driven like ours (decision 0023)",
+                Observed {
+                    droplet: Some(DropletFacts::Ready(AgentAccess::Dtma)),
+                    ..on_droplet()
+                },
+                Next::ObserveServer,
+                DeploymentPhase::Preparing,
+            ),
+            (
+                "a DTMA droplet that cannot run the template",
+                Observed {
+                    droplet: Some(DropletFacts::Ready(AgentAccess::DtmaCannotRun(
+                        "stdio".into(),
+                    ))),
+                    ..on_droplet()
+                },
+                Next::Wait(Duration::from_secs(600)),
+                DeploymentPhase::Failed,
             ),
         ];
         for (name, o, next, phase) in cases {

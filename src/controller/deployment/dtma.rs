@@ -1,0 +1,630 @@
+//! The deployment controller's path for DTMA droplets (decision 0023).
+//!
+//! DTMA is driven a whole droplet at a time (it forgets what it runs when it restarts, so the
+//! driver plans from its container list), so a pass for a deployment placed on a DTMA droplet
+//! computes the desired set of every deployment placed there from the caches, runs the driver
+//! under the droplet's lock, and reads the outcome for its own server. A deployment whose
+//! server cannot be computed this pass (a missing Secret or template) is kept as it runs: an
+//! incomplete set never removes anything.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Secret as SecretObject;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use mcp_droplet_agent::api::Phase;
+use secrecy::SecretString;
+
+use super::desired::{EnvValue, server_name};
+use super::plan::ServerFacts;
+use super::{Context, Error, cache_secret, cached_secret, resolve_env, secret_data, secret_key};
+use crate::api::deployment::MCPDeployment;
+use crate::api::droplet::Droplet;
+use crate::api::template::{MCPTemplate, Transport};
+use crate::controller::agent_access::{CREDENTIAL_KEY, credential_secret_name};
+use crate::dtma::driver::GONE_REDEPLOY_NEXT_PASS;
+use crate::dtma::plan::valid_server_name;
+use crate::dtma::{
+    Action, DEFAULT_NAME_PREFIX, DesiredServer, DtmaClient, DtmaDriver, PassReport, owner_of,
+};
+use crate::probe::McpTransport;
+
+/// The first host port a server is published on (DTMA itself listens on 30000).
+pub const FIRST_HOST_PORT: u16 = 31000;
+/// How many host ports servers are spread over.
+pub const HOST_PORT_RANGE: u16 = 8000;
+
+/// One async lock per DTMA droplet, so two passes for the same droplet never interleave their
+/// list-plan-apply (each would remove what the other is deploying).
+#[derive(Debug, Default)]
+pub struct DropletLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl DropletLocks {
+    /// Waits for, then holds, the lock of droplet `namespace/name`.
+    pub async fn lock(&self, namespace: &str, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(map.entry(format!("{namespace}/{name}")).or_default())
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// Why `template` cannot run on a DTMA droplet, if it cannot: DTMA runs a container as it is,
+/// so the server must speak MCP over HTTP itself on a known port, under a name DTMA can hold.
+pub fn unsupported_reason(deployment: &MCPDeployment, template: &MCPTemplate) -> Option<String> {
+    if template.spec.transport == Transport::Stdio {
+        return Some(
+            "DTMA cannot bridge a stdio server to HTTP; use an HTTP template or an mcp-droplet-agent droplet"
+                .into(),
+        );
+    }
+    if template
+        .spec
+        .port
+        .and_then(|p| u16::try_from(p).ok())
+        .is_none()
+    {
+        return Some("the template names no port for DTMA to publish".into());
+    }
+    let name = server_name(deployment);
+    (!valid_server_name(&name)).then(|| {
+        format!(
+            "{name:?} cannot name a DTMA container (lowercase letters, digits and '-', at most 50)"
+        )
+    })
+}
+
+/// The server DTMA should run under `name`, published on `host_port` (env values as DTMA
+/// takes them: `KEY=VALUE`; DTMA has no secret values).
+pub fn desired_server(
+    name: &str,
+    template: &MCPTemplate,
+    env: &BTreeMap<String, EnvValue>,
+    host_port: u16,
+) -> Option<DesiredServer> {
+    let transport = match template.spec.transport {
+        Transport::Stdio => return None,
+        Transport::StreamableHttp => McpTransport::StreamableHttp,
+        Transport::Sse => McpTransport::Sse,
+    };
+    Some(DesiredServer {
+        name: name.to_owned(),
+        image: template.spec.image.clone(),
+        env: env
+            .iter()
+            .map(|(k, v)| match v {
+                EnvValue::Plain(v) | EnvValue::Secret(v) => (k.clone(), v.clone()),
+            })
+            .collect(),
+        port: template.spec.port.and_then(|p| u16::try_from(p).ok())?,
+        host_port,
+        transport,
+        labels: BTreeMap::new(),
+    })
+}
+
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A host port per server: from a hash of its name, the next free one on a collision.
+/// `servers` come oldest deployment first, so a server added later never moves an earlier one.
+pub fn host_ports(servers: &[String]) -> BTreeMap<String, u16> {
+    let range = u64::from(HOST_PORT_RANGE);
+    let mut taken = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for name in servers {
+        if out.contains_key(name) {
+            continue;
+        }
+        let start = fnv1a(name) % range;
+        let Some(offset) = (0..range)
+            .map(|i| (start + i) % range)
+            .find(|o| !taken.contains(o))
+        else {
+            break;
+        };
+        taken.insert(offset);
+        let port = u16::try_from(offset).map_or(FIRST_HOST_PORT, |o| FIRST_HOST_PORT + o);
+        out.insert(name.clone(), port);
+    }
+    out
+}
+
+/// What a driver pass means for server `name`: running (already, started or deployed now),
+/// failed (its call failed), or pending (deployed again next pass). DTMA keeps no labels, so
+/// the configuration hash reported is the desired one (`config_hash`).
+pub fn server_outcome(report: &PassReport, name: &str, config_hash: &str) -> ServerFacts {
+    let mut running = report.plan.satisfied.iter().any(|s| s == name);
+    let mut failure = None;
+    for result in &report.results {
+        let mine = match &result.action {
+            Action::Deploy { server, .. } => server.name == name,
+            Action::Start { container } => owner_of(DEFAULT_NAME_PREFIX, container) == Some(name),
+            // Old generations of it going away say nothing about the one that runs.
+            Action::Remove { .. } => false,
+        };
+        match &result.outcome {
+            _ if !mine => {}
+            Ok(note) if note == GONE_REDEPLOY_NEXT_PASS => {}
+            Ok(_) => running = true,
+            Err(error) => failure = Some(error.to_string()),
+        }
+    }
+    let (phase, reason) = match (failure, running) {
+        (Some(why), _) => (Phase::Failed, Some(why)),
+        (None, true) => (Phase::Running, None),
+        (None, false) => (
+            Phase::Pending,
+            Some("DTMA deploys it next pass".to_string()),
+        ),
+    };
+    ServerFacts::Present {
+        phase,
+        reason,
+        config_hash: Some(config_hash.to_string()),
+    }
+}
+
+/// The MCP endpoint DTMA publishes a server on: plain HTTP on the droplet's address.
+pub fn endpoint_url(ip: &str, host_port: u16, path: &str) -> String {
+    format!("http://{ip}:{host_port}{path}")
+}
+
+/// A Ready DTMA droplet as this controller drives it.
+#[derive(Debug, Clone)]
+pub struct DtmaTarget {
+    driver: DtmaDriver,
+    ip: String,
+    namespace: String,
+    droplet: String,
+}
+
+/// The driver of a DTMA droplet (its endpoint and address from status, its token from the
+/// agent-credential Secret), or why there is none yet.
+pub async fn target(ctx: &Context, droplet: &Droplet) -> Result<Result<DtmaTarget, String>, Error> {
+    let namespace = droplet.namespace().unwrap_or_default();
+    let name = droplet.name_any();
+    let status = droplet.status.as_ref();
+    let (Some(endpoint), Some(ip)) = (
+        status
+            .and_then(|s| s.agent.as_ref())
+            .and_then(|a| a.endpoint.clone()),
+        status.and_then(|s| s.public_ipv4.clone()),
+    ) else {
+        return Ok(Err(format!("droplet {name} has no DTMA endpoint yet")));
+    };
+    let secret = credential_secret_name(&name);
+    let key = secret_key(ctx, &namespace, &secret);
+    let data = match cached_secret(&key) {
+        Some(data) => Some(data),
+        None => {
+            let api: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &namespace);
+            let got = api.get_opt(&secret).await?;
+            if let Some(object) = &got {
+                cache_secret(key, object);
+            }
+            got.map(|o| secret_data(&o))
+        }
+    };
+    let Some(token) = data
+        .as_ref()
+        .and_then(|d| d.get(CREDENTIAL_KEY))
+        .and_then(|v| String::from_utf8(v.0.clone()).ok())
+    else {
+        return Ok(Err(format!("Secret {secret:?} has no DTMA token")));
+    };
+    Ok(DtmaClient::new(&endpoint, SecretString::from(token))
+        .map(|client| DtmaTarget {
+            driver: DtmaDriver::new(client, DEFAULT_NAME_PREFIX),
+            ip,
+            namespace,
+            droplet: name,
+        })
+        .map_err(|e| e.to_string()))
+}
+
+/// The deployment of this pass: run with this template and env, or removed.
+pub enum Own<'a> {
+    /// Deployed with its resolved env.
+    Run {
+        /// The deployment.
+        deployment: &'a MCPDeployment,
+        /// Its template.
+        template: &'a MCPTemplate,
+        /// Its resolved env.
+        env: &'a BTreeMap<String, EnvValue>,
+    },
+    /// Removed from the droplet (deleted or moving away).
+    Remove(&'a MCPDeployment),
+}
+
+impl Own<'_> {
+    fn deployment(&self) -> &MCPDeployment {
+        match self {
+            Own::Run { deployment, .. } | Own::Remove(deployment) => deployment,
+        }
+    }
+}
+
+/// What one driver pass did, and where the own server (when run) is published.
+#[derive(Debug)]
+pub struct DropletPass {
+    /// The driver's report.
+    pub report: PassReport,
+    /// The own server's MCP endpoint.
+    pub endpoint: Option<String>,
+}
+
+/// Reconciles the droplet's whole set of servers, under its lock: every deployment placed on
+/// it (from the caches) plus or minus the one of this pass.
+pub async fn reconcile(
+    ctx: &Context,
+    target: &DtmaTarget,
+    own: Own<'_>,
+) -> Result<DropletPass, Error> {
+    let _guard = ctx
+        .dtma_locks
+        .lock(&target.namespace, &target.droplet)
+        .await;
+    let me = own.deployment();
+    let my_uid = me.uid();
+    let mut members: Vec<Member> = Vec::new();
+    let mut kept = BTreeSet::new();
+    for other in ctx.stores.deployments.state() {
+        if other.namespace().as_deref() != Some(target.namespace.as_str())
+            || other.uid() == my_uid
+            || other.metadata.deletion_timestamp.is_some()
+        {
+            continue;
+        }
+        let placed = other
+            .status
+            .as_ref()
+            .and_then(|s| s.placement.as_ref())
+            .and_then(|p| p.droplet.clone());
+        match placed {
+            Some(on) if on == target.droplet => {}
+            Some(_) => continue,
+            // Perhaps placed here a moment ago (the cache lags): leave its server alone.
+            None => {
+                kept.insert(server_name(&other));
+                continue;
+            }
+        }
+        let template = ctx
+            .stores
+            .templates
+            .get(&ObjectRef::new(&other.spec.template_ref.name));
+        let run = match template {
+            Some(t) if unsupported_reason(&other, &t).is_none() => {
+                resolve_env(ctx, &other, &t).await?.ok().map(|env| (t, env))
+            }
+            _ => None,
+        };
+        members.push(Member {
+            created: created(&other),
+            name: server_name(&other),
+            run,
+        });
+    }
+    if let Own::Run {
+        deployment,
+        template,
+        env,
+    } = &own
+    {
+        members.push(Member {
+            created: created(deployment),
+            name: server_name(deployment),
+            run: Some((Arc::new((*template).clone()), (*env).clone())),
+        });
+    }
+    members.sort_by(|a, b| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
+    let order: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+    let ports = host_ports(&order);
+    let mut desired = Vec::new();
+    for member in &members {
+        let server = member.run.as_ref().and_then(|(template, env)| {
+            desired_server(&member.name, template, env, *ports.get(&member.name)?)
+        });
+        match server {
+            Some(server) => desired.push(server),
+            // Unknown this pass: whatever runs for it stays as it is.
+            None => {
+                kept.insert(member.name.clone());
+            }
+        }
+    }
+    let mine = server_name(me);
+    kept.remove(&mine);
+    let report = target.driver.reconcile_keeping(&desired, &kept).await?;
+    let endpoint = match &own {
+        Own::Run { template, .. } => ports
+            .get(&mine)
+            .map(|port| endpoint_url(&target.ip, *port, &template.spec.path)),
+        Own::Remove(_) => None,
+    };
+    Ok(DropletPass { report, endpoint })
+}
+
+/// A deployment placed on the droplet, oldest first for host ports.
+struct Member {
+    created: Option<k8s_openapi::jiff::Timestamp>,
+    name: String,
+    /// Its template and env; None when they cannot be known this pass.
+    run: Option<(Arc<MCPTemplate>, BTreeMap<String, EnvValue>)>,
+}
+
+fn created(deployment: &MCPDeployment) -> Option<k8s_openapi::jiff::Timestamp> {
+    deployment.metadata.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+/// The controller's calls on a DTMA droplet, for one pass of one deployment.
+pub(super) mod pass {
+    use super::super::plan::{InputFacts, Observed, ServerFacts};
+    use super::super::{PassState, timed};
+    use super::{DropletPass, DtmaTarget, Own, reconcile, server_outcome};
+    use crate::api::deployment::MCPDeployment;
+    use crate::controller::deployment::desired::server_name;
+    use crate::controller::{Context, Error};
+    use crate::dtma::{Action, DEFAULT_NAME_PREFIX, owner_of};
+    use mcp_droplet_agent::api::Phase;
+
+    fn target(pass: &PassState) -> Result<DtmaTarget, String> {
+        match &pass.dtma {
+            Some(Ok(target)) => Ok(target.clone()),
+            Some(Err(why)) => Err(why.clone()),
+            None => Err("the droplet does not run DTMA".into()),
+        }
+    }
+
+    /// Runs the deployment's server (with every other of its droplet) and says how it is.
+    pub async fn run(
+        ctx: &Context,
+        deployment: &MCPDeployment,
+        key: &str,
+        observed: &Observed,
+        pass: &mut PassState,
+        now: jiff::Timestamp,
+    ) -> Result<ServerFacts, Error> {
+        let target = match target(pass) {
+            Ok(target) => target,
+            Err(why) => return Ok(ServerFacts::Unreachable(why)),
+        };
+        let (Some(template), Some(env)) = (pass.template.clone(), pass.env.clone()) else {
+            return Ok(ServerFacts::Unreachable("no desired server yet".into()));
+        };
+        let config_hash = match &observed.inputs {
+            Some(InputFacts::Resolved { config_hash }) => config_hash.clone(),
+            _ => String::new(),
+        };
+        let own = Own::Run {
+            deployment,
+            template: &template,
+            env: &env,
+        };
+        let done: DropletPass =
+            match timed(ctx, "dtma_reconcile", reconcile(ctx, &target, own)).await {
+                Ok(done) => done,
+                Err(Error::Dtma(e)) => return Ok(ServerFacts::Unreachable(e.to_string())),
+                Err(other) => return Err(other),
+            };
+        pass.dtma_endpoint = done.endpoint;
+        let facts = server_outcome(&done.report, &server_name(deployment), &config_hash);
+        if matches!(
+            facts,
+            ServerFacts::Present {
+                phase: Phase::Running,
+                ..
+            }
+        ) {
+            // DTMA runs it: the booking no longer expires.
+            let _ = ctx.ledger.confirm(key, now);
+        }
+        Ok(facts)
+    }
+
+    /// Replaces the deployment's container: removed, then deployed again.
+    pub async fn restart(
+        ctx: &Context,
+        deployment: &MCPDeployment,
+        key: &str,
+        observed: &Observed,
+        pass: &mut PassState,
+        now: jiff::Timestamp,
+    ) -> Result<ServerFacts, Error> {
+        if let Ok(target) = target(pass)
+            && let Err(error) = remove(ctx, &target, deployment).await
+        {
+            return Ok(ServerFacts::Unreachable(error.to_string()));
+        }
+        run(ctx, deployment, key, observed, pass, now).await
+    }
+
+    /// Removes the deployment's server from the droplet (the others stay); fails when a call
+    /// to remove it failed.
+    pub async fn remove(
+        ctx: &Context,
+        target: &DtmaTarget,
+        deployment: &MCPDeployment,
+    ) -> Result<(), Error> {
+        let done = timed(
+            ctx,
+            "dtma_reconcile",
+            reconcile(ctx, target, Own::Remove(deployment)),
+        )
+        .await?;
+        let name = server_name(deployment);
+        for orphan in done.report.orphans() {
+            if owner_of(DEFAULT_NAME_PREFIX, orphan) == Some(name.as_str()) {
+                tracing::warn!(
+                    container = orphan,
+                    "DTMA forgot this container and cannot remove it; remove it on the droplet"
+                );
+            }
+        }
+        let failed = done
+            .report
+            .results
+            .into_iter()
+            .find_map(|r| match r.action {
+                Action::Remove { container }
+                    if owner_of(DEFAULT_NAME_PREFIX, &container) == Some(name.as_str()) =>
+                {
+                    r.outcome.err()
+                }
+                _ => None,
+            });
+        match failed {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The droplet's DTMA, when the pass found one it can call.
+    pub fn reachable(pass: &PassState) -> Option<DtmaTarget> {
+        target(pass).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtma::driver::ActionResult;
+    use crate::dtma::{DtmaError, Plan};
+
+    fn server(name: &str) -> DesiredServer {
+        DesiredServer {
+            name: name.into(),
+            image: "img:1".into(),
+            env: BTreeMap::new(),
+            port: 8080,
+            host_port: 31001,
+            transport: McpTransport::StreamableHttp,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    fn report(satisfied: &[&str], results: Vec<(Action, Result<&str, DtmaError>)>) -> PassReport {
+        PassReport {
+            plan: Plan {
+                satisfied: satisfied.iter().map(|s| (*s).to_owned()).collect(),
+                ..Plan::default()
+            },
+            results: results
+                .into_iter()
+                .map(|(action, outcome)| ActionResult {
+                    action,
+                    outcome: outcome.map(str::to_owned),
+                })
+                .collect(),
+        }
+    }
+
+    fn phase(facts: &ServerFacts) -> Option<Phase> {
+        match facts {
+            ServerFacts::Present { phase, .. } => Some(*phase),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn host_ports_are_stable_distinct_and_never_dtmas_own() {
+        let names: Vec<String> = (0..300).map(|i| format!("server-{i}")).collect();
+        let ports = host_ports(&names);
+        let distinct: BTreeSet<u16> = ports.values().copied().collect();
+        assert_eq!(distinct.len(), names.len());
+        assert!(
+            distinct
+                .iter()
+                .all(|p| (FIRST_HOST_PORT..FIRST_HOST_PORT + HOST_PORT_RANGE).contains(p))
+        );
+        // A server added later moves none of the earlier ones.
+        let mut more = names.clone();
+        more.push("late".into());
+        let again = host_ports(&more);
+        assert!(names.iter().all(|n| ports[n] == again[n]));
+    }
+
+    #[test]
+    fn a_collision_takes_the_next_free_port() {
+        let ports = host_ports(&["a".to_owned(), "a".to_owned(), "b".to_owned()]);
+        assert_eq!(ports.len(), 2);
+        assert_ne!(ports["a"], ports["b"]);
+    }
+
+    #[test]
+    fn the_outcome_of_a_pass_for_one_server() {
+        let deployed = Action::Deploy {
+            container: "mcpdo-a".into(),
+            server: server("a"),
+        };
+        let other = Action::Deploy {
+            container: "mcpdo-b".into(),
+            server: server("b"),
+        };
+        let satisfied = server_outcome(&report(&["a"], vec![]), "a", "h");
+        assert_eq!(phase(&satisfied), Some(Phase::Running));
+        assert!(matches!(
+            satisfied,
+            ServerFacts::Present { config_hash: Some(h), .. } if h == "h"
+        ));
+        let now = report(&[], vec![(deployed.clone(), Ok("deployed"))]);
+        assert_eq!(phase(&server_outcome(&now, "a", "h")), Some(Phase::Running));
+        let failed = report(
+            &[],
+            vec![
+                (other, Ok("deployed")),
+                (deployed, Err(DtmaError::Http("timeout".into()))),
+            ],
+        );
+        assert_eq!(
+            phase(&server_outcome(&failed, "a", "h")),
+            Some(Phase::Failed)
+        );
+        assert_eq!(
+            phase(&server_outcome(&failed, "b", "h")),
+            Some(Phase::Running)
+        );
+        let gone = report(
+            &[],
+            vec![(
+                Action::Start {
+                    container: "mcpdo-a.2".into(),
+                },
+                Ok(GONE_REDEPLOY_NEXT_PASS),
+            )],
+        );
+        assert_eq!(
+            phase(&server_outcome(&gone, "a", "h")),
+            Some(Phase::Pending)
+        );
+    }
+
+    #[test]
+    fn dtma_runs_only_http_servers_with_a_port() {
+        let deployment = MCPDeployment::test("github").build();
+        let stdio = MCPTemplate::test("t").build();
+        assert!(unsupported_reason(&deployment, &stdio).is_some_and(|r| r.contains("stdio")));
+        let http = MCPTemplate::test("t").streamable_http(8080).build();
+        assert_eq!(unsupported_reason(&deployment, &http), None);
+        let env = BTreeMap::from([
+            ("A".to_owned(), EnvValue::Plain("1".into())),
+            ("B".to_owned(), EnvValue::Secret("s".into())),
+        ]);
+        let desired = desired_server("github", &http, &env, 31007).expect("an HTTP server");
+        assert_eq!(desired.port, 8080);
+        assert_eq!(desired.host_port, 31007);
+        assert_eq!(desired.env["B"], "s");
+        assert_eq!(desired_server("github", &stdio, &env, 31007), None);
+        assert_eq!(
+            endpoint_url("203.0.113.7", 31007, "/mcp"),
+            "http://203.0.113.7:31007/mcp"
+        );
+    }
+}
