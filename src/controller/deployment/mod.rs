@@ -11,6 +11,7 @@
 pub mod desired;
 pub mod dtma;
 pub mod plan;
+pub mod wake;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -193,15 +194,19 @@ fn by_template(ctx: &Context, name: &str) -> Vec<ObjectRef<MCPDeployment>> {
         .collect()
 }
 
-/// Deployments placed on a droplet, and, when it is Ready, those of its namespace that wait
-/// for one.
-fn by_droplet(ctx: &Context, droplet: &Droplet) -> Vec<ObjectRef<MCPDeployment>> {
+/// Deployments placed on a droplet, and those of its namespace that wait for one, as far as
+/// the change wakes them ([`wake`]).
+fn by_droplet(
+    ctx: &Context,
+    seen: &wake::Seens,
+    droplet: &Droplet,
+) -> Vec<ObjectRef<MCPDeployment>> {
+    let wake = seen.observe(droplet);
+    if wake == wake::Wake::default() {
+        return Vec::new();
+    }
     let ns = droplet.namespace();
     let name = droplet.name_any();
-    let ready = droplet
-        .status
-        .as_ref()
-        .is_some_and(|s| s.phase == DropletPhase::Ready);
     ctx.stores
         .deployments
         .state()
@@ -210,8 +215,8 @@ fn by_droplet(ctx: &Context, droplet: &Droplet) -> Vec<ObjectRef<MCPDeployment>>
         .filter(|d| {
             let placed = d.status.as_ref().and_then(|s| s.placement.as_ref());
             match placed.and_then(|p| p.droplet.as_deref()) {
-                Some(on) => on == name,
-                None => ready,
+                Some(on) => wake.placed && on == name,
+                None => wake.waiting,
             }
         })
         .map(|d| ObjectRef::from_obj(d.as_ref()))
@@ -257,6 +262,7 @@ pub async fn run(
 ) {
     let for_templates = Arc::clone(&ctx);
     let for_droplets = Arc::clone(&ctx);
+    let seen = wake::Seens::default();
     let for_secrets = Arc::clone(&ctx);
     let stream = controller
         .watches(
@@ -267,7 +273,7 @@ pub async fn run(
         .watches(
             scoped_api::<Droplet>(&ctx.client, &ctx.config.scope),
             watch_config(),
-            move |d| by_droplet(&for_droplets, &d),
+            move |d| by_droplet(&for_droplets, &seen, &d),
         )
         // Secrets are watched by metadata only (`PartialObjectMeta` makes kube ask for
         // metadata): their values never reach this process's caches.

@@ -174,9 +174,10 @@ impl State {
             }
         }
         if info.custom
-            && let Some(schema) = info.version(version).and_then(|v| v.schema.clone())
+            && let Some(served) = info.version(version)
+            && let Some(schema) = served.schema.as_ref()
         {
-            let unknown = crate::validation::prune(&mut new, &schema);
+            let unknown = crate::validation::prune(&mut new, schema);
             if !unknown.is_empty() {
                 match opts.validation {
                     FieldValidation::Strict => {
@@ -198,9 +199,9 @@ impl State {
                     FieldValidation::Ignore => {}
                 }
             }
-            new = crate::validation::apply_defaults(&new, &schema);
+            new = crate::validation::apply_defaults(&new, schema);
             let mut schema_causes = Vec::new();
-            crate::validation::validate(&new, &schema, "", &mut schema_causes);
+            crate::validation::validate(&new, schema, "", &mut schema_causes);
             if schema_causes.is_empty() {
                 let old_for_cel = if subresource == "status" || old.is_some() {
                     old
@@ -208,7 +209,8 @@ impl State {
                     None
                 };
                 schema_causes = crate::cel::evaluate(
-                    &schema,
+                    schema,
+                    served.cel.as_deref(),
                     &new,
                     old_for_cel,
                     &crate::cel::RootKind {
