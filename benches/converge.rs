@@ -174,7 +174,8 @@ async fn converge() {
                 .chars()
                 .take(120)
                 .collect();
-            *why.entry(format!("{:?} ({message})", status.phase)).or_default() += 1;
+            *why.entry(format!("{:?} ({message})", status.phase))
+                .or_default() += 1;
         }
         let mut why: Vec<_> = why.into_iter().collect();
         why.sort_by(|a, b| b.1.cmp(&a.1));

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use mcp_droplet_operator::dtma::wire::{ContainerOverrides, DeployGroupBody, GroupServerBody};
 use mcp_droplet_operator::dtma::{
-    Blocker, ControlOutcome, DEFAULT_NAME_PREFIX, DeployOutcome, DesiredServer, DtmaClient,
-    DtmaDriver, DtmaError, PassReport, RemoveOutcome, deploy_body,
+    Blocker, ConfigHash, ControlOutcome, DEFAULT_NAME_PREFIX, DeployOutcome, DesiredServer,
+    DtmaClient, DtmaDriver, DtmaError, PassReport, RemoveOutcome, deploy_body,
 };
 use mcp_droplet_operator::probe::{McpTransport, bearer_token};
 use mcp_droplet_operator::testing::dtma_fake::{AuthMode, FakeDtma, Quirks};
@@ -69,6 +69,7 @@ fn server(name: &str, image: &str, host_port: u16) -> DesiredServer {
         host_port,
         transport: McpTransport::StreamableHttp,
         labels: BTreeMap::new(),
+        config_hash: ConfigHash::Unchecked(None),
     }
 }
 
