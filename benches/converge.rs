@@ -178,7 +178,7 @@ async fn converge() {
                 .or_default() += 1;
         }
         let mut why: Vec<_> = why.into_iter().collect();
-        why.sort_by(|a, b| b.1.cmp(&a.1));
+        why.sort_by_key(|b| std::cmp::Reverse(b.1));
         for (reason, count) in why.iter().take(8) {
             println!("  not Ready: {count} x {reason}");
         }
