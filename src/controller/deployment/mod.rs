@@ -471,7 +471,14 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
                 if reason == PushReason::Restart {
                     observed.memory.restarted = true;
                 }
-                let accepted = matches!(observed.server, Some(ServerFacts::Present { .. }));
+                // DTMA answers a push with the outcome itself: a failed replacement replaced
+                // nothing (and is pushed again next pass), so it is no Event.
+                let accepted = match &observed.server {
+                    Some(ServerFacts::Present { phase, .. }) => {
+                        pass.dtma.is_none() || *phase != mcp_droplet_agent::api::Phase::Failed
+                    }
+                    _ => false,
+                };
                 match reason {
                     _ if !accepted => {}
                     PushReason::Initial => {}
