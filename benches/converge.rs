@@ -174,10 +174,11 @@ async fn converge() {
                 .chars()
                 .take(120)
                 .collect();
-            *why.entry(format!("{:?} ({message})", status.phase)).or_default() += 1;
+            *why.entry(format!("{:?} ({message})", status.phase))
+                .or_default() += 1;
         }
         let mut why: Vec<_> = why.into_iter().collect();
-        why.sort_by(|a, b| b.1.cmp(&a.1));
+        why.sort_by_key(|b| std::cmp::Reverse(b.1));
         for (reason, count) in why.iter().take(8) {
             println!("  not Ready: {count} x {reason}");
         }

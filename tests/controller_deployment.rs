@@ -4,7 +4,8 @@
 //! pinned droplet, missing Secret and template recovered, a rotated Secret or token restarting
 //! the server, drift repaired, deletion through the finalizer, a droplet gone or NotReady and a
 //! server failing on its droplet moving the deployment, nothing fits until a droplet arrives, an
-//! operator restart mid-deploy, and the run contract's RBAC. Each scenario is an
+//! operator restart mid-deploy, a DTMA droplet deployed to (a rotated Secret replacing its
+//! container) and left, and the run contract's RBAC. Each scenario is an
 //! `async fn(&OperatorHarness)` so it also runs against a real cluster.
 
 use std::collections::BTreeMap;
@@ -689,11 +690,16 @@ async fn an_unreachable_agent_moves_the_deployment(h: &OperatorHarness) {
     assert!(reasons.iter().any(|r| r == "Moved"), "{reasons:?}");
 }
 
-/// A DTMA droplet (adopted, a fake DTMA where the real one listens, its containers real MCP
-/// servers on their host ports) takes a pinned deployment and one placed by score; both are
-/// Ready with plain-HTTP endpoints on it; deleting one removes its container and only its
-/// (decision 0023).
-async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
+/// Adopts a cloud droplet named `name` as a DTMA droplet (a fake DTMA, as HEAD behaves, where
+/// the real one listens; its containers real MCP servers on their host ports) and waits until
+/// it is Ready.
+async fn ready_dtma_droplet(
+    h: &OperatorHarness,
+    name: &str,
+) -> (
+    mcp_droplet_operator::testing::dtma_fake::FakeDtma,
+    std::net::Ipv4Addr,
+) {
     use mcp_droplet_operator::cloud::models::DropletCreateRequest;
     use mcp_droplet_operator::controller::agent_access::credential_secret_name;
     use mcp_droplet_operator::sim::operator::world_cloud_client;
@@ -705,7 +711,7 @@ async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
         .expect("a client");
     let created = cloud
         .create_droplet(&DropletCreateRequest {
-            name: "legacy".into(),
+            name: name.into(),
             region: "nyc3".into(),
             size: "s-2vcpu-4gb".into(),
             image: "ubuntu-24-04-x64".into(),
@@ -728,15 +734,9 @@ async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
     let dtma = FakeDtma::serve_on(fake, std::net::SocketAddr::from((ip, 30000)))
         .await
         .expect("fake DTMA listens");
-    create_secret(
-        h,
-        &credential_secret_name("legacy"),
-        "credential",
-        "dtma-token",
-    )
-    .await;
+    create_secret(h, &credential_secret_name(name), "credential", "dtma-token").await;
     let droplets: Api<Droplet> = Api::namespaced(h.client.clone(), &h.namespace);
-    let droplet = Droplet::test("legacy")
+    let droplet = Droplet::test(name)
         .namespace(&h.namespace)
         .adopt(i64::try_from(existing.id).unwrap_or_default())
         .dtma()
@@ -745,13 +745,34 @@ async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
         .create(&PostParams::default(), &droplet)
         .await
         .expect("adopt");
-    h.wait_for(&droplets, "legacy", WAIT, |d| {
+    h.wait_for(&droplets, name, WAIT, |d| {
         d.status
             .as_ref()
             .is_some_and(|s| s.phase == DropletPhase::Ready)
     })
     .await
     .expect("the DTMA droplet is Ready");
+    (dtma, ip)
+}
+
+/// The fake DTMA's containers of deployment `server` (named `mcpdo-<server>[_<hash>][.<n>]`).
+fn dtma_containers_of(
+    dtma: &mcp_droplet_operator::testing::dtma_fake::FakeAgent,
+    server: &str,
+) -> Vec<mcp_droplet_operator::testing::dtma_fake::HostContainer> {
+    use mcp_droplet_operator::dtma::{DEFAULT_NAME_PREFIX, owner_of};
+    dtma.host_containers()
+        .into_iter()
+        .filter(|c| owner_of(DEFAULT_NAME_PREFIX, &c.name) == Some(server))
+        .collect()
+}
+
+/// A DTMA droplet takes a pinned deployment and one placed by score; both are Ready with
+/// plain-HTTP endpoints on it; rotating one's Secret replaces its container (the new value in
+/// the deploy DTMA received, the old container removed, the other left alone); deleting one
+/// removes its container and only its (decision 0023).
+async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
+    let (dtma, ip) = ready_dtma_droplet(h, "legacy").await;
 
     // DTMA runs containers as they are: the template serves MCP over HTTP itself.
     let template = template_name(h, "old");
@@ -822,15 +843,68 @@ async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
         );
     }
     let running = |name: &str| {
-        dtma.host_containers()
+        dtma_containers_of(&dtma, name)
             .iter()
-            .any(|c| c.name == format!("mcpdo-{name}") && c.state == "running")
+            .any(|c| c.state == "running")
     };
     assert!(
         running("pinned") && running("free"),
         "{:?}",
         dtma.host_containers()
     );
+
+    // A rotated Secret: DTMA lists no env, but the container's name carries the configuration
+    // hash, so "free" gets a new container with the new value and the old one goes.
+    let before = |name: &str| -> Vec<String> {
+        dtma_containers_of(&dtma, name)
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    };
+    let (free_before, pinned_before) = (before("free"), before("pinned"));
+    assert_eq!(free_before.len(), 1, "{free_before:?}");
+    let hash = deployments(h)
+        .get("free")
+        .await
+        .expect("get")
+        .status
+        .and_then(|s| s.config_hash)
+        .expect("a configuration hash");
+    assert!(
+        free_before[0].ends_with(&format!("_{hash}")),
+        "{free_before:?} does not carry {hash}"
+    );
+    let patch = serde_json::json!({"data": {"token": "cm90YXRlZA=="}}); // "rotated"
+    secrets(h)
+        .patch("free-token", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("rotate the Secret");
+    let rotated = h
+        .wait_for(&deployments(h), "free", WAIT, |d| {
+            on_legacy(d)
+                && d.status
+                    .as_ref()
+                    .and_then(|s| s.config_hash.as_deref())
+                    .is_some_and(|new| new != hash)
+        })
+        .await
+        .expect("Ready again with a new configuration hash");
+    let new_hash = rotated.status.and_then(|s| s.config_hash).expect("hash");
+    let now = dtma_containers_of(&dtma, "free");
+    assert_eq!(now.len(), 1, "the old container is still there: {now:?}");
+    assert!(now[0].name.ends_with(&format!("_{new_hash}")), "{now:?}");
+    assert_eq!(now[0].state, "running");
+    assert!(
+        now[0].env.iter().any(|e| e == "TOKEN=rotated"),
+        "the new value did not reach DTMA"
+    );
+    assert_eq!(
+        before("pinned"),
+        pinned_before,
+        "the neighbour was replaced"
+    );
+    let reasons = event_reasons(h, "free").await;
+    assert!(reasons.iter().any(|r| r == "ConfigChanged"), "{reasons:?}");
 
     // Its Secret gone, "free" cannot be computed: the droplet's set is incomplete, and the
     // passes of "pinned" (each reconciles the whole droplet, then probes) leave its server be.
@@ -867,6 +941,61 @@ async fn a_dtma_droplet_is_adopted_and_deployed_to(h: &OperatorHarness) {
     h.wait_for(&deployments(h), "pinned", WAIT, on_legacy)
         .await
         .expect("the other stays Ready");
+}
+
+/// A deployment on a DTMA droplet re-pinned to another droplet moves there, and its DTMA
+/// container is removed (the DTMA droplet keeps nothing of it).
+async fn a_deployment_moves_off_a_dtma_droplet(h: &OperatorHarness) {
+    let (dtma, _) = ready_dtma_droplet(h, "legacy").await;
+    let template = template_name(h, "leave");
+    create_template(
+        h,
+        MCPTemplate::test(&template).streamable_http(8080).build(),
+    )
+    .await;
+    create_deployment(
+        h,
+        MCPDeployment::test("leaver")
+            .template(&template)
+            .pinned_to("legacy")
+            .build(),
+    )
+    .await;
+    let placed_on = |d: &MCPDeployment, droplet: &str| {
+        is_ready(d)
+            && d.status
+                .as_ref()
+                .and_then(|s| s.placement.as_ref())
+                .is_some_and(|p| p.droplet.as_deref() == Some(droplet))
+    };
+    h.wait_for(&deployments(h), "leaver", WAIT, |d| placed_on(d, "legacy"))
+        .await
+        .expect("Ready on the DTMA droplet");
+    assert_eq!(dtma_containers_of(&dtma, "leaver").len(), 1);
+
+    let second = ready_droplet(h, "d2").await;
+    let patch = serde_json::json!({"spec": {"placement": {"dropletName": "d2"}}});
+    deployments(h)
+        .patch("leaver", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("re-pin");
+    let moved = h
+        .wait_for(&deployments(h), "leaver", WAIT, |d| placed_on(d, "d2"))
+        .await
+        .expect("Ready on d2");
+    let endpoint = moved.status.and_then(|s| s.endpoint).expect("endpoint");
+    let agent = agent_of(h, &second).await;
+    assert!(
+        endpoint.starts_with(agent.base_url()),
+        "{endpoint} is not on d2"
+    );
+    assert!(
+        dtma_containers_of(&dtma, "leaver").is_empty(),
+        "its DTMA container stayed: {:?}",
+        dtma.host_containers()
+    );
+    let reasons = event_reasons(h, "leaver").await;
+    assert!(reasons.iter().any(|r| r == "Moved"), "{reasons:?}");
 }
 
 async fn auto_provisions_when_nothing_fits(h: &OperatorHarness) {
@@ -921,6 +1050,7 @@ mod kube_sim {
     scenario!(repeated_failures_on_a_droplet_move_the_deployment);
     scenario!(an_unreachable_agent_moves_the_deployment);
     scenario!(a_dtma_droplet_is_adopted_and_deployed_to);
+    scenario!(a_deployment_moves_off_a_dtma_droplet);
     scenario!(auto_provisions_when_nothing_fits);
 }
 
@@ -1016,6 +1146,7 @@ async fn scenarios_on_a_real_cluster() {
         repeated_failures_on_a_droplet_move_the_deployment,
         an_unreachable_agent_moves_the_deployment,
         a_dtma_droplet_is_adopted_and_deployed_to,
+        a_deployment_moves_off_a_dtma_droplet,
         auto_provisions_when_nothing_fits,
     );
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use mcp_droplet_operator::dtma::wire::{ContainerOverrides, DeployGroupBody, GroupServerBody};
 use mcp_droplet_operator::dtma::{
-    Blocker, ControlOutcome, DEFAULT_NAME_PREFIX, DeployOutcome, DesiredServer, DtmaClient,
-    DtmaDriver, DtmaError, PassReport, RemoveOutcome, deploy_body,
+    Blocker, ConfigHash, ControlOutcome, DEFAULT_NAME_PREFIX, DeployOutcome, DesiredServer,
+    DtmaClient, DtmaDriver, DtmaError, PassReport, RemoveOutcome, deploy_body,
 };
 use mcp_droplet_operator::probe::{McpTransport, bearer_token};
 use mcp_droplet_operator::testing::dtma_fake::{AuthMode, FakeDtma, Quirks};
@@ -69,6 +69,7 @@ fn server(name: &str, image: &str, host_port: u16) -> DesiredServer {
         host_port,
         transport: McpTransport::StreamableHttp,
         labels: BTreeMap::new(),
+        config_hash: ConfigHash::Unchecked(None),
     }
 }
 
@@ -160,6 +161,43 @@ async fn fresh_deploy_converges_and_a_second_pass_does_nothing() {
         assert!(passes[1].converged(), "[{label}]");
         assert_running(&fake, &desired, label);
         assert_eq!(ours(&fake), vec!["mcpdo-github", "mcpdo-time"], "[{label}]");
+    }
+}
+
+#[tokio::test]
+async fn a_changed_configuration_hash_replaces_the_container_in_one_pass() {
+    for (label, quirks) in quirk_matrix() {
+        let (fake, driver) = setup(quirks).await;
+        let first = DesiredServer {
+            config_hash: ConfigHash::Desired("aa01".into()),
+            ..server("github", "ghcr.io/x/github:1", 31001)
+        };
+        settle(&driver, std::slice::from_ref(&first), label).await;
+        assert_eq!(ours(&fake), vec!["mcpdo-github_aa01"], "[{label}]");
+        // A rotated Secret: new env, new hash, same image and host port.
+        let mut second = DesiredServer {
+            config_hash: ConfigHash::Desired("bb02".into()),
+            ..first.clone()
+        };
+        second.env.insert("API_KEY".into(), "rotated".into());
+        let passes = settle(&driver, std::slice::from_ref(&second), label).await;
+        assert_eq!(passes.len(), 2, "[{label}] one pass replaces: {passes:#?}");
+        assert!(passes[0].errors().is_empty(), "[{label}]");
+        assert_eq!(ours(&fake), vec!["mcpdo-github_bb02"], "[{label}]");
+        let host = fake.host_containers();
+        let new = host
+            .iter()
+            .find(|c| c.name == "mcpdo-github_bb02")
+            .expect("the new container");
+        assert_eq!(new.state, "running", "[{label}]");
+        assert!(new.env.contains(&"API_KEY=rotated".to_owned()), "[{label}]");
+        // Observing only (the hash unchecked) keeps it as it runs.
+        let observing = DesiredServer {
+            config_hash: ConfigHash::Unchecked(Some("cc03".into())),
+            ..second
+        };
+        let report = driver.reconcile(&[observing]).await.expect("list");
+        assert!(report.converged(), "[{label}] {report:#?}");
     }
 }
 

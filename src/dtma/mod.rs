@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 pub use client::{ControlOutcome, DeployOutcome, DtmaClient, RemoveOutcome};
 pub use driver::{DtmaDriver, PassReport, deploy_body, observe};
 pub use plan::{
-    Action, Blocker, DEFAULT_NAME_PREFIX, DesiredServer, ObservedContainer, Plan, owner_of,
+    Action, Blocker, ConfigHash, DEFAULT_NAME_PREFIX, DesiredServer, ObservedContainer, Plan,
+    config_hash_of, owner_of,
 };
 
 /// Errors talking to a DTMA agent.

@@ -9,8 +9,32 @@ use std::fmt;
 
 use crate::probe::McpTransport;
 
-/// Containers this driver creates are named `<prefix><server>` or `<prefix><server>.<n>`.
+/// Containers this driver creates are named `<prefix><server>[_<hash>][.<n>]`: the server, the
+/// configuration hash it was deployed with (the one thing about its configuration DTMA lists
+/// back, even after a restart: it lists no env and keeps no labels), and a generation when
+/// that name is taken.
 pub const DEFAULT_NAME_PREFIX: &str = "mcpdo-";
+
+/// The configuration hash a server's container should carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigHash {
+    /// Checked: a container of the server carrying another hash (or none) is stale, and is
+    /// replaced (removed, then the new one deployed under its hash).
+    Desired(String),
+    /// Not checked this pass (a neighbour's, whose own pass checks it; or a pass that only
+    /// observes): any running container is kept; a deploy records this hash when known.
+    Unchecked(Option<String>),
+}
+
+impl ConfigHash {
+    /// The hash a new container records.
+    fn recorded(&self) -> Option<&str> {
+        match self {
+            ConfigHash::Desired(hash) => Some(hash),
+            ConfigHash::Unchecked(hash) => hash.as_deref(),
+        }
+    }
+}
 
 /// One MCP server that should run on the droplet (the controller maps the spec onto this).
 #[derive(Clone, PartialEq, Eq)]
@@ -29,6 +53,8 @@ pub struct DesiredServer {
     pub transport: McpTransport,
     /// Labels; DTMA's `/tools` route drops them (reported as a capability gap).
     pub labels: BTreeMap<String, String>,
+    /// The configuration hash its container carries in its name.
+    pub config_hash: ConfigHash,
 }
 
 impl fmt::Debug for DesiredServer {
@@ -41,6 +67,7 @@ impl fmt::Debug for DesiredServer {
             .field("host_port", &self.host_port)
             .field("transport", &self.transport)
             .field("labels", &self.labels)
+            .field("config_hash", &self.config_hash)
             .finish()
     }
 }
@@ -118,8 +145,8 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// What cannot be fixed through DTMA.
     pub blockers: Vec<Blocker>,
-    /// Desired servers already running as wanted.
-    pub satisfied: Vec<String>,
+    /// Desired servers already running as wanted: server → the container kept.
+    pub satisfied: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -129,24 +156,52 @@ impl Plan {
     }
 }
 
-/// Which server a container belongs to, if it is one of ours.
-pub fn owner_of<'a>(prefix: &str, container: &'a str) -> Option<&'a str> {
+/// Whether `hash` can be part of a container name (the controller's hashes are lowercase hex).
+fn valid_hash(hash: &str) -> bool {
+    !hash.is_empty()
+        && hash.len() <= 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A container name of ours, parsed: the server and the configuration hash it carries.
+fn parse_name<'a>(prefix: &str, container: &'a str) -> Option<(&'a str, Option<&'a str>)> {
     let rest = container.strip_prefix(prefix)?;
-    let server = match rest.split_once('.') {
-        Some((server, generation)) => {
+    let rest = match rest.split_once('.') {
+        Some((rest, generation)) => {
             if generation.is_empty() || !generation.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            server
+            rest
         }
         None => rest,
     };
-    valid_server_name(server).then_some(server)
+    let (server, hash) = match rest.split_once('_') {
+        Some((server, hash)) if valid_hash(hash) => (server, Some(hash)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    valid_server_name(server).then_some((server, hash))
 }
 
-/// The first container name for `server` that is not in use on the host.
-fn fresh_name(prefix: &str, server: &str, taken: &BTreeSet<&str>) -> String {
-    let base = format!("{prefix}{server}");
+/// Which server a container belongs to, if it is one of ours.
+pub fn owner_of<'a>(prefix: &str, container: &'a str) -> Option<&'a str> {
+    parse_name(prefix, container).map(|(server, _)| server)
+}
+
+/// The configuration hash a container of ours was deployed with (None: not ours, or named
+/// before hashes were recorded).
+pub fn config_hash_of<'a>(prefix: &str, container: &'a str) -> Option<&'a str> {
+    parse_name(prefix, container).and_then(|(_, hash)| hash)
+}
+
+/// The first container name for `server` (carrying `hash`) that is not in use on the host.
+fn fresh_name(prefix: &str, server: &str, hash: Option<&str>, taken: &BTreeSet<&str>) -> String {
+    let base = match hash.filter(|h| valid_hash(h)) {
+        Some(hash) => format!("{prefix}{server}_{hash}"),
+        None => format!("{prefix}{server}"),
+    };
     if !taken.contains(base.as_str()) {
         return base;
     }
@@ -198,9 +253,14 @@ pub fn plan_keeping(
     let wanted: BTreeSet<&str> = desired.iter().map(|s| s.name.as_str()).collect();
     for server in desired {
         let mine = by_server.remove(server.name.as_str()).unwrap_or_default();
+        let fresh = |c: &ObservedContainer| match &server.config_hash {
+            ConfigHash::Desired(hash) => config_hash_of(prefix, &c.name) == Some(hash.as_str()),
+            ConfigHash::Unchecked(_) => true,
+        };
         let matches = |c: &&&ObservedContainer| {
             c.image == server.image
                 && (c.host_ports.is_empty() || c.host_ports.contains(&server.host_port))
+                && fresh(c)
         };
         let keep: Option<&ObservedContainer> = mine
             .iter()
@@ -211,13 +271,26 @@ pub fn plan_keeping(
         for other in mine.iter().filter(|c| Some(**c) != keep) {
             retire(other, &mut removals, &mut result.blockers);
         }
+        // A forgotten container still running on the server's host port cannot be removed,
+        // and a new one beside it would fail to bind (leaving a created container behind).
+        let port_held = keep.is_none()
+            && mine.iter().any(|c| {
+                !c.managed
+                    && c.is_up()
+                    && (c.host_ports.is_empty() || c.host_ports.contains(&server.host_port))
+            });
         match keep {
-            Some(container) if container.is_up() => result.satisfied.push(server.name.clone()),
+            Some(container) if container.is_up() => {
+                result
+                    .satisfied
+                    .insert(server.name.clone(), container.name.clone());
+            }
             Some(container) => starts.push(Action::Start {
                 container: container.name.clone(),
             }),
+            None if port_held => {}
             None => deploys.push(Action::Deploy {
-                container: fresh_name(prefix, &server.name, &taken),
+                container: fresh_name(prefix, &server.name, server.config_hash.recorded(), &taken),
                 server: server.clone(),
             }),
         }
@@ -251,7 +324,19 @@ mod tests {
             host_port,
             transport: McpTransport::StreamableHttp,
             labels: BTreeMap::new(),
+            config_hash: ConfigHash::Unchecked(None),
         }
+    }
+
+    fn hashed(name: &str, hash: ConfigHash) -> DesiredServer {
+        DesiredServer {
+            config_hash: hash,
+            ..server(name, "img:1", 31001)
+        }
+    }
+
+    fn running(name: &str) -> ObservedContainer {
+        container(name, "img:1", "running", true)
     }
 
     fn container(name: &str, image: &str, state: &str, managed: bool) -> ObservedContainer {
@@ -280,6 +365,99 @@ mod tests {
         assert_eq!(owner_of(P, "mcpdo-github.x"), None);
         assert_eq!(owner_of(P, "dtma_manager"), None);
         assert_eq!(owner_of(P, "mcpdo-Bad_Name"), None);
+        assert_eq!(owner_of(P, "mcpdo-github_0a1b"), Some("github"));
+        assert_eq!(owner_of(P, "mcpdo-github_0a1b.2"), Some("github"));
+        assert_eq!(owner_of(P, "mcpdo-github_"), None);
+        assert_eq!(owner_of(P, "mcpdo-github_XYZ"), None);
+        assert_eq!(config_hash_of(P, "mcpdo-github_0a1b.2"), Some("0a1b"));
+        assert_eq!(config_hash_of(P, "mcpdo-github.2"), None);
+        assert_eq!(config_hash_of(P, "other_0a1b"), None);
+    }
+
+    #[test]
+    fn a_new_container_carries_the_hash_in_its_name() {
+        for hash in [
+            ConfigHash::Desired("aa01".into()),
+            ConfigHash::Unchecked(Some("aa01".into())),
+        ] {
+            let plan = plan(P, &[hashed("a", hash.clone())], &[]);
+            assert_eq!(
+                plan.actions,
+                vec![Action::Deploy {
+                    container: "mcpdo-a_aa01".into(),
+                    server: hashed("a", hash)
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn a_changed_hash_replaces_the_container_removal_first() {
+        let want = hashed("a", ConfigHash::Desired("bb02".into()));
+        let plan = plan(P, std::slice::from_ref(&want), &[running("mcpdo-a_aa01")]);
+        // The old one goes first: both publish the server's one host port, and DTMA refuses a
+        // port its map still holds.
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::Remove {
+                    container: "mcpdo-a_aa01".into()
+                },
+                Action::Deploy {
+                    container: "mcpdo-a_bb02".into(),
+                    server: want
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_container_named_before_hashes_counts_as_stale() {
+        let want = hashed("a", ConfigHash::Desired("bb02".into()));
+        let plan = plan(P, &[want], &[running("mcpdo-a")]);
+        assert_eq!(plan.actions.len(), 2);
+        assert!(plan.satisfied.is_empty());
+    }
+
+    #[test]
+    fn the_matching_hash_is_left_alone_and_reported() {
+        let want = hashed("a", ConfigHash::Desired("bb02".into()));
+        let plan = plan(P, &[want], &[running("mcpdo-a_bb02")]);
+        assert!(plan.is_converged());
+        assert_eq!(plan.satisfied["a"], "mcpdo-a_bb02");
+    }
+
+    #[test]
+    fn an_unchecked_hash_keeps_what_runs_so_neighbours_are_never_replaced() {
+        let plan = plan(
+            P,
+            &[
+                hashed("a", ConfigHash::Desired("bb02".into())),
+                hashed("b", ConfigHash::Unchecked(Some("cc03".into()))),
+            ],
+            &[running("mcpdo-a_bb02"), running("mcpdo-b_aa01")],
+        );
+        assert!(plan.is_converged(), "{plan:?}");
+        assert_eq!(plan.satisfied["b"], "mcpdo-b_aa01");
+    }
+
+    #[test]
+    fn a_stale_container_the_agent_forgot_is_reported_not_deployed_beside() {
+        let mut forgotten = container("mcpdo-a_aa01", "img:1", "running", false);
+        forgotten.host_ports = vec![31001];
+        let plan = plan(
+            P,
+            &[hashed("a", ConfigHash::Desired("bb02".into()))],
+            &[forgotten],
+        );
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(
+            plan.blockers,
+            vec![Blocker::Orphan {
+                container: "mcpdo-a_aa01".into(),
+                running: true
+            }]
+        );
     }
 
     #[test]
@@ -306,7 +484,7 @@ mod tests {
             &[container("mcpdo-a", "img:1", "running", true)],
         );
         assert!(plan.is_converged());
-        assert_eq!(plan.satisfied, vec!["a".to_owned()]);
+        assert_eq!(plan.satisfied.keys().collect::<Vec<_>>(), vec!["a"]);
     }
 
     #[test]
@@ -423,7 +601,7 @@ mod tests {
                 container: "mcpdo-c".into()
             }]
         );
-        assert_eq!(plan.satisfied, vec!["a".to_owned()]);
+        assert_eq!(plan.satisfied.keys().collect::<Vec<_>>(), vec!["a"]);
     }
 
     #[test]
@@ -442,7 +620,7 @@ mod tests {
                 container: "mcpdo-a".into()
             }]
         );
-        assert_eq!(plan.satisfied, vec!["a".to_owned()]);
+        assert_eq!(plan.satisfied.keys().collect::<Vec<_>>(), vec!["a"]);
     }
 
     #[test]

@@ -26,7 +26,8 @@ use crate::controller::agent_access::{CREDENTIAL_KEY, credential_secret_name};
 use crate::dtma::driver::GONE_REDEPLOY_NEXT_PASS;
 use crate::dtma::plan::valid_server_name;
 use crate::dtma::{
-    Action, DEFAULT_NAME_PREFIX, DesiredServer, DtmaClient, DtmaDriver, PassReport, owner_of,
+    Action, Blocker, ConfigHash, DEFAULT_NAME_PREFIX, DesiredServer, DtmaClient, DtmaDriver,
+    PassReport, config_hash_of, owner_of,
 };
 use crate::probe::McpTransport;
 
@@ -77,12 +78,13 @@ pub fn unsupported_reason(deployment: &MCPDeployment, template: &MCPTemplate) ->
 }
 
 /// The server DTMA should run under `name`, published on `host_port` (env values as DTMA
-/// takes them: `KEY=VALUE`; DTMA has no secret values).
+/// takes them: `KEY=VALUE`; DTMA has no secret values), its container carrying `config_hash`.
 pub fn desired_server(
     name: &str,
     template: &MCPTemplate,
     env: &BTreeMap<String, EnvValue>,
     host_port: u16,
+    config_hash: ConfigHash,
 ) -> Option<DesiredServer> {
     let transport = match template.spec.transport {
         Transport::Stdio => return None,
@@ -102,6 +104,7 @@ pub fn desired_server(
         host_port,
         transport,
         labels: BTreeMap::new(),
+        config_hash,
     })
 }
 
@@ -136,37 +139,63 @@ pub fn host_ports(servers: &[String]) -> BTreeMap<String, u16> {
 }
 
 /// What a driver pass means for server `name`: running (already, started or deployed now),
-/// failed (its call failed), or pending (deployed again next pass). DTMA keeps no labels, so
-/// the configuration hash reported is the desired one (`config_hash`).
-pub fn server_outcome(report: &PassReport, name: &str, config_hash: &str) -> ServerFacts {
-    let mut running = report.plan.satisfied.iter().any(|s| s == name);
+/// failed (its call failed, or a container DTMA forgot holds its port), or pending (deployed
+/// again next pass), with the configuration hash the running container's name carries (the
+/// one observed, not the desired one: a stale container is how a changed Secret shows).
+pub fn server_outcome(report: &PassReport, name: &str) -> ServerFacts {
+    let hash_of =
+        |container: &str| config_hash_of(DEFAULT_NAME_PREFIX, container).map(str::to_owned);
+    let mut running = report.plan.satisfied.get(name).map(|c| hash_of(c));
     let mut failure = None;
     for result in &report.results {
-        let mine = match &result.action {
-            Action::Deploy { server, .. } => server.name == name,
-            Action::Start { container } => owner_of(DEFAULT_NAME_PREFIX, container) == Some(name),
-            // Old generations of it going away say nothing about the one that runs.
-            Action::Remove { .. } => false,
+        let container = match &result.action {
+            Action::Deploy { server, container } if server.name == name => container,
+            Action::Start { container }
+                if owner_of(DEFAULT_NAME_PREFIX, container) == Some(name) =>
+            {
+                container
+            }
+            // Old generations of it going away say nothing about the one that runs; other
+            // servers' calls say nothing about it.
+            Action::Deploy { .. } | Action::Start { .. } | Action::Remove { .. } => continue,
         };
         match &result.outcome {
-            _ if !mine => {}
             Ok(note) if note == GONE_REDEPLOY_NEXT_PASS => {}
-            Ok(_) => running = true,
+            Ok(_) => running = Some(hash_of(container)),
             Err(error) => failure = Some(error.to_string()),
         }
     }
-    let (phase, reason) = match (failure, running) {
-        (Some(why), _) => (Phase::Failed, Some(why)),
-        (None, true) => (Phase::Running, None),
-        (None, false) => (
+    let blocked = report
+        .plan
+        .blockers
+        .iter()
+        .find_map(|blocker| match blocker {
+            Blocker::Orphan {
+                container,
+                running: true,
+            } if owner_of(DEFAULT_NAME_PREFIX, container) == Some(name) => Some(container),
+            Blocker::Orphan { .. } => None,
+        });
+    let (phase, reason, config_hash) = match (failure, running, blocked) {
+        (Some(why), _, _) => (Phase::Failed, Some(why), None),
+        (None, Some(hash), _) => (Phase::Running, None, hash),
+        (None, None, Some(orphan)) => (
+            Phase::Failed,
+            Some(format!(
+                "DTMA forgot container {orphan} (it restarted) and cannot remove it; it still runs on the server's port: remove it on the droplet"
+            )),
+            None,
+        ),
+        (None, None, None) => (
             Phase::Pending,
             Some("DTMA deploys it next pass".to_string()),
+            None,
         ),
     };
     ServerFacts::Present {
         phase,
         reason,
-        config_hash: Some(config_hash.to_string()),
+        config_hash,
     }
 }
 
@@ -238,6 +267,8 @@ pub enum Own<'a> {
         template: &'a MCPTemplate,
         /// Its resolved env.
         env: &'a BTreeMap<String, EnvValue>,
+        /// Its configuration hash, and whether a container with another one is replaced.
+        config_hash: ConfigHash,
     },
     /// Removed from the droplet (deleted or moving away).
     Remove(&'a MCPDeployment),
@@ -306,22 +337,29 @@ pub async fn reconcile(
             }
             _ => None,
         };
+        // Its own pass checks its hash (and emits its Events); here it is only recorded.
+        let hash = other.status.as_ref().and_then(|s| s.config_hash.clone());
         members.push(Member {
             created: created(&other),
             name: server_name(&other),
-            run,
+            run: run.map(|(t, env)| (t, env, ConfigHash::Unchecked(hash))),
         });
     }
     if let Own::Run {
         deployment,
         template,
         env,
+        config_hash,
     } = &own
     {
         members.push(Member {
             created: created(deployment),
             name: server_name(deployment),
-            run: Some((Arc::new((*template).clone()), (*env).clone())),
+            run: Some((
+                Arc::new((*template).clone()),
+                (*env).clone(),
+                config_hash.clone(),
+            )),
         });
     }
     members.sort_by(|a, b| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
@@ -329,8 +367,9 @@ pub async fn reconcile(
     let ports = host_ports(&order);
     let mut desired = Vec::new();
     for member in &members {
-        let server = member.run.as_ref().and_then(|(template, env)| {
-            desired_server(&member.name, template, env, *ports.get(&member.name)?)
+        let server = member.run.as_ref().and_then(|(template, env, hash)| {
+            let port = *ports.get(&member.name)?;
+            desired_server(&member.name, template, env, port, hash.clone())
         });
         match server {
             Some(server) => desired.push(server),
@@ -356,8 +395,8 @@ pub async fn reconcile(
 struct Member {
     created: Option<k8s_openapi::jiff::Timestamp>,
     name: String,
-    /// Its template and env; None when they cannot be known this pass.
-    run: Option<(Arc<MCPTemplate>, BTreeMap<String, EnvValue>)>,
+    /// Its template, env and configuration hash; None when they cannot be known this pass.
+    run: Option<(Arc<MCPTemplate>, BTreeMap<String, EnvValue>, ConfigHash)>,
 }
 
 fn created(deployment: &MCPDeployment) -> Option<k8s_openapi::jiff::Timestamp> {
@@ -366,13 +405,13 @@ fn created(deployment: &MCPDeployment) -> Option<k8s_openapi::jiff::Timestamp> {
 
 /// The controller's calls on a DTMA droplet, for one pass of one deployment.
 pub(super) mod pass {
-    use super::super::plan::{InputFacts, Observed, ServerFacts};
+    use super::super::plan::{InputFacts, Observed, PushReason, ServerFacts};
     use super::super::{PassState, timed};
     use super::{DropletPass, DtmaTarget, Own, reconcile, server_outcome};
     use crate::api::deployment::MCPDeployment;
     use crate::controller::deployment::desired::server_name;
     use crate::controller::{Context, Error};
-    use crate::dtma::{Action, DEFAULT_NAME_PREFIX, owner_of};
+    use crate::dtma::{Action, ConfigHash, DEFAULT_NAME_PREFIX, owner_of};
     use mcp_droplet_agent::api::Phase;
 
     fn target(pass: &PassState) -> Result<DtmaTarget, String> {
@@ -383,7 +422,10 @@ pub(super) mod pass {
         }
     }
 
-    /// Runs the deployment's server (with every other of its droplet) and says how it is.
+    /// Runs the deployment's server (with every other of its droplet) and says how it is, with
+    /// the hash its container carries. Observing (`replace_stale` false) keeps a container
+    /// carrying another hash, so the step machine sees the change and pushes `ConfigChanged`
+    /// (its Event and step, as for our agent); a push replaces it.
     pub async fn run(
         ctx: &Context,
         deployment: &MCPDeployment,
@@ -391,6 +433,7 @@ pub(super) mod pass {
         observed: &Observed,
         pass: &mut PassState,
         now: jiff::Timestamp,
+        replace_stale: bool,
     ) -> Result<ServerFacts, Error> {
         let target = match target(pass) {
             Ok(target) => target,
@@ -399,14 +442,20 @@ pub(super) mod pass {
         let (Some(template), Some(env)) = (pass.template.clone(), pass.env.clone()) else {
             return Ok(ServerFacts::Unreachable("no desired server yet".into()));
         };
-        let config_hash = match &observed.inputs {
-            Some(InputFacts::Resolved { config_hash }) => config_hash.clone(),
-            _ => String::new(),
+        let config_hash = match (&observed.inputs, replace_stale) {
+            (Some(InputFacts::Resolved { config_hash }), true) => {
+                ConfigHash::Desired(config_hash.clone())
+            }
+            (Some(InputFacts::Resolved { config_hash }), false) => {
+                ConfigHash::Unchecked(Some(config_hash.clone()))
+            }
+            _ => ConfigHash::Unchecked(None),
         };
         let own = Own::Run {
             deployment,
             template: &template,
             env: &env,
+            config_hash,
         };
         let done: DropletPass =
             match timed(ctx, "dtma_reconcile", reconcile(ctx, &target, own)).await {
@@ -415,7 +464,7 @@ pub(super) mod pass {
                 Err(other) => return Err(other),
             };
         pass.dtma_endpoint = done.endpoint;
-        let facts = server_outcome(&done.report, &server_name(deployment), &config_hash);
+        let facts = server_outcome(&done.report, &server_name(deployment));
         if matches!(
             facts,
             ServerFacts::Present {
@@ -429,21 +478,25 @@ pub(super) mod pass {
         Ok(facts)
     }
 
-    /// Replaces the deployment's container: removed, then deployed again.
-    pub async fn restart(
+    /// Pushes the deployment's server: a container carrying another configuration hash is
+    /// replaced (removed, then the new one deployed, in one pass under the droplet's lock); for
+    /// a restart the current one is removed first, then deployed again.
+    pub async fn push(
         ctx: &Context,
         deployment: &MCPDeployment,
         key: &str,
+        reason: PushReason,
         observed: &Observed,
         pass: &mut PassState,
         now: jiff::Timestamp,
     ) -> Result<ServerFacts, Error> {
-        if let Ok(target) = target(pass)
+        if reason == PushReason::Restart
+            && let Ok(target) = target(pass)
             && let Err(error) = remove(ctx, &target, deployment).await
         {
             return Ok(ServerFacts::Unreachable(error.to_string()));
         }
-        run(ctx, deployment, key, observed, pass, now).await
+        run(ctx, deployment, key, observed, pass, now, true).await
     }
 
     /// Removes the deployment's server from the droplet (the others stay); fails when a call
@@ -507,13 +560,20 @@ mod tests {
             host_port: 31001,
             transport: McpTransport::StreamableHttp,
             labels: BTreeMap::new(),
+            config_hash: ConfigHash::Unchecked(None),
         }
     }
 
-    fn report(satisfied: &[&str], results: Vec<(Action, Result<&str, DtmaError>)>) -> PassReport {
+    fn report(
+        satisfied: &[(&str, &str)],
+        results: Vec<(Action, Result<&str, DtmaError>)>,
+    ) -> PassReport {
         PassReport {
             plan: Plan {
-                satisfied: satisfied.iter().map(|s| (*s).to_owned()).collect(),
+                satisfied: satisfied
+                    .iter()
+                    .map(|(server, container)| ((*server).to_owned(), (*container).to_owned()))
+                    .collect(),
                 ..Plan::default()
             },
             results: results
@@ -561,21 +621,38 @@ mod tests {
     #[test]
     fn the_outcome_of_a_pass_for_one_server() {
         let deployed = Action::Deploy {
-            container: "mcpdo-a".into(),
+            container: "mcpdo-a_bb02".into(),
             server: server("a"),
         };
         let other = Action::Deploy {
-            container: "mcpdo-b".into(),
+            container: "mcpdo-b_cc03".into(),
             server: server("b"),
         };
-        let satisfied = server_outcome(&report(&["a"], vec![]), "a", "h");
+        let hash = |facts: &ServerFacts| match facts {
+            ServerFacts::Present { config_hash, .. } => config_hash.clone(),
+            _ => None,
+        };
+        // What runs reports the hash its name carries, not the desired one.
+        let satisfied = server_outcome(&report(&[("a", "mcpdo-a_aa01")], vec![]), "a");
         assert_eq!(phase(&satisfied), Some(Phase::Running));
-        assert!(matches!(
-            satisfied,
-            ServerFacts::Present { config_hash: Some(h), .. } if h == "h"
-        ));
-        let now = report(&[], vec![(deployed.clone(), Ok("deployed"))]);
-        assert_eq!(phase(&server_outcome(&now, "a", "h")), Some(Phase::Running));
+        assert_eq!(hash(&satisfied).as_deref(), Some("aa01"));
+        let unhashed = server_outcome(&report(&[("a", "mcpdo-a")], vec![]), "a");
+        assert_eq!(hash(&unhashed), None);
+        let replaced = report(
+            &[],
+            vec![
+                (
+                    Action::Remove {
+                        container: "mcpdo-a_aa01".into(),
+                    },
+                    Ok("removed"),
+                ),
+                (deployed.clone(), Ok("deployed")),
+            ],
+        );
+        let now = server_outcome(&replaced, "a");
+        assert_eq!(phase(&now), Some(Phase::Running));
+        assert_eq!(hash(&now).as_deref(), Some("bb02"));
         let failed = report(
             &[],
             vec![
@@ -583,14 +660,10 @@ mod tests {
                 (deployed, Err(DtmaError::Http("timeout".into()))),
             ],
         );
-        assert_eq!(
-            phase(&server_outcome(&failed, "a", "h")),
-            Some(Phase::Failed)
-        );
-        assert_eq!(
-            phase(&server_outcome(&failed, "b", "h")),
-            Some(Phase::Running)
-        );
+        assert_eq!(phase(&server_outcome(&failed, "a")), Some(Phase::Failed));
+        let b = server_outcome(&failed, "b");
+        assert_eq!(phase(&b), Some(Phase::Running));
+        assert_eq!(hash(&b).as_deref(), Some("cc03"));
         let gone = report(
             &[],
             vec![(
@@ -600,10 +673,19 @@ mod tests {
                 Ok(GONE_REDEPLOY_NEXT_PASS),
             )],
         );
-        assert_eq!(
-            phase(&server_outcome(&gone, "a", "h")),
-            Some(Phase::Pending)
-        );
+        assert_eq!(phase(&server_outcome(&gone, "a")), Some(Phase::Pending));
+        // A forgotten container on its port, which DTMA cannot remove: failed, saying why.
+        let mut blocked = report(&[], vec![]);
+        blocked.plan.blockers.push(Blocker::Orphan {
+            container: "mcpdo-a_aa01".into(),
+            running: true,
+        });
+        let facts = server_outcome(&blocked, "a");
+        assert_eq!(phase(&facts), Some(Phase::Failed));
+        assert!(matches!(
+            facts,
+            ServerFacts::Present { reason: Some(r), .. } if r.contains("mcpdo-a_aa01")
+        ));
     }
 
     #[test]
@@ -617,11 +699,14 @@ mod tests {
             ("A".to_owned(), EnvValue::Plain("1".into())),
             ("B".to_owned(), EnvValue::Secret("s".into())),
         ]);
-        let desired = desired_server("github", &http, &env, 31007).expect("an HTTP server");
+        let hash = ConfigHash::Desired("aa01".into());
+        let desired =
+            desired_server("github", &http, &env, 31007, hash.clone()).expect("an HTTP server");
+        assert_eq!(desired.config_hash, hash);
         assert_eq!(desired.port, 8080);
         assert_eq!(desired.host_port, 31007);
         assert_eq!(desired.env["B"], "s");
-        assert_eq!(desired_server("github", &stdio, &env, 31007), None);
+        assert_eq!(desired_server("github", &stdio, &env, 31007, hash), None);
         assert_eq!(
             endpoint_url("203.0.113.7", 31007, "/mcp"),
             "http://203.0.113.7:31007/mcp"

@@ -450,29 +450,19 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
                 pass.dtma_endpoint = None;
             }
             Next::ObserveServer if pass.dtma.is_some() => {
-                observed.server =
-                    Some(dtma::pass::run(ctx, &deployment, &key, &observed, &mut pass, now).await?);
+                observed.server = Some(
+                    dtma::pass::run(ctx, &deployment, &key, &observed, &mut pass, now, false)
+                        .await?,
+                );
             }
             Next::ObserveServer => {
                 observed.server = Some(observe_server(ctx, &deployment, &pass).await);
             }
-            Next::Push(reason) if pass.dtma.is_some() => {
-                observed.server = Some(
-                    dtma::pass::restart(ctx, &deployment, &key, &observed, &mut pass, now).await?,
-                );
-                observed.pushed = Some(reason);
-                observed.probe = None;
-                if reason == PushReason::Restart {
-                    observed.memory.restarted = true;
-                    pass.events.push(plan::PlannedEvent {
-                        warning: true,
-                        reason: "Restarted".into(),
-                        note: "restarted the server after repeated failed checks".into(),
-                    });
-                }
-            }
             Next::Push(reason) => {
-                observed.server = Some(
+                observed.server = Some(if pass.dtma.is_some() {
+                    dtma::pass::push(ctx, &deployment, &key, reason, &observed, &mut pass, now)
+                        .await?
+                } else {
                     match push(ctx, &deployment, &key, reason, &pass, now).await {
                         Ok(status) => server_facts(&status),
                         Err(Error::Agent(e)) => match e.status() {
@@ -480,14 +470,21 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
                             _ => ServerFacts::Unreachable(e.to_string()),
                         },
                         Err(other) => return Err(other),
-                    },
-                );
+                    }
+                });
                 observed.pushed = Some(reason);
                 observed.probe = None;
                 if reason == PushReason::Restart {
                     observed.memory.restarted = true;
                 }
-                let accepted = matches!(observed.server, Some(ServerFacts::Present { .. }));
+                // DTMA answers a push with the outcome itself: a failed replacement replaced
+                // nothing (and is pushed again next pass), so it is no Event.
+                let accepted = match &observed.server {
+                    Some(ServerFacts::Present { phase, .. }) => {
+                        pass.dtma.is_none() || *phase != mcp_droplet_agent::api::Phase::Failed
+                    }
+                    _ => false,
+                };
                 match reason {
                     _ if !accepted => {}
                     PushReason::Initial => {}
