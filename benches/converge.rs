@@ -134,6 +134,32 @@ async fn converge() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let wall = started.elapsed();
+    // The slowest deployment's steps: where the tail goes.
+    if let Some(worst) = items.iter().max_by(|a, b| {
+        operator_seconds(a)
+            .unwrap_or(0.0)
+            .total_cmp(&operator_seconds(b).unwrap_or(0.0))
+    }) && let Some(status) = worst.status.as_ref()
+    {
+        let steps: Vec<String> = status
+            .progress
+            .steps
+            .iter()
+            .map(|step| {
+                let took = match (&step.started_at, &step.finished_at) {
+                    (Some(a), Some(b)) => b.0.duration_since(a.0).as_secs_f64(),
+                    _ => f64::NAN,
+                };
+                format!("{} {:?} {took:.0}s", step.name, step.state)
+            })
+            .collect();
+        println!(
+            "  slowest beyond boot and pull: {} ({:.0} s simulated): {}",
+            worst.metadata.name.as_deref().unwrap_or_default(),
+            operator_seconds(worst).unwrap_or(0.0),
+            steps.join(", ")
+        );
+    }
     let mut overhead: Vec<f64> = items.iter().filter_map(operator_seconds).collect();
     overhead.sort_by(f64::total_cmp);
     let stats = harness
@@ -181,6 +207,34 @@ async fn converge() {
         why.sort_by_key(|b| std::cmp::Reverse(b.1));
         for (reason, count) in why.iter().take(8) {
             println!("  not Ready: {count} x {reason}");
+        }
+        // And the droplets' side: phase and health of each (grouped).
+        let droplets: Api<mcp_droplet_operator::api::droplet::Droplet> =
+            Api::namespaced(harness.client.clone(), &ns);
+        let mut health: std::collections::BTreeMap<String, usize> = Default::default();
+        for d in droplets
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let line = d.status.map_or_else(
+                || "no status".to_string(),
+                |s| {
+                    let reachable = s.conditions.iter().find(|c| c.type_ == "AgentReachable");
+                    format!(
+                        "{:?}, health score {}, {} failures, agent: {}",
+                        s.phase,
+                        s.health.score,
+                        s.health.consecutive_failures,
+                        reachable.map_or(String::new(), |c| c.message.chars().take(100).collect())
+                    )
+                },
+            );
+            *health.entry(line).or_default() += 1;
+        }
+        for (line, count) in health {
+            println!("  droplets: {count} x {line}");
         }
     }
     println!(
@@ -327,6 +381,12 @@ async fn memory() {
 }
 
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     // `cargo bench` passes `--bench`; a plain run of the binary must not need flags either.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

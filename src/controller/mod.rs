@@ -75,6 +75,31 @@ pub fn watch_config() -> watcher::Config {
     watcher::Config::default().any_semantic()
 }
 
+/// At most this many passes of one controller run at once. kube-runtime's default is no
+/// limit: 10,000 objects at start meant 10,000 passes opening connections to the API server at
+/// once (connection errors, then backoff, so the last objects were reconciled minutes late).
+/// Passes wait mostly on I/O (agents, DigitalOcean), so the bound is generous.
+pub const MAX_CONCURRENT_PASSES: u16 = 64;
+
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_PASSES)
+}
+
+/// A controller of `api`'s objects with the operator's watch and concurrency settings. (Its
+/// cache keeps `managedFields`: stripping them needs kube's unstable stream API, decision 0024.)
+fn cached_controller<K>(api: Api<K>) -> Controller<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    Controller::new(api, watch_config()).with_config(controller_config())
+}
+
 /// Starts the four controllers (and their background tasks); they stop, finishing the passes
 /// under way, when `shutdown` is cancelled. `readiness` turns true once every cache is synced.
 pub fn start_controllers(
@@ -89,19 +114,10 @@ pub fn start_controllers(
         metrics,
         config,
     } = parts;
-    let templates = Controller::new(Api::<MCPTemplate>::all(client.clone()), watch_config());
-    let pools = Controller::new(
-        scoped_api::<DropletPool>(&client, &config.scope),
-        watch_config(),
-    );
-    let droplets = Controller::new(
-        scoped_api::<Droplet>(&client, &config.scope),
-        watch_config(),
-    );
-    let deployments = Controller::new(
-        scoped_api::<MCPDeployment>(&client, &config.scope),
-        watch_config(),
-    );
+    let templates = cached_controller(Api::<MCPTemplate>::all(client.clone()));
+    let pools = cached_controller(scoped_api::<DropletPool>(&client, &config.scope));
+    let droplets = cached_controller(scoped_api::<Droplet>(&client, &config.scope));
+    let deployments = cached_controller(scoped_api::<MCPDeployment>(&client, &config.scope));
     let stores = Stores {
         templates: templates.store(),
         pools: pools.store(),

@@ -16,6 +16,53 @@ pub fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
+/// The field manager that owns only the operator's finalizers (a separate manager, so applying
+/// the finalizer alone never drops fields the main manager applied, e.g. a Droplet's spec).
+pub const FINALIZER_MANAGER: &str = "mcp-droplet-operator-finalizer";
+
+/// Makes sure `object` carries `finalizer`, returning the object as the server now has it.
+///
+/// kube-runtime's `finalizer` helper adds it with a JSON patch that tests the cached list and
+/// then ends the pass; when the cache lags (a burst), every trigger until the watch catches up
+/// fails that test, and the object waits a watch round trip before its first real pass. A
+/// server-side apply of the finalizer alone is idempotent and needs no fresh cache, and the
+/// pass continues with the object the server returned.
+pub async fn ensure_finalizer<K>(
+    api: &Api<K>,
+    object: std::sync::Arc<K>,
+    finalizer: &str,
+) -> Result<std::sync::Arc<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let meta = object.meta();
+    if meta.deletion_timestamp.is_some()
+        || meta
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == finalizer))
+    {
+        return Ok(object);
+    }
+    let name = meta
+        .name
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.name"))?;
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name, "finalizers": [finalizer]},
+    });
+    let written = api
+        .patch(
+            name,
+            &PatchParams::apply(FINALIZER_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?;
+    Ok(std::sync::Arc::new(written))
+}
+
 /// Whether `desired` differs from `current` as JSON (what the API server would store).
 pub fn status_changed<S: Serialize>(current: Option<&S>, desired: &S) -> Result<bool, Error> {
     let Some(current) = current else {

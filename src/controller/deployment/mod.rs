@@ -40,7 +40,7 @@ use self::plan::{
     PushReason, ScheduleFacts, ServerFacts, TemplateFacts, events_between,
 };
 use super::agent_access::managed_labels;
-use super::status_writer::{apply_object, apply_status};
+use super::status_writer::{apply_object, apply_status, ensure_finalizer};
 use super::{
     Context, Error, FailureCounts, backoff_action, drain, instrumented, object_key, scoped_api,
     watch_config,
@@ -167,6 +167,7 @@ async fn reconcile(object: Arc<MCPDeployment>, ctx: Arc<Context>) -> Result<Acti
             .namespace()
             .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
         let api: Api<MCPDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+        let object = ensure_finalizer(&api, object, FINALIZER).await?;
         finalizer(&api, FINALIZER, object, |event| async {
             match event {
                 FinalizerEvent::Apply(d) => apply(d, &ctx).await,
@@ -916,8 +917,12 @@ fn schedule(
         templates: templates.iter().map(|t| t.as_ref()).collect(),
         pools: pools.iter().map(|p| p.as_ref()).collect(),
         droplets: droplets.iter().map(|d| d.as_ref()).collect(),
+        // Only deployments placed somewhere weigh on the fleet; the waiting ones (most of a
+        // burst) are not converted at every decision. One a droplet reports without a recorded
+        // placement still counts there, through the droplet's reported allocation.
         deployments: deployments
             .iter()
+            .filter(|d| crate::fleet::deployment::recorded_droplet(d).is_some())
             .filter(|d| object_key(d.as_ref()) != key)
             .map(|d| d.as_ref())
             .collect(),

@@ -34,14 +34,12 @@ impl Seen {
             phase: status.map(|s| s.phase),
             deleting: droplet.metadata.deletion_timestamp.is_some(),
             generation: droplet.metadata.generation,
-            agent: status
-                .and_then(|s| s.agent.as_ref())
-                .map(|a| {
-                    format!(
-                        "{}|{:?}|{:?}",
-                        a.reachable, a.endpoint, a.certificate_fingerprint
-                    )
-                }),
+            agent: status.and_then(|s| s.agent.as_ref()).map(|a| {
+                format!(
+                    "{}|{:?}|{:?}",
+                    a.reachable, a.endpoint, a.certificate_fingerprint
+                )
+            }),
             reported: status.map_or(0, |s| s.deployments.len()),
         }
     }
