@@ -16,7 +16,7 @@ pub enum FaultPreset {
     None,
     /// A few percent transient 5xx answers and an occasional short burst of 429s.
     Light,
-    /// About 10 % transient faults, slow creates and one droplet lost after it booted.
+    /// About 10 % transient faults, slow creates and one pool droplet lost after it booted.
     Heavy,
 }
 

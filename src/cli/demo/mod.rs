@@ -227,19 +227,37 @@ pub fn apply_all(sim: &kube_sim::Handle, objects: &[Value]) -> Result<(), DemoEr
 
 /// Injects the preset's one-off faults (429 bursts, a lost droplet) on the world's clock, as
 /// [`faults::FaultInjector`] decides; returns when there is nothing left to inject.
+///
+/// Only a droplet the pool provisioned is lost: the operator replaces those, while a Droplet
+/// someone wrote (the examples' `d1`, which a deployment is pinned to) stays Failed until its
+/// owner acts, so losing it would leave the demo waiting for a person.
 async fn inject_faults(
     cloud: &SimulatedCloud,
+    client: &kube::Client,
     plan: &FaultPlan,
     clock: &SharedClock,
     notes: &Notes,
 ) {
+    use crate::api::droplet::Droplet;
+    use crate::controller::pool::plan::PROVISIONED_FOR_ANNOTATION;
+    use kube::ResourceExt;
     let mut injector = faults::FaultInjector::new(plan);
     while !injector.is_done() {
         clock.sleep(Duration::from_secs(5)).await;
+        let provisioned: Vec<u64> = Api::<Droplet>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .iter()
+            .filter(|d| d.annotations().contains_key(PROVISIONED_FOR_ANNOTATION))
+            .filter_map(|d| d.status.as_ref()?.droplet_id)
+            .filter_map(|id| u64::try_from(id).ok())
+            .collect();
         let droplets = cloud.digitalocean.droplets();
         let active: Vec<u64> = droplets
             .iter()
-            .filter(|d| d.status == DropletStatus::Active)
+            .filter(|d| d.status == DropletStatus::Active && provisioned.contains(&d.id))
             .map(|d| d.id)
             .collect();
         let stats = cloud.digitalocean.stats();
@@ -347,7 +365,7 @@ async fn drive(
         );
         let faults = async {
             if let Some(cloud) = world.cloud() {
-                inject_faults(cloud, plan, world.clock(), &notes).await;
+                inject_faults(cloud, &client, plan, world.clock(), &notes).await;
             }
             futures::future::pending::<()>().await;
         };

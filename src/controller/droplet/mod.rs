@@ -183,6 +183,9 @@ async fn reconcile_droplet(
         generation: droplet.metadata.generation,
         deleting,
         enrolment_token_stored: false,
+        provisioned: droplet
+            .annotations()
+            .contains_key(crate::controller::pool::plan::PROVISIONED_FOR_ANNOTATION),
         cloud: CloudObservation::NotObserved,
         agent: AgentObservation::NotContacted,
         cloud_cleaned_up: false,

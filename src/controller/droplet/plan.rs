@@ -205,6 +205,9 @@ pub struct Observed {
     pub deleting: bool,
     /// The enrolment-token Secret exists (needed before a create).
     pub enrolment_token_stored: bool,
+    /// The pool's provisioner made this object (it carries the provisioned-for annotation);
+    /// a Droplet someone wrote is never deleted by the operator.
+    pub provisioned: bool,
     /// DigitalOcean.
     pub cloud: CloudObservation,
     /// The agent.
@@ -632,7 +635,7 @@ fn lifecycle_step(
             ),
             *retry_after,
         ),
-        CloudObservation::Gone { id } if spec.pool.is_some() && spec.adopt.is_none() => (
+        CloudObservation::Gone { id } if observed.provisioned && spec.adopt.is_none() => (
             Step::DeleteObject,
             DropletPhase::Failed,
             Health::stalled(
@@ -906,6 +909,7 @@ mod tests {
             generation: Some(1),
             deleting: false,
             enrolment_token_stored: false,
+            provisioned: false,
             cloud: CloudObservation::NotObserved,
             agent: AgentObservation::NotContacted,
             cloud_cleaned_up: false,
@@ -1140,8 +1144,23 @@ mod tests {
                     ..spec()
                 },
                 status: Some(status_in(DropletPhase::Ready, 1, Some(0))),
-                observed: with(&|o| o.cloud = CloudObservation::Gone { id: 7 }),
+                observed: with(&|o| {
+                    o.cloud = CloudObservation::Gone { id: 7 };
+                    o.provisioned = true;
+                }),
                 step: Step::DeleteObject,
+                phase: DropletPhase::Failed,
+                reason: reasons::DROPLET_GONE,
+            },
+            Case {
+                name: "a pool member someone wrote is not deleted when its droplet is gone",
+                spec: DropletSpec {
+                    pool: Some("default".into()),
+                    ..spec()
+                },
+                status: Some(status_in(DropletPhase::Ready, 1, Some(0))),
+                observed: with(&|o| o.cloud = CloudObservation::Gone { id: 7 }),
+                step: Step::Done,
                 phase: DropletPhase::Failed,
                 reason: reasons::DROPLET_GONE,
             },
