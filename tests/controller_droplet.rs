@@ -20,6 +20,7 @@ use mcp_droplet_operator::cloud::models::{Droplet as CloudDroplet, DropletCreate
 use mcp_droplet_operator::controller::agent_access::credential_secret_name;
 use mcp_droplet_operator::controller::droplet::intent_store::test_hooks;
 use mcp_droplet_operator::controller::droplet::{NAME, enrolment_token_secret_name};
+use mcp_droplet_operator::controller::pool::plan::PROVISIONED_FOR_ANNOTATION;
 use mcp_droplet_operator::sim::operator::world_cloud_client;
 use mcp_droplet_operator::telemetry::Metrics;
 use mcp_droplet_operator::testing::DropletBuilder;
@@ -633,10 +634,14 @@ async fn deletion_drains_the_deployments_placed_on_the_droplet_first() {
 #[tokio::test]
 async fn a_pool_droplet_lost_at_digitalocean_deletes_its_object() {
     let h = start(|_| {}).await;
+    // As the pool's provisioner writes it: with the deployments it was made for.
     droplets(&h)
         .create(
             &PostParams::default(),
-            &droplet(&h, "pooled").pool("default").build(),
+            &droplet(&h, "pooled")
+                .pool("default")
+                .annotation(PROVISIONED_FOR_ANNOTATION, "some-deployment")
+                .build(),
         )
         .await
         .expect("created");
@@ -658,6 +663,38 @@ async fn a_pool_droplet_lost_at_digitalocean_deletes_its_object() {
         cloud_droplets(&h).is_empty(),
         "nothing was created in its place"
     );
+    h.shutdown().await;
+}
+
+/// A Droplet someone wrote, member of a pool, is not deleted when its cloud droplet vanishes:
+/// it stays Failed with `DropletGone` until its owner acts (GitOps would only write it back).
+#[tokio::test]
+async fn a_written_pool_droplet_lost_at_digitalocean_stays_failed() {
+    let h = start(|_| {}).await;
+    droplets(&h)
+        .create(
+            &PostParams::default(),
+            &droplet(&h, "written").pool("default").build(),
+        )
+        .await
+        .expect("created");
+    let d = wait_ready(&h, "written").await;
+    let id = d.status.and_then(|s| s.droplet_id).expect("id") as u64;
+    let cloud = h.world.cloud().expect("cloud");
+    assert!(cloud.digitalocean.lose_droplet(id), "the droplet existed");
+    let failed = h
+        .wait_for(&droplets(&h), "written", WAIT, |d| {
+            phase(d) == Some(DropletPhase::Failed)
+        })
+        .await
+        .expect("Failed");
+    let stalled = failed
+        .status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, "Stalled"))
+        .map(|c| c.reason.clone());
+    assert_eq!(stalled.as_deref(), Some("DropletGone"));
+    assert!(failed.metadata.deletion_timestamp.is_none(), "not deleted");
     h.shutdown().await;
 }
 

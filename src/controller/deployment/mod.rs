@@ -1063,7 +1063,12 @@ async fn run_probe(ctx: &Context, deployment: &MCPDeployment, pass: &PassState) 
     let request = crate::probe::ProbeRequest::new(url.clone())
         .token(SecretString::from(token.expose().to_string()))
         .http_client(agent.http_client().clone());
-    match timed(ctx, "probe", crate::probe::probe(&request)).await {
+    checked(ctx, url, &request).await
+}
+
+/// Runs the MCP check `request` of endpoint `url` and turns its report into facts.
+async fn checked(ctx: &Context, url: String, request: &crate::probe::ProbeRequest) -> ProbeFacts {
+    match timed(ctx, "probe", crate::probe::probe(request)).await {
         Ok(report) => ProbeFacts::Passed {
             endpoint: url,
             mcp: McpStatus {
@@ -1094,22 +1099,7 @@ async fn run_dtma_probe(ctx: &Context, pass: &PassState) -> ProbeFacts {
         _ => crate::probe::McpTransport::StreamableHttp,
     };
     let request = crate::probe::ProbeRequest::new(url.clone()).transport(transport);
-    match timed(ctx, "probe", crate::probe::probe(&request)).await {
-        Ok(report) => ProbeFacts::Passed {
-            endpoint: url,
-            mcp: McpStatus {
-                server_name: Some(report.server_name),
-                server_version: Some(report.server_version),
-                protocol_version: Some(report.protocol_version),
-                tools: u32::try_from(report.tools).unwrap_or(u32::MAX),
-                last_probe_time: None,
-            },
-        },
-        Err(failure) => ProbeFacts::Failed {
-            reason: failure.reason.condition_reason().to_string(),
-            message: failure.error,
-        },
-    }
+    checked(ctx, url, &request).await
 }
 
 /// Leaves a droplet: the booking is forgotten and the server removed when the agent can be
