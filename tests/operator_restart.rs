@@ -161,11 +161,14 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
     kill(&mut operator).await;
     cloud.set_faults(FaultConfig::default());
 
-    // 2. Killed while a droplet boots or enrols.
+    // 2. Killed while a droplet boots or enrols. A Droplet whose create intent was recorded
+    // but whose create never reached DigitalOcean (the kill can land between the two) is
+    // created only after the list-lag grace, so this may take that long and then some.
     let mut operator = start_operator(&kubeconfig, &do_url);
     until(
         "a droplet booting or enrolling",
-        Duration::from_secs(90),
+        mcp_droplet_operator::cloud::droplet_creation::DEFAULT_LIST_LAG_GRACE
+            + Duration::from_secs(90),
         || {
             let droplets = droplets.clone();
             async move {
