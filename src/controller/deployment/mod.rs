@@ -298,6 +298,7 @@ pub async fn run(
 }
 
 /// What a pass learned that the plan does not need but the actions do.
+#[derive(Default)]
 struct PassState {
     template: Option<Arc<MCPTemplate>>,
     spec: Option<ServerSpec>,
@@ -325,17 +326,7 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let key = object_key(deployment.as_ref());
     let settings = PlanSettings::from_timings(&ctx.config.timings);
-    let mut pass = PassState {
-        template: None,
-        spec: None,
-        token: None,
-        env: None,
-        agent: None,
-        dtma: None,
-        dtma_endpoint: None,
-        events: Vec::new(),
-        written: None,
-    };
+    let mut pass = PassState::default();
 
     // Validating: template, env, Secrets, token.
     let template = ctx
@@ -1148,17 +1139,7 @@ async fn cleanup(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action
     let placed: Option<PlacementStatus> =
         deployment.status.as_ref().and_then(|s| s.placement.clone());
     if let Some(name) = placed.and_then(|p| p.droplet) {
-        let mut pass = PassState {
-            template: None,
-            spec: None,
-            token: None,
-            env: None,
-            agent: None,
-            dtma: None,
-            dtma_endpoint: None,
-            events: Vec::new(),
-            written: None,
-        };
+        let mut pass = PassState::default();
         let facts = droplet_facts(ctx, &deployment, &ns, &name, &mut pass).await?;
         let on_dtma = dtma::pass::reachable(&pass)
             .filter(|_| matches!(facts, DropletFacts::Ready(_) | DropletFacts::Draining));
