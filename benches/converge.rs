@@ -320,7 +320,13 @@ async fn memory() {
         "memory: {objects} MCPDeployments applied in {:.0} s; starting the operator",
         seeding.elapsed().as_secs_f64()
     );
-    let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-droplet-operator"))
+    // MCP_BENCH_OPERATOR_WRAPPER runs the operator under a tool, e.g. "heaptrack -o /tmp/ht"
+    // (the RSS reported is then the tool's process, not the operator's).
+    let wrapper = std::env::var("MCP_BENCH_OPERATOR_WRAPPER").unwrap_or_default();
+    let mut command: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
+    command.push(env!("CARGO_BIN_EXE_mcp-droplet-operator").to_string());
+    let mut operator = tokio::process::Command::new(&command[0])
+        .args(&command[1..])
         .args([
             "run",
             "--cloud",

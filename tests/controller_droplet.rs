@@ -734,3 +734,43 @@ async fn the_droplet_controller_needs_only_the_run_contracts_permissions() {
     assert!(denied.is_empty(), "denied: {denied:#?}");
     h.shutdown().await;
 }
+
+/// A pass that keeps failing (every DigitalOcean call answers 500) is explained in `kubectl
+/// describe`: a Warning Event with the error's condition reason, not only a log line.
+#[tokio::test]
+async fn lasting_failures_show_as_warning_events_with_their_reason() {
+    let mut options = HarnessOptions::default();
+    options.digitalocean.faults.server_error_rate = 1.0;
+    let h = OperatorHarness::start(options)
+        .await
+        .expect("harness starts");
+    droplets(&h)
+        .create(&PostParams::default(), &droplet(&h, "d1").build())
+        .await
+        .expect("created");
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(h.client.clone(), &h.namespace);
+    let warning = mcp_droplet_operator::testing::operator::eventually(
+        "a Warning event about the failing passes of d1",
+        WAIT,
+        || async {
+            events
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("d1")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("DigitalOceanError")
+                })
+        },
+    )
+    .await;
+    let note = warning.note.unwrap_or_default();
+    assert!(note.contains("passes in a row failed"), "{note}");
+    // Every create was answered 500 without effect: nothing exists to leak.
+    assert!(cloud_droplets(&h).is_empty());
+    h.shutdown().await;
+}

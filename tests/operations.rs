@@ -1,5 +1,7 @@
 //! The operations docs stay true: every metric the Grafana dashboard and the suggested alerts
-//! query is one the operator exports (docs/operations/).
+//! query is one the operator exports (docs/operations/), every exported metric is described in
+//! docs/operations.md, and every condition or event reason the controllers write is in
+//! docs/troubleshooting.md.
 
 use std::collections::BTreeSet;
 
@@ -92,4 +94,106 @@ fn the_dashboard_and_alerts_query_only_exported_metrics() {
     )
     .expect("the alerts are YAML");
     assert_eq!(alerts["kind"].as_str(), Some("PrometheusRule"));
+}
+
+#[test]
+fn every_exported_metric_is_described_in_operations_md() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/docs/operations.md")).expect("read");
+    let described = queried(&text);
+    // Families, without the suffixes Prometheus adds to counters and histograms.
+    let missing: Vec<String> = exported()
+        .into_iter()
+        .filter(|name| {
+            !["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix))
+        })
+        .filter(|name| {
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            ![name.clone(), family.to_string(), format!("{family}_total")]
+                .iter()
+                .any(|n| described.contains(n))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md does not describe: {missing:?}"
+    );
+}
+
+/// CamelCase string literals in the controllers' sources (and the template checks, the image
+/// check and the MCP probe, whose reasons the controllers copy into conditions).
+fn reason_literals() -> BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let re = regex::Regex::new(r#""([A-Z][a-z]+(?:[A-Z][A-Za-z]*)*)""#).expect("regex");
+    let mut files = vec![
+        root.join("src/api/template_checks.rs"),
+        root.join("src/api/template_warnings.rs"),
+        root.join("src/probe/mod.rs"),
+    ];
+    let mut dirs = vec![root.join("src/controller"), root.join("src/image_check")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read source");
+        // Unit tests build fixtures with made-up names; only the code counts.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for capture in re.captures_iter(code) {
+            found.insert(capture[1].to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn every_reason_the_controllers_write_is_in_troubleshooting_md() {
+    // Literals that are not reasons: condition statuses, kinds, Secret types, event actions,
+    // and names in Debug output.
+    const NOT_REASONS: &[&str] = &[
+        "True",
+        "False",
+        "Unknown",
+        "Secret",
+        "ConfigMap",
+        "Droplet",
+        "DropletPool",
+        "Opaque",
+        "Bearer",
+        "Registry",
+        "Context",
+        "AgentClients",
+        "AnnotationIntentStore",
+        "SecretCredentialStore",
+        "Provision",
+        "Validate",
+        "Reconcile",
+        "Remove",
+        "PhaseChange",
+    ];
+    let root = env!("CARGO_MANIFEST_DIR");
+    let docs = std::fs::read_to_string(format!("{root}/docs/troubleshooting.md")).expect("read");
+    let literals = reason_literals();
+    assert!(
+        literals.contains("TemplateNotFound") && literals.contains("AgentReady"),
+        "the scan found the controllers' reasons: {literals:?}"
+    );
+    let missing: Vec<&String> = literals
+        .iter()
+        .filter(|r| !NOT_REASONS.contains(&r.as_str()))
+        .filter(|r| !docs.contains(&format!("`{r}`")) && !docs.contains(&format!("### {r}\n")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "reasons written by the operator but not explained in docs/troubleshooting.md: {missing:?}"
+    );
 }

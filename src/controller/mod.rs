@@ -220,6 +220,15 @@ impl<K: Eq + Hash + Clone> FailureCounts<K> {
         before
     }
 
+    /// The failures of `key` in a row so far.
+    pub fn count(&self, key: &K) -> u32 {
+        self.counts
+            .lock()
+            .ok()
+            .and_then(|counts| counts.get(key).copied())
+            .unwrap_or(0)
+    }
+
     /// Forgets the failures of `key` (after a successful pass).
     pub fn reset(&self, key: &K) {
         if let Ok(mut counts) = self.counts.lock() {
@@ -233,13 +242,39 @@ impl<K: Eq + Hash + Clone> FailureCounts<K> {
 /// because every step is recorded before it is acted on).
 pub const PASS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// The object a pass is about: its failure-count key and the reference its events name.
+pub struct PassTarget {
+    key: String,
+    reference: k8s_openapi::api::core::v1::ObjectReference,
+}
+
+impl PassTarget {
+    /// The target of a pass of `object`.
+    pub fn of<K: Resource<DynamicType = ()>>(object: &K) -> Self {
+        Self {
+            key: object_key(object),
+            reference: object.object_ref(&()),
+        }
+    }
+}
+
+/// Whether the `consecutive`-th failure in a row of one object is announced as a Warning
+/// Event: from the second on, then at every power of two (2, 4, 8, ...). A single transient
+/// failure stays in the log and the metric; a lasting one shows in `kubectl describe` without
+/// an event per retry.
+pub fn announces_failure(consecutive: u32) -> bool {
+    consecutive >= 2 && consecutive.is_power_of_two()
+}
+
 /// Runs one reconcile pass under metrics, tracing and [`PASS_DEADLINE`]: counts it, times it and
-/// counts its error by `metric_label()`; a success resets the object's failure count.
+/// counts its error by `metric_label()`; a success resets the object's failure count. Failures
+/// that last are published as Warning Events with the error's `condition_reason()`
+/// ([`announces_failure`]).
 pub async fn instrumented<F>(
     controller: &'static str,
     ctx: &Context,
     failures: &FailureCounts<String>,
-    key: String,
+    target: PassTarget,
     pass: F,
 ) -> Result<Action, Error>
 where
@@ -252,12 +287,29 @@ where
     };
     ctx.metrics
         .reconciled(controller, started.elapsed().as_secs_f64());
+    let PassTarget { key, reference } = target;
     match &result {
         Ok(_) => failures.reset(&key),
         Err(error) => {
             ctx.metrics
                 .reconcile_failed(controller, error.metric_label());
             tracing::warn!(controller, object = %key, error = %error, "reconcile failed");
+            // error_policy counts this failure after the pass returns.
+            let consecutive = failures.count(&key).saturating_add(1);
+            if announces_failure(consecutive) {
+                let event = kube::runtime::events::Event {
+                    type_: kube::runtime::events::EventType::Warning,
+                    reason: error.condition_reason().to_string(),
+                    note: Some(format!(
+                        "{consecutive} passes in a row failed; retrying with backoff: {error}"
+                    )),
+                    action: "Reconcile".to_string(),
+                    secondary: None,
+                };
+                if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+                    tracing::debug!(error = %e, "cannot publish the failure event");
+                }
+            }
         }
     }
     result
@@ -325,5 +377,28 @@ pub fn object_key<K: Resource>(object: &K) -> String {
     match &meta.namespace {
         Some(ns) => format!("{ns}/{}", meta.name.as_deref().unwrap_or_default()),
         None => meta.name.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lasting_failures_are_announced_ever_more_rarely() {
+        let announced: Vec<u32> = (1..=40).filter(|n| announces_failure(*n)).collect();
+        assert_eq!(announced, vec![2, 4, 8, 16, 32]);
+    }
+
+    #[test]
+    fn failure_counts_count_until_reset() {
+        let counts = FailureCounts::<String>::default();
+        let key = "ns/a".to_string();
+        assert_eq!(counts.count(&key), 0);
+        assert_eq!(counts.record(&key), 0);
+        assert_eq!(counts.record(&key), 1);
+        assert_eq!(counts.count(&key), 2);
+        counts.reset(&key);
+        assert_eq!(counts.count(&key), 0);
     }
 }

@@ -271,11 +271,13 @@ impl OperatorHarness {
         self.operator.as_ref().map(|(running, _)| &running.context)
     }
 
-    /// Stops the controllers gracefully and waits until they have.
+    /// Stops the controllers gracefully and waits until they have (at most
+    /// [`SHUTDOWN_DEADLINE`]: a pass that never ends fails the test, naming this step, instead
+    /// of hanging it).
     pub async fn stop_operator(&mut self) {
         if let Some((running, shutdown)) = self.operator.take() {
             shutdown.cancel();
-            let _ = running.done.await;
+            let _ = within_deadline("the controllers' graceful stop", running.done).await;
         }
     }
 
@@ -307,11 +309,31 @@ impl OperatorHarness {
     /// namespace is emptied first (through the operator's finalizers) and deleted.
     pub async fn shutdown(mut self) {
         if self.real_cluster {
-            self.clean_namespace().await;
+            within_deadline("emptying the test namespace", self.clean_namespace()).await;
         }
         self.stop_operator().await;
-        self.world.shutdown().await;
+        within_deadline(
+            "the simulated world's stop (kube-sim, agents, DigitalOcean)",
+            self.world.shutdown(),
+        )
+        .await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The longest one step of the harness's shutdown may take, in real time. Every pass has its
+/// own deadline ([`crate::controller::PASS_DEADLINE`]), so this only trips on a real hang.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Awaits `step`; panics naming it when it takes longer than [`SHUTDOWN_DEADLINE`] (test
+/// support: a hung test should fail and say where, not run until CI's limit).
+async fn within_deadline<F: std::future::Future>(what: &str, step: F) -> F::Output {
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, step).await {
+        Ok(output) => output,
+        Err(_) => panic!(
+            "harness shutdown: {what} did not finish within {} s",
+            SHUTDOWN_DEADLINE.as_secs()
+        ),
     }
 }
 

@@ -42,8 +42,8 @@ use self::plan::{
 use super::agent_access::managed_labels;
 use super::status_writer::{apply_object, apply_status, ensure_finalizer};
 use super::{
-    Context, Error, FailureCounts, backoff_action, drain, instrumented, object_key, scoped_api,
-    watch_config,
+    Context, Error, FailureCounts, PassTarget, backoff_action, drain, instrumented, object_key,
+    scoped_api, watch_config,
 };
 use crate::agent_client::AgentClient;
 use crate::api::conditions::find;
@@ -161,22 +161,27 @@ fn remember(ctx: &Context, uid: &str, memory: Option<Memory>) {
 }
 
 async fn reconcile(object: Arc<MCPDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = object_key(object.as_ref());
-    instrumented(NAME, &ctx, &FAILURES, key, async {
-        let ns = object
-            .namespace()
-            .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
-        let api: Api<MCPDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-        let object = ensure_finalizer(&api, object, FINALIZER).await?;
-        finalizer(&api, FINALIZER, object, |event| async {
-            match event {
-                FinalizerEvent::Apply(d) => apply(d, &ctx).await,
-                FinalizerEvent::Cleanup(d) => cleanup(d, &ctx).await,
-            }
-        })
-        .await
-        .map_err(Error::from)
-    })
+    instrumented(
+        NAME,
+        &ctx,
+        &FAILURES,
+        PassTarget::of(object.as_ref()),
+        async {
+            let ns = object
+                .namespace()
+                .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+            let api: Api<MCPDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+            let object = ensure_finalizer(&api, object, FINALIZER).await?;
+            finalizer(&api, FINALIZER, object, |event| async {
+                match event {
+                    FinalizerEvent::Apply(d) => apply(d, &ctx).await,
+                    FinalizerEvent::Cleanup(d) => cleanup(d, &ctx).await,
+                }
+            })
+            .await
+            .map_err(Error::from)
+        },
+    )
     .await
 }
 

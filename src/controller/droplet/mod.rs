@@ -34,8 +34,8 @@ use self::plan::{AgentObservation, CloudFacts, CloudObservation, Observed, PlanT
 use super::agent_access::managed_labels;
 use super::status_writer::{apply_object, apply_status};
 use super::{
-    Context, Error, FIELD_MANAGER, FailureCounts, backoff_action, drain, instrumented, object_key,
-    scoped_api, watch_config,
+    Context, Error, FIELD_MANAGER, FailureCounts, PassTarget, backoff_action, drain, instrumented,
+    object_key, scoped_api, watch_config,
 };
 use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::{Droplet, DropletPhase, DropletStatus};
@@ -75,12 +75,12 @@ async fn reconcile(
     ctx: Arc<Context>,
     view: Arc<CloudView>,
 ) -> Result<Action, Error> {
-    let key = object_key(object.as_ref());
+    let target = PassTarget::of(object.as_ref());
     instrumented(
         NAME,
         &ctx,
         &FAILURES,
-        key,
+        target,
         reconcile_droplet(object, &ctx, &view),
     )
     .await

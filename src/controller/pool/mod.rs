@@ -26,8 +26,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Context, Error, FailureCounts, backoff_action, drain, instrumented, object_key, scoped_api,
-    status_writer, watch_config,
+    Context, Error, FailureCounts, PassTarget, backoff_action, drain, instrumented, object_key,
+    scoped_api, status_writer, watch_config,
 };
 use crate::api::droplet::Droplet;
 use crate::api::pool::DropletPool;
@@ -49,7 +49,7 @@ struct PoolContext {
 async fn reconcile(pool: Arc<DropletPool>, pctx: Arc<PoolContext>) -> Result<Action, Error> {
     let ctx = &pctx.ctx;
     let key = object_key(pool.as_ref());
-    instrumented(NAME, ctx, &FAILURES, key.clone(), async {
+    instrumented(NAME, ctx, &FAILURES, PassTarget::of(pool.as_ref()), async {
         if pool.metadata.deletion_timestamp.is_some() {
             return Ok(Action::await_change());
         }

@@ -17,7 +17,9 @@ use kube::runtime::events::{Event, EventType};
 use tokio_util::sync::CancellationToken;
 
 use super::status_writer::apply_status;
-use super::{Context, Error, FailureCounts, backoff_action, drain, instrumented, object_key};
+use super::{
+    Context, Error, FailureCounts, PassTarget, backoff_action, drain, instrumented, object_key,
+};
 use crate::api::image_reference::ImageReference;
 use crate::api::template::MCPTemplate;
 use crate::image_check::{ImageCheckCache, ImageCheckSettings, ImageChecker, RecheckPolicy};
@@ -91,48 +93,54 @@ impl TemplateContext {
 async fn reconcile(object: Arc<MCPTemplate>, tc: Arc<TemplateContext>) -> Result<Action, Error> {
     let ctx = &tc.ctx;
     let key = object_key(object.as_ref());
-    instrumented(NAME, ctx, &FAILURES, key.clone(), async {
-        let now = ctx.now();
-        let image = ImageReference::parse(&object.spec.image).ok();
-        let observed = tc.observe_image(image, now).await;
-        let planned = plan(&object, &observed, ctx.config.timings.resync_interval, now);
-        let api: Api<MCPTemplate> = Api::all(ctx.client.clone());
-        if apply_status(
-            &api,
-            object.as_ref(),
-            object.status.as_ref(),
-            &planned.status,
-        )
-        .await?
-        {
-            ctx.metrics.status_written(NAME);
-        }
-        let reference = object.object_ref(&());
-        for event in planned.events {
-            let published = ctx
-                .recorder
-                .publish(
-                    &Event {
-                        type_: if event.warning {
-                            EventType::Warning
-                        } else {
-                            EventType::Normal
-                        },
-                        reason: event.reason,
-                        note: Some(event.note),
-                        action: "Validate".to_string(),
-                        secondary: None,
-                    },
-                    &reference,
-                )
-                .await;
-            // The status already says it; a lost event is not worth a failed pass.
-            if let Err(error) = published {
-                tracing::warn!(object = %key, %error, "event not recorded");
+    instrumented(
+        NAME,
+        ctx,
+        &FAILURES,
+        PassTarget::of(object.as_ref()),
+        async {
+            let now = ctx.now();
+            let image = ImageReference::parse(&object.spec.image).ok();
+            let observed = tc.observe_image(image, now).await;
+            let planned = plan(&object, &observed, ctx.config.timings.resync_interval, now);
+            let api: Api<MCPTemplate> = Api::all(ctx.client.clone());
+            if apply_status(
+                &api,
+                object.as_ref(),
+                object.status.as_ref(),
+                &planned.status,
+            )
+            .await?
+            {
+                ctx.metrics.status_written(NAME);
             }
-        }
-        Ok(ctx.requeue(planned.requeue_after))
-    })
+            let reference = object.object_ref(&());
+            for event in planned.events {
+                let published = ctx
+                    .recorder
+                    .publish(
+                        &Event {
+                            type_: if event.warning {
+                                EventType::Warning
+                            } else {
+                                EventType::Normal
+                            },
+                            reason: event.reason,
+                            note: Some(event.note),
+                            action: "Validate".to_string(),
+                            secondary: None,
+                        },
+                        &reference,
+                    )
+                    .await;
+                // The status already says it; a lost event is not worth a failed pass.
+                if let Err(error) = published {
+                    tracing::warn!(object = %key, %error, "event not recorded");
+                }
+            }
+            Ok(ctx.requeue(planned.requeue_after))
+        },
+    )
     .await
 }
 
