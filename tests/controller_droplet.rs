@@ -770,6 +770,17 @@ async fn lasting_failures_show_as_warning_events_with_their_reason() {
     .await;
     let note = warning.note.unwrap_or_default();
     assert!(note.contains("passes in a row failed"), "{note}");
+    // The 4th failure in a row continues the same Event as a series, not a second Event.
+    let name = warning.metadata.name.clone().expect("event name");
+    mcp_droplet_operator::testing::operator::eventually(
+        "the warning continued as a series",
+        WAIT,
+        || async {
+            let e = events.get(&name).await.ok()?;
+            e.series.filter(|s| s.count >= 2).map(|_| ())
+        },
+    )
+    .await;
     // Every create was answered 500 without effect: nothing exists to leak.
     assert!(cloud_droplets(&h).is_empty());
     h.shutdown().await;

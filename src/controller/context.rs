@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clock::SharedClock;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use scheduler::ledger::{DEFAULT_ASSUME_TTL, Ledger, SharedLedger};
 
@@ -137,7 +136,7 @@ pub struct Context {
     /// The one scheduling ledger.
     pub ledger: SharedLedger,
     /// Event recorder (events.k8s.io/v1).
-    pub recorder: Recorder,
+    pub recorder: super::recorder::EventRecorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Settings.
@@ -177,12 +176,12 @@ impl Context {
         demand: DemandSignal,
     ) -> Self {
         config.agent.clock = clock.clone();
-        let reporter = Reporter {
-            controller: super::FIELD_MANAGER.to_string(),
-            instance: config.reporter_instance.clone(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: super::recorder::EventRecorder::new(
+                client.clone(),
+                super::FIELD_MANAGER,
+                config.reporter_instance.clone(),
+            ),
             client,
             cloud,
             clock,

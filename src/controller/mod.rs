@@ -9,8 +9,10 @@ pub mod droplet;
 pub mod error;
 pub mod kstatus;
 pub mod pool;
+pub mod recorder;
 pub mod status_writer;
 pub mod template;
+pub mod watched;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -20,12 +22,13 @@ use std::time::Instant;
 use clock::SharedClock;
 use futures::StreamExt;
 use kube::runtime::controller::Action;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Resource};
 use tokio_util::sync::CancellationToken;
 
 pub use context::{Context, OperatorConfig, Stores, Timings, WatchScope};
 pub use error::Error;
+pub use watched::Watched;
 
 use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::Droplet;
@@ -85,21 +88,6 @@ fn controller_config() -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_PASSES)
 }
 
-/// A controller of `api`'s objects with the operator's watch and concurrency settings. (Its
-/// cache keeps `managedFields`: stripping them needs kube's unstable stream API, decision 0024.)
-fn cached_controller<K>(api: Api<K>) -> Controller<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    Controller::new(api, watch_config()).with_config(controller_config())
-}
-
 /// Starts the four controllers (and their background tasks); they stop, finishing the passes
 /// under way, when `shutdown` is cancelled. `readiness` turns true once every cache is synced.
 pub fn start_controllers(
@@ -114,10 +102,10 @@ pub fn start_controllers(
         metrics,
         config,
     } = parts;
-    let templates = cached_controller(Api::<MCPTemplate>::all(client.clone()));
-    let pools = cached_controller(scoped_api::<DropletPool>(&client, &config.scope));
-    let droplets = cached_controller(scoped_api::<Droplet>(&client, &config.scope));
-    let deployments = cached_controller(scoped_api::<MCPDeployment>(&client, &config.scope));
+    let templates = Watched::new(Api::<MCPTemplate>::all(client.clone()));
+    let pools = Watched::new(scoped_api::<DropletPool>(&client, &config.scope));
+    let droplets = Watched::new(scoped_api::<Droplet>(&client, &config.scope));
+    let deployments = Watched::new(scoped_api::<MCPDeployment>(&client, &config.scope));
     let stores = Stores {
         templates: templates.store(),
         pools: pools.store(),
@@ -297,8 +285,8 @@ where
             // error_policy counts this failure after the pass returns.
             let consecutive = failures.count(&key).saturating_add(1);
             if announces_failure(consecutive) {
-                let event = kube::runtime::events::Event {
-                    type_: kube::runtime::events::EventType::Warning,
+                let event = recorder::Event {
+                    type_: recorder::EventType::Warning,
                     reason: error.condition_reason().to_string(),
                     note: Some(format!(
                         "{consecutive} passes in a row failed; retrying with backoff: {error}"

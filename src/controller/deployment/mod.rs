@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
+use super::Watched;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret as SecretObject};
 use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -43,7 +43,7 @@ use super::agent_access::managed_labels;
 use super::status_writer::{apply_object, apply_status, ensure_finalizer};
 use super::{
     Context, Error, FailureCounts, PassTarget, backoff_action, drain, instrumented, object_key,
-    scoped_api, watch_config,
+    scoped_api,
 };
 use crate::agent_client::AgentClient;
 use crate::api::conditions::find;
@@ -262,7 +262,7 @@ fn by_secret(
 
 /// Runs the controller until `shutdown`.
 pub async fn run(
-    controller: Controller<MCPDeployment>,
+    controller: Watched<MCPDeployment>,
     ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) {
@@ -271,21 +271,17 @@ pub async fn run(
     let seen = wake::Seens::default();
     let for_secrets = Arc::clone(&ctx);
     let stream = controller
-        .watches(
-            Api::<MCPTemplate>::all(ctx.client.clone()),
-            watch_config(),
-            move |t| by_template(&for_templates, &t.name_any()),
-        )
+        .watches(Api::<MCPTemplate>::all(ctx.client.clone()), move |t| {
+            by_template(&for_templates, &t.name_any())
+        })
         .watches(
             scoped_api::<Droplet>(&ctx.client, &ctx.config.scope),
-            watch_config(),
             move |d| by_droplet(&for_droplets, &seen, &d),
         )
         // Secrets are watched by metadata only (`PartialObjectMeta` makes kube ask for
         // metadata): their values never reach this process's caches.
         .watches(
             scoped_api::<PartialObjectMeta<SecretObject>>(&ctx.client, &ctx.config.scope),
-            watch_config(),
             move |meta| {
                 let ns = meta.metadata.namespace.clone().unwrap_or_default();
                 let name = meta.metadata.name.clone().unwrap_or_default();
@@ -297,8 +293,7 @@ pub async fn run(
                 )
             },
         )
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx);
+        .run(reconcile, error_policy, ctx, shutdown);
     drain(NAME, stream).await;
 }
 

@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use super::Watched;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret as SecretObject;
 use kube::api::{ObjectMeta, Patch, PatchParams};
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -35,7 +35,7 @@ use super::agent_access::managed_labels;
 use super::status_writer::{apply_object, apply_status};
 use super::{
     Context, Error, FIELD_MANAGER, FailureCounts, PassTarget, backoff_action, drain, instrumented,
-    object_key, scoped_api, watch_config,
+    object_key, scoped_api,
 };
 use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::{Droplet, DropletPhase, DropletStatus};
@@ -92,17 +92,15 @@ fn error_policy(object: Arc<Droplet>, error: &Error, ctx: Arc<Context>) -> Actio
 
 /// Runs the controller (woken also by MCPDeployments placed on or pinned to a droplet) and
 /// the orphan sweep until `shutdown`.
-pub async fn run(controller: Controller<Droplet>, ctx: Arc<Context>, shutdown: CancellationToken) {
+pub async fn run(controller: Watched<Droplet>, ctx: Arc<Context>, shutdown: CancellationToken) {
     let deployments = scoped_api::<MCPDeployment>(&ctx.client, &ctx.config.scope);
     let view = Arc::new(CloudView::default());
-    let stream = controller
-        .watches(deployments, watch_config(), droplets_of_deployment)
-        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(
-            move |object, ctx| reconcile(object, ctx, Arc::clone(&view)),
-            error_policy,
-            Arc::clone(&ctx),
-        );
+    let stream = controller.watches(deployments, droplets_of_deployment).run(
+        move |object, ctx| reconcile(object, ctx, Arc::clone(&view)),
+        error_policy,
+        Arc::clone(&ctx),
+        shutdown.clone(),
+    );
     tokio::join!(
         drain(NAME, stream),
         sweep::run(Arc::clone(&ctx), shutdown.clone())

@@ -17,9 +17,9 @@ pub mod status;
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
+use super::Watched;
 use futures::StreamExt;
 use kube::Api;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Context, Error, FailureCounts, PassTarget, backoff_action, drain, instrumented, object_key,
-    scoped_api, status_writer, watch_config,
+    scoped_api, status_writer,
 };
 use crate::api::droplet::Droplet;
 use crate::api::pool::DropletPool;
@@ -114,7 +114,7 @@ fn pool_of(droplet: Droplet) -> Option<ObjectRef<DropletPool>> {
 /// Runs the controller and the provisioner until `shutdown`; `demand` is the deployment
 /// controller's signal that deployments wait for a droplet.
 pub async fn run(
-    controller: Controller<DropletPool>,
+    controller: Watched<DropletPool>,
     demand: UnboundedReceiver<()>,
     ctx: Arc<Context>,
     shutdown: CancellationToken,
@@ -131,9 +131,8 @@ pub async fn run(
     let after_pass = tokio_stream::wrappers::UnboundedReceiverStream::new(after_pass_rx);
     let droplets = scoped_api::<Droplet>(&ctx.client, &ctx.config.scope);
     let stream = controller
-        .watches(droplets, watch_config(), pool_of)
+        .watches(droplets, pool_of)
         .reconcile_all_on(after_pass.map(|()| ()))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(
             reconcile,
             error_policy,
@@ -141,6 +140,7 @@ pub async fn run(
                 ctx: Arc::clone(&ctx),
                 outcomes,
             }),
+            shutdown,
         );
     tokio::join!(provisioner, drain(NAME, stream));
 }

@@ -9,9 +9,9 @@ pub mod plan;
 
 use std::sync::{Arc, LazyLock};
 
+use super::Watched;
 use kube::Api;
 use kube::Resource;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use tokio_util::sync::CancellationToken;
@@ -149,14 +149,8 @@ fn error_policy(object: Arc<MCPTemplate>, error: &Error, tc: Arc<TemplateContext
 }
 
 /// Runs the controller until `shutdown`.
-pub async fn run(
-    controller: Controller<MCPTemplate>,
-    ctx: Arc<Context>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(controller: Watched<MCPTemplate>, ctx: Arc<Context>, shutdown: CancellationToken) {
     let tc = Arc::new(TemplateContext::new(ctx));
-    let stream = controller
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, tc);
+    let stream = controller.run(reconcile, error_policy, tc, shutdown);
     drain(NAME, stream).await;
 }
