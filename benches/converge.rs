@@ -6,6 +6,8 @@
 //!   requests and 429s, and the share Ready without human action (with `MCP_BENCH_FAULTS=heavy`).
 //! - `memory`: the operator as its own process (`run --cloud simulated`) against kube-sim holding
 //!   10,000 objects; reports its peak RSS once every object was reconciled.
+//!   `MCP_BENCH_OPERATOR_WRAPPER` runs the operator under a tool, e.g. `heaptrack -o /tmp/op`
+//!   (the RSS then reported is the tool's process's; the tool's own output is the point).
 //!
 //! Run: `cargo bench -p mcp-droplet-operator --bench converge` (mode from `MCP_BENCH_MODE`,
 //! size from `MCP_BENCH_DEPLOYMENTS` / `MCP_BENCH_OBJECTS`, clock speed from `MCP_BENCH_SPEED`,
