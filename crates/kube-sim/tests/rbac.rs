@@ -551,6 +551,28 @@ async fn the_access_record_names_the_rule_behind_each_request_and_the_unused_one
             "ClusterRole \"widget-editor\" rule 2: verbs [\"delete\"] apiGroups [\"\"] resources [\"persistentvolumeclaims\"]",
         ]
     );
+    // One verb on one resource at a time: the used rules' other verbs show up too.
+    let unused: Vec<String> = w
+        .sim
+        .unused_permissions()
+        .expect("rbac on")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        unused,
+        [
+            "Role \"team-a/config-reader\" rule 0: get \"configmaps\" in API group \"\"",
+            "Role \"team-a/config-reader\" rule 1: get \"configmaps\" in API group \"\"",
+            "Role \"team-a/config-reader\" rule 1: update \"configmaps\" in API group \"\"",
+            "Role \"team-a/config-reader\" rule 1: watch \"configmaps\" in API group \"\"",
+            "ClusterRole \"widget-editor\" rule 0: list \"widgets\" in API group \"sim.example.io\"",
+            "ClusterRole \"widget-editor\" rule 0: create \"widgets\" in API group \"sim.example.io\"",
+            "ClusterRole \"widget-editor\" rule 1: update \"widgets/status\" in API group \"sim.example.io\"",
+            "ClusterRole \"widget-editor\" rule 2: delete \"persistentvolumeclaims\" in API group \"\"",
+        ]
+    );
+    assert_eq!(record.permissions_dropped(), 0);
     w.sim.shutdown().await;
 }
 
