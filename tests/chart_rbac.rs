@@ -6,13 +6,18 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
+use kube_sim::rbac::{Attributes, UserInfo};
 use mcp_droplet_operator::api::template::{MCPTemplate, TemplatePhase};
 use mcp_droplet_operator::controller::context::WatchScope;
 use mcp_droplet_operator::image_check::ImageCheckSettings;
+use mcp_droplet_operator::sim::world::client_with;
 use mcp_droplet_operator::testing::FakeRegistry;
-use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorRbac};
+use mcp_droplet_operator::testing::operator::{
+    HarnessOptions, OperatorHarness, OperatorIdentity, OperatorRbac, eventually,
+};
 
 const DIGEST: &str = "sha256:6666666666666666666666666666666666666666666666666666666666666666";
 const WAIT: Duration = Duration::from_secs(30);
@@ -38,7 +43,7 @@ async fn template_accepted_under(rbac: OperatorRbac, scope: WatchScope, operator
             config.scope = scope;
             config.operator_namespace = operator_ns;
         }),
-        operator_rbac: Some(rbac),
+        identity: OperatorIdentity::Rbac(rbac),
         ..HarnessOptions::default()
     })
     .await
@@ -110,7 +115,7 @@ async fn a_deployment_lives_and_dies_under_the_charts_rbac() {
 
     let harness = OperatorHarness::start(HarnessOptions {
         configure: Box::new(|config| config.operator_namespace = "mcp-system".to_owned()),
-        operator_rbac: Some(chart_rbac("all-namespaces", "mcp-system")),
+        identity: OperatorIdentity::Rbac(chart_rbac("all-namespaces", "mcp-system")),
         ..HarnessOptions::default()
     })
     .await
@@ -211,5 +216,92 @@ async fn a_deployment_lives_and_dies_under_the_charts_rbac() {
         eprintln!("a chart rule this scenario did not use: {rule}");
     }
     let _ = templates.delete(&template_name, &Default::default()).await;
+    harness.shutdown().await;
+}
+
+/// The chart's cluster-wide documents with every rule on `resource` left out.
+fn chart_rbac_without(resource: &str) -> OperatorRbac {
+    let mut rbac = chart_rbac("all-namespaces", "mcp-system");
+    for document in &mut rbac.documents {
+        if let Some(rules) = document
+            .get_mut("rules")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            rules.retain(|rule| {
+                !rule["resources"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r == resource))
+            });
+        }
+    }
+    rbac
+}
+
+/// Every scenario proves the chart's RBAC suffices: a request the operator's RBAC does not
+/// grant (here its events, with the events rules left out) fails the scenario when its harness
+/// shuts down, naming the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_rbac_does_not_grant_fails_the_scenario_at_shutdown() {
+    let harness = OperatorHarness::start(HarnessOptions {
+        identity: OperatorIdentity::Rbac(chart_rbac_without("events")),
+        ..HarnessOptions::default()
+    })
+    .await
+    .expect("harness");
+    let name = format!("time-{}", harness.namespace);
+    let mut template = MCPTemplate::test("time").build();
+    template.metadata.name = Some(name.clone());
+    let api: Api<MCPTemplate> = Api::all(harness.client.clone());
+    api.create(&PostParams::default(), &template)
+        .await
+        .expect("create template");
+    let denied = eventually("the operator's event denied", WAIT, || async {
+        let denied = harness.operator_denials().expect("access record");
+        (!denied.is_empty()).then_some(denied)
+    })
+    .await;
+    assert!(
+        denied.iter().all(
+            |d| d.user == "system:serviceaccount:mcp-system:mcp-droplet-operator"
+                && matches!(&d.attributes, Attributes::Resource(r) if r.resource == "events")
+        ),
+        "{denied:#?}"
+    );
+    let _ = api.delete(&name, &Default::default()).await;
+    let shutdown = tokio::spawn(harness.shutdown()).await;
+    assert!(
+        shutdown.as_ref().is_err_and(|e| e.is_panic()),
+        "the shutdown passed: {shutdown:?}"
+    );
+}
+
+/// Only the operator's denials count: a test's own client that is refused something (here a
+/// user with no role listing Secrets) does not fail the scenario.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_denied_request_is_not_the_operators() {
+    let harness = OperatorHarness::start(HarnessOptions::default())
+        .await
+        .expect("harness");
+    let sim = harness.world.kube().expect("kube-sim");
+    let token = sim
+        .user_token(UserInfo::user("jane", &[]))
+        .expect("a user's token");
+    let jane = client_with(sim, &token).expect("jane's client");
+    let secrets: Api<Secret> = Api::namespaced(jane, &harness.namespace);
+    let refused = secrets.list(&Default::default()).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(status)) if status.code == 403),
+        "{refused:?}"
+    );
+    let denied = sim.access_record().expect("access record").denied();
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    assert_eq!(denied[0].user, "jane");
+    assert!(
+        harness
+            .operator_denials()
+            .expect("access record")
+            .is_empty(),
+        "jane's denial counted as the operator's"
+    );
     harness.shutdown().await;
 }
