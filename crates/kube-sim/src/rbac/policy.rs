@@ -137,8 +137,9 @@ pub enum Decision {
     Allowed {
         /// The rule.
         rule: RuleRef,
-        /// Which of the rule's permissions (verb × group × resource entry) allowed it.
-        permission: Permission,
+        /// Which of the rule's permissions (verb × group × resource entry) allowed it (boxed:
+        /// the other outcomes carry nothing).
+        permission: Box<Permission>,
         /// The reason a SubjectAccessReview reports.
         reason: String,
     },
@@ -424,7 +425,7 @@ impl Policy {
                         role,
                         index,
                     },
-                    permission,
+                    permission: Box::new(permission),
                     reason,
                 };
             }
