@@ -543,12 +543,15 @@ async fn the_operators_whole_life(
         .expect("Ready again with the new value");
 
     // 5. Its droplet lost at DigitalOcean: the operator deletes the object, and the pool
-    // provisions another for the deployment.
+    // provisions another for the deployment (whose name may be the same: it is derived from the
+    // deployments it is made for).
     let droplets: Api<Droplet> = Api::namespaced(admin.clone(), &ns);
-    let lost = droplets
+    let before = droplets
         .get(&provisioned)
         .await
-        .expect("the provisioned droplet")
+        .expect("the provisioned droplet");
+    let lost_uid = before.metadata.uid.clone();
+    let lost = before
         .status
         .and_then(|s| s.droplet_id)
         .and_then(|id| u64::try_from(id).ok())
@@ -559,18 +562,17 @@ async fn the_operators_whole_life(
         .expect("a simulated cloud")
         .digitalocean;
     assert!(cloud.lose_droplet(lost), "the droplet existed");
-    harness
-        .wait_for(&deployments, "time", LONG, |d| {
-            ready(d) && placed_on(d).is_some_and(|on| on != provisioned)
-        })
-        .await
-        .expect("Ready on a new droplet");
     eventually("the lost droplet's object deleted", LONG, || async {
-        droplets
-            .get_opt(&provisioned)
-            .await
-            .ok()
-            .and_then(|d| d.is_none().then_some(()))
+        let now = droplets.get_opt(&provisioned).await.ok()?;
+        now.is_none_or(|d| d.metadata.uid != lost_uid).then_some(())
+    })
+    .await;
+    eventually("the deployment Ready on a new droplet", LONG, || async {
+        let d = deployments.get("time").await.ok()?;
+        let on = placed_on(&d).filter(|_| ready(&d))?;
+        let droplet = droplets.get_opt(&on).await.ok()??;
+        let id = droplet.status.and_then(|s| s.droplet_id)?;
+        (droplet.metadata.uid != lost_uid && u64::try_from(id).ok() != Some(lost)).then_some(())
     })
     .await;
 
