@@ -24,7 +24,7 @@ use mcp_droplet_operator::controller::deployment::{
     self, CERTIFICATE_KEY, TOKEN_KEY, URL_KEY, endpoint_secret_name,
 };
 use mcp_droplet_operator::testing::operator::eventually;
-use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorRbac};
+use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorIdentity};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -1086,16 +1086,11 @@ async fn an_operator_restart_mid_deploy_converges() {
     h.shutdown().await;
 }
 
-/// Exactly the Helm chart's rendered RBAC (cluster-wide install): the run contract's
-/// permissions as users install them.
-fn run_contract_rbac() -> OperatorRbac {
-    OperatorRbac::from_chart("all-namespaces").expect("the chart's rendered RBAC")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deployment_controller_needs_only_the_run_contracts_permissions() {
     let h = OperatorHarness::start(HarnessOptions {
-        operator_rbac: Some(run_contract_rbac()),
+        // Exactly the chart's rendered RBAC (the default, spelled out: this is its test).
+        identity: OperatorIdentity::ChartRbac,
         ..HarnessOptions::default()
     })
     .await

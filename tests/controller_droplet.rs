@@ -25,7 +25,7 @@ use mcp_droplet_operator::sim::operator::world_cloud_client;
 use mcp_droplet_operator::telemetry::Metrics;
 use mcp_droplet_operator::testing::DropletBuilder;
 use mcp_droplet_operator::testing::dtma_fake::{FakeAgent, FakeDtma, Quirks};
-use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
+use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorIdentity};
 use secrecy::ExposeSecret;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -698,17 +698,11 @@ async fn a_written_pool_droplet_lost_at_digitalocean_stays_failed() {
     h.shutdown().await;
 }
 
-/// Exactly the Helm chart's rendered RBAC (cluster-wide install): the run contract's
-/// permissions as users install them.
-fn run_contract_rbac() -> mcp_droplet_operator::testing::operator::OperatorRbac {
-    mcp_droplet_operator::testing::operator::OperatorRbac::from_chart("all-namespaces")
-        .expect("the chart's rendered RBAC")
-}
-
 #[tokio::test]
 async fn the_droplet_controller_needs_only_the_run_contracts_permissions() {
     let h = OperatorHarness::start(HarnessOptions {
-        operator_rbac: Some(run_contract_rbac()),
+        // Exactly the chart's rendered RBAC (the default, spelled out: this is its test).
+        identity: OperatorIdentity::ChartRbac,
         ..HarnessOptions::default()
     })
     .await

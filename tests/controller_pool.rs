@@ -23,7 +23,7 @@ use mcp_droplet_operator::controller::pool::plan::{POOL_LABEL, provisioned_for};
 use mcp_droplet_operator::controller::pool::provisioner::PROVISIONER;
 use mcp_droplet_operator::controller::pool::status::{UNSCHEDULABLE, aggregate};
 use mcp_droplet_operator::telemetry::metrics::ControllerLabels;
-use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness};
+use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorIdentity};
 
 /// Longest wait for one condition (real time; the world runs at speed 30).
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -466,17 +466,11 @@ async fn pool_status_aggregates_its_droplets_and_is_not_rewritten_when_converged
     harness.shutdown().await;
 }
 
-/// Exactly the Helm chart's rendered RBAC (cluster-wide install): the run contract's
-/// permissions as users install them.
-fn run_contract_rbac() -> mcp_droplet_operator::testing::operator::OperatorRbac {
-    mcp_droplet_operator::testing::operator::OperatorRbac::from_chart("all-namespaces")
-        .expect("the chart's rendered RBAC")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_controller_needs_only_the_run_contracts_permissions() {
     let harness = started(HarnessOptions {
-        operator_rbac: Some(run_contract_rbac()),
+        // Exactly the chart's rendered RBAC (the default, spelled out: this is its test).
+        identity: OperatorIdentity::ChartRbac,
         ..HarnessOptions::default()
     })
     .await;

@@ -18,7 +18,7 @@ use mcp_droplet_operator::controller::template::plan::{ImageObservation, plan};
 use mcp_droplet_operator::image_check::ImageCheckSettings;
 use mcp_droplet_operator::image_check::{CheckedImage, ImageCheck};
 use mcp_droplet_operator::telemetry::metrics::ControllerLabels;
-use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorRbac};
+use mcp_droplet_operator::testing::operator::{HarnessOptions, OperatorHarness, OperatorIdentity};
 use mcp_droplet_operator::testing::{FakeRegistry, RegistryMode};
 use serde::Deserialize;
 
@@ -346,12 +346,6 @@ async fn warnings_show_in_a_condition_and_events_without_rejecting_on(options: H
     finish(harness, &api, &name).await;
 }
 
-/// Exactly the Helm chart's rendered RBAC (cluster-wide install): the run contract's
-/// permissions as users install them.
-fn run_contract_rbac() -> OperatorRbac {
-    OperatorRbac::from_chart("all-namespaces").expect("the chart's rendered RBAC")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_controller_needs_only_the_run_contracts_permissions() {
     let registry = FakeRegistry::start().await.expect("registry");
@@ -359,7 +353,8 @@ async fn the_template_controller_needs_only_the_run_contracts_permissions() {
     let harness = operator_with(
         &registry,
         HarnessOptions {
-            operator_rbac: Some(run_contract_rbac()),
+            // Exactly the chart's rendered RBAC (the default, spelled out: this is its test).
+            identity: OperatorIdentity::ChartRbac,
             ..HarnessOptions::default()
         },
     )

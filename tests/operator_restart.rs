@@ -3,7 +3,9 @@
 //! answered 500 after committing), while a droplet boots or enrols, and while servers deploy. The
 //! simulated cloud lives in this test process, so it keeps its state across operator restarts,
 //! like `sim --no-kube` in another process. It must converge with no duplicate droplet, and
-//! deleting everything must leave no droplet in the cloud.
+//! deleting everything must leave no droplet in the cloud. The process runs as the chart's
+//! service account under exactly its rendered RBAC (in its release namespace `mcp-system`), and
+//! none of its requests may be denied.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -17,9 +19,12 @@ use mcp_droplet_operator::api::droplet::{Droplet, DropletPhase};
 use mcp_droplet_operator::api::template::MCPTemplate;
 use mcp_droplet_operator::sim::digitalocean::{FaultConfig, SimDoConfig};
 use mcp_droplet_operator::sim::{CloudSettings, KubeSimSettings, World, WorldConfig};
+use mcp_droplet_operator::testing::operator::OperatorRbac;
 use secrecy::{ExposeSecret, SecretString};
 
 const NS: &str = "restart";
+/// The chart's release namespace: the operator's own (its token Secret is there).
+const OPERATOR_NS: &str = "mcp-system";
 const DEPLOYMENTS: usize = 6;
 
 fn start_operator(kubeconfig: &Path, do_url: &str) -> tokio::process::Child {
@@ -29,7 +34,7 @@ fn start_operator(kubeconfig: &Path, do_url: &str) -> tokio::process::Child {
             "--leader-election",
             "false",
             "--namespace",
-            "default",
+            OPERATOR_NS,
         ])
         .args(["--admin-addr", "127.0.0.1:0", "--digitalocean-url", do_url])
         .args(["--cluster-id", "restart-test"])
@@ -79,7 +84,7 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
     let world = World::start(WorldConfig {
         clock: std::sync::Arc::new(clock::SystemClock),
         kube: Some(KubeSimSettings {
-            kubeconfig: Some(kubeconfig.clone()),
+            rbac: Some(kube_sim::rbac::Rbac::new()),
             ..Default::default()
         }),
         cloud: Some(CloudSettings {
@@ -92,25 +97,40 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
     .await
     .expect("world");
     let client = world.kube_client().expect("client");
+    // The operator's kubeconfig carries the chart's service account's token.
+    let sim = world.kube().expect("kube-sim");
+    let rbac = OperatorRbac::from_chart("all-namespaces").expect("the chart's rendered RBAC");
+    assert_eq!(rbac.namespace, OPERATOR_NS);
+    sim.apply_documents(&rbac.documents, &rbac.namespace, "restart-test")
+        .expect("the chart's RBAC");
+    let account_token = sim
+        .service_account_token(&rbac.namespace, &rbac.service_account)
+        .expect("the service account's token");
+    sim.write_kubeconfig_with(&kubeconfig, &account_token)
+        .expect("the operator's kubeconfig");
+    let operator_user =
+        kube_sim::rbac::UserInfo::service_account(&rbac.namespace, &rbac.service_account).name;
     let do_url = world.digitalocean_url().expect("cloud url");
     let cloud = &world.cloud().expect("cloud").digitalocean;
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            NS,
-            &apply_params(),
-            &Patch::Apply(Namespace {
-                metadata: ObjectMeta {
-                    name: Some(NS.into()),
+    for ns in [NS, OPERATOR_NS] {
+        namespaces
+            .patch(
+                ns,
+                &apply_params(),
+                &Patch::Apply(Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(ns.into()),
+                        ..Default::default()
+                    },
                     ..Default::default()
-                },
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("namespace");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+                }),
+            )
+            .await
+            .expect("namespace");
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), OPERATOR_NS);
     secrets
         .patch(
             "digitalocean-token",
@@ -301,5 +321,16 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
     })
     .await;
     kill(&mut operator).await;
+    let denied: Vec<_> = sim
+        .access_record()
+        .expect("access record")
+        .denied()
+        .into_iter()
+        .filter(|d| d.user == operator_user)
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "denied under the chart's RBAC: {denied:#?}"
+    );
     world.shutdown().await;
 }

@@ -256,22 +256,49 @@ async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, RunEr
     kube::Client::try_from(config).map_err(RunError::Kube)
 }
 
-async fn read_token(client: &kube::Client, args: &RunArgs) -> Result<SecretString, RunError> {
-    let secrets: Api<SecretObject> = Api::namespaced(client.clone(), &args.namespace);
+/// The leader election of `run`: the Lease `lease_name` in the operator's `namespace`, held 15 s
+/// and renewed 5 s before it runs out, written under the operator's field manager. Public so the
+/// chart's RBAC tests elect a leader exactly as `run` does.
+pub async fn lease_manager(
+    client: kube::Client,
+    namespace: &str,
+    lease_name: &str,
+    identity: &str,
+) -> Result<kube_lease_manager::LeaseManager, RunError> {
+    kube_lease_manager::LeaseManagerBuilder::new(client, lease_name)
+        .with_namespace(namespace)
+        .with_identity(identity)
+        .with_duration(15)
+        .with_grace(5)
+        .with_field_manager(FIELD_MANAGER)
+        .build()
+        .await
+        .map_err(|e| RunError::Lease(e.to_string()))
+}
+
+/// Reads the DigitalOcean token from the Secret `name` in the operator's `namespace` (key
+/// `key`), as `run` does at start. Public so the chart's RBAC tests read it as `run` does.
+pub async fn read_token(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<SecretString, RunError> {
+    let secrets: Api<SecretObject> = Api::namespaced(client.clone(), namespace);
     let problem = |problem: &str| RunError::Token {
-        namespace: args.namespace.clone(),
-        name: args.digitalocean_token_secret.clone(),
-        key: args.digitalocean_token_key.clone(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        key: key.to_owned(),
         problem: problem.to_string(),
     };
     let secret = secrets
-        .get_opt(&args.digitalocean_token_secret)
+        .get_opt(name)
         .await?
         .ok_or_else(|| problem("does not exist"))?;
     let bytes = secret
         .data
-        .and_then(|mut d| d.remove(&args.digitalocean_token_key))
-        .ok_or_else(|| problem(&format!("has no key {:?}", args.digitalocean_token_key)))?;
+        .and_then(|mut d| d.remove(key))
+        .ok_or_else(|| problem(&format!("has no key {key:?}")))?;
     let token =
         String::from_utf8(bytes.0).map_err(|_| problem("holds a token that is not UTF-8"))?;
     let token = token.trim();
@@ -318,7 +345,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let cloud = match args.cloud {
         CloudKind::Digitalocean => {
             clock = Arc::new(SystemClock);
-            let token = read_token(&client, &args).await?;
+            let token = read_token(
+                &client,
+                &args.namespace,
+                &args.digitalocean_token_secret,
+                &args.digitalocean_token_key,
+            )
+            .await?;
             cloud_client(&args.digitalocean_url, token, clock.clone(), &metrics)?
         }
         CloudKind::Simulated => {
@@ -375,15 +408,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| format!("mcp-droplet-operator-{}", uuid::Uuid::new_v4().simple()));
         let manager =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-                .with_namespace(&args.namespace)
-                .with_identity(&identity)
-                .with_duration(15)
-                .with_grace(5)
-                .with_field_manager(FIELD_MANAGER)
-                .build()
-                .await
-                .map_err(|e| RunError::Lease(e.to_string()))?;
+            lease_manager(client.clone(), &args.namespace, &args.lease_name, &identity).await?;
         let (mut rx, _task) = manager.watch().await;
         tracing::info!(%identity, lease = %args.lease_name, "waiting for leadership");
         loop {

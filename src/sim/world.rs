@@ -277,7 +277,19 @@ pub async fn start_kube(
 
 /// A kube client talking to a running kube-sim.
 pub fn client_for(sim: &kube_sim::Handle) -> Result<kube::Client, WorldError> {
-    let cc = sim.client_config();
+    client_of(sim.client_config())
+}
+
+/// A kube client of a running kube-sim that authenticates with `token` (a service account's or
+/// a user's, from `Handle::service_account_token` or `Handle::user_token`).
+pub fn client_with(
+    sim: &kube_sim::Handle,
+    token: &kube_sim::BearerToken,
+) -> Result<kube::Client, WorldError> {
+    client_of(sim.client_config_with(token))
+}
+
+fn client_of(cc: kube_sim::ClientConfig) -> Result<kube::Client, WorldError> {
     let url = cc
         .url
         .parse()

@@ -1,6 +1,10 @@
 //! The operator against a whole simulated world, for scenario tests: kube-sim with the CRDs,
 //! the simulated DigitalOcean with real agents, and the four controllers in-process, on one
 //! scaled clock. `wait_for` awaits a condition on an object (no sleeps as synchronisation).
+//!
+//! In kube-sim the operator runs as the chart's service account under exactly the chart's
+//! rendered RBAC unless a test asks otherwise ([`OperatorIdentity`]), and
+//! [`OperatorHarness::shutdown`] fails the test when any of its requests was denied.
 
 use std::fmt::Debug;
 use std::path::PathBuf;
@@ -34,13 +38,29 @@ pub struct HarnessOptions {
     /// A real cluster's kubeconfig instead of kube-sim (the CRDs are applied to it); see
     /// [`HarnessOptions::real_cluster_from_env`].
     pub real_cluster: Option<PathBuf>,
-    /// Run the operator as a service account under RBAC: kube-sim authorizes every request,
-    /// these documents (e.g. the chart's rendered ServiceAccount, roles and bindings) are
-    /// applied, and the operator's client carries the account's token. kube-sim only.
-    pub operator_rbac: Option<OperatorRbac>,
+    /// Who the operator is to kube-sim: by default exactly the chart's rendered RBAC, so every
+    /// scenario proves the chart grants enough. Ignored against a real cluster
+    /// (`real_cluster`): there the operator uses the kubeconfig's credentials as they are.
+    pub identity: OperatorIdentity,
 }
 
-/// The operator's identity and permissions for [`HarnessOptions::operator_rbac`].
+/// Who the operator runs as in kube-sim ([`HarnessOptions::identity`]).
+#[derive(Debug, Clone, Default)]
+pub enum OperatorIdentity {
+    /// The service account of the Helm chart's default (all-namespaces) install with exactly its
+    /// rendered RBAC (`OperatorRbac::from_chart("all-namespaces")`); kube-sim authorizes every
+    /// request and the harness's shutdown fails the test when one of the operator's was denied.
+    #[default]
+    ChartRbac,
+    /// A service account with these RBAC documents (e.g. the chart's `namespaced` mode, or
+    /// fewer rules to show a denial); denials fail the shutdown as with `ChartRbac`.
+    Rbac(OperatorRbac),
+    /// kube-sim's superuser (`system:masters`, RBAC off): only for a test whose set-up the
+    /// chart's RBAC cannot express; the test says why in a comment.
+    Superuser,
+}
+
+/// A service account and its RBAC documents, for [`OperatorIdentity::Rbac`].
 #[derive(Debug, Clone)]
 pub struct OperatorRbac {
     /// RBAC documents (ServiceAccount, Role, ClusterRole, bindings) to apply.
@@ -59,14 +79,17 @@ impl OperatorRbac {
     pub fn from_chart(mode: &str) -> Result<Self, HarnessError> {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join(format!("tests/fixtures/chart/rbac-{mode}.yaml"));
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| HarnessError::Kube(format!("{}: {e}", path.display())))?;
-        let documents = kube_sim::rbac::documents_from_yaml(&text)
-            .map_err(|e| HarnessError::Kube(format!("{}: {e}", path.display())))?;
+        let fixture_error = |message: String| HarnessError::ChartRbac {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| fixture_error(e.to_string()))?;
+        let documents =
+            kube_sim::rbac::documents_from_yaml(&text).map_err(|e| fixture_error(e.to_string()))?;
         let account = documents
             .iter()
             .find(|d| d["kind"] == "ServiceAccount")
-            .ok_or_else(|| HarnessError::Kube(format!("{}: no ServiceAccount", path.display())))?;
+            .ok_or_else(|| fixture_error("no ServiceAccount".into()))?;
         let field = |key: &str| {
             account["metadata"][key]
                 .as_str()
@@ -74,6 +97,11 @@ impl OperatorRbac {
                 .to_string()
         };
         let (namespace, service_account) = (field("namespace"), field("name"));
+        if namespace.is_empty() || service_account.is_empty() {
+            return Err(fixture_error(
+                "the ServiceAccount has no name or namespace".into(),
+            ));
+        }
         Ok(Self {
             documents,
             namespace,
@@ -111,7 +139,7 @@ impl Default for HarnessOptions {
             configure: Box::new(|_| {}),
             start_operator: true,
             real_cluster: None,
-            operator_rbac: None,
+            identity: OperatorIdentity::default(),
         }
     }
 }
@@ -128,6 +156,14 @@ pub enum HarnessError {
     /// The Kubernetes set-up (real cluster config, CRDs, namespace) failed.
     #[error("Kubernetes set-up: {0}")]
     Kube(String),
+    /// The chart's rendered RBAC (tests/fixtures/chart/rbac-<mode>.yaml) could not be loaded.
+    #[error("the chart's RBAC fixture {path}: {message}")]
+    ChartRbac {
+        /// The fixture file.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
     /// A wait ran out; the message shows the object's last state.
     #[error("timed out after {waited:?} waiting for {what}; last seen: {last}")]
     Timeout {
@@ -148,8 +184,10 @@ pub struct OperatorHarness {
     pub client: kube::Client,
     /// A namespace made for this harness (unique, so runs on a real cluster never collide).
     pub namespace: String,
-    /// The operator's client (the service account's under [`HarnessOptions::operator_rbac`]).
+    /// The operator's client (the service account's unless [`OperatorIdentity::Superuser`]).
     operator_client: kube::Client,
+    /// The user kube-sim authenticates the operator as, when it runs under RBAC.
+    operator_user: Option<String>,
     /// The clock of the world and the operator.
     pub clock: SharedClock,
     operator: Option<(RunningControllers, CancellationToken)>,
@@ -164,13 +202,17 @@ impl OperatorHarness {
         let clock: SharedClock = Arc::new(ScaledClock::new(options.speed));
         let id = uuid::Uuid::new_v4().simple().to_string();
         let data_dir = std::env::temp_dir().join(format!("mcp-harness-{id}"));
+        let rbac = match (options.identity, &options.real_cluster) {
+            (_, Some(_)) | (OperatorIdentity::Superuser, None) => None,
+            (OperatorIdentity::ChartRbac, None) => {
+                Some(OperatorRbac::from_chart("all-namespaces")?)
+            }
+            (OperatorIdentity::Rbac(rbac), None) => Some(rbac),
+        };
         let world = World::start(WorldConfig {
             clock: clock.clone(),
             kube: options.real_cluster.is_none().then(|| KubeSimSettings {
-                rbac: options
-                    .operator_rbac
-                    .as_ref()
-                    .map(|_| kube_sim::rbac::Rbac::new()),
+                rbac: rbac.as_ref().map(|_| kube_sim::rbac::Rbac::new()),
                 ..Default::default()
             }),
             cloud: Some(CloudSettings {
@@ -187,30 +229,25 @@ impl OperatorHarness {
         };
         let namespace = format!("t-{}", &id[..10]);
         setup_namespace(&client, &namespace).await?;
-        let operator_client = match (&options.operator_rbac, world.kube()) {
-            (Some(rbac), Some(sim)) => {
-                let err = |e: kube_sim::SimError| HarnessError::Kube(e.to_string());
-                sim.apply_documents(&rbac.documents, &rbac.namespace, "harness-rbac-setup")
-                    .map_err(err)?;
-                let token = sim
-                    .service_account_token(&rbac.namespace, &rbac.service_account)
-                    .map_err(err)?;
-                let cc = sim.client_config_with(&token);
-                let url = cc
-                    .url
-                    .parse()
-                    .map_err(|_| HarnessError::Kube(format!("kube-sim URL {}", cc.url)))?;
-                let mut kc = kube::Config::new(url);
-                kc.auth_info.token = cc.token.map(|t| t.expose().to_string().into());
-                let operator =
-                    kube::Client::try_from(kc).map_err(|e| HarnessError::Kube(e.to_string()))?;
-                sim.clear_access_record().map_err(err)?;
-                operator
-            }
-            _ => client.clone(),
+        let (operator_client, operator_user) = match (&rbac, world.kube()) {
+            (Some(rbac), Some(sim)) => (
+                service_account_client(sim, rbac)?,
+                Some(
+                    kube_sim::rbac::UserInfo::service_account(
+                        &rbac.namespace,
+                        &rbac.service_account,
+                    )
+                    .name,
+                ),
+            ),
+            _ => (client.clone(), None),
         };
         let mut config = simulated_operator_config(&format!("harness-{}", &id[..8]));
         config.timings = quick_timings();
+        if let Some(rbac) = &rbac {
+            // Where the chart installs it (its release namespace: the Lease's Role is there).
+            config.operator_namespace = rbac.namespace.clone();
+        }
         if options.real_cluster.is_some() {
             // A real cluster is shared by parallel test processes, each with its own simulated
             // cloud: an operator must see only its own namespace's objects.
@@ -221,6 +258,7 @@ impl OperatorHarness {
             world,
             client,
             operator_client,
+            operator_user,
             namespace,
             clock,
             operator: None,
@@ -305,20 +343,72 @@ impl OperatorHarness {
         wait_for(api, name, timeout, done).await
     }
 
+    /// The client the operator uses: the service account's under RBAC, else the test's.
+    pub fn operator_client(&self) -> &kube::Client {
+        &self.operator_client
+    }
+
+    /// The operator's requests kube-sim denied so far (empty when it runs without RBAC or
+    /// against a real cluster). Other users' denials (a test's own clients) are not counted.
+    pub fn operator_denials(&self) -> Result<Vec<kube_sim::rbac::DeniedAccess>, HarnessError> {
+        let (Some(user), Some(sim)) = (&self.operator_user, self.world.kube()) else {
+            return Ok(Vec::new());
+        };
+        let record = sim
+            .access_record()
+            .map_err(|e| HarnessError::Kube(e.to_string()))?;
+        Ok(record
+            .denied()
+            .into_iter()
+            .filter(|d| d.user == *user)
+            .collect())
+    }
+
     /// Stops everything and removes the agents' data. On a real cluster the harness's
     /// namespace is emptied first (through the operator's finalizers) and deleted.
+    ///
+    /// Panics (failing the test) when kube-sim denied any request of the operator's under its
+    /// RBAC: every scenario proves that the chart's permissions suffice.
     pub async fn shutdown(mut self) {
         if self.real_cluster {
             within_deadline("emptying the test namespace", self.clean_namespace()).await;
         }
         self.stop_operator().await;
+        let denials = self.operator_denials();
         within_deadline(
             "the simulated world's stop (kube-sim, agents, DigitalOcean)",
             self.world.shutdown(),
         )
         .await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        match denials {
+            Ok(denied) if denied.is_empty() => {}
+            Ok(denied) => panic!(
+                "kube-sim denied {} kind(s) of the operator's requests under its RBAC (the chart \
+                 lacks a permission, or the test set the operator up unlike the chart): \
+                 {denied:#?}",
+                denied.len()
+            ),
+            Err(error) => panic!("the operator's denied requests could not be read: {error}"),
+        }
     }
+}
+
+/// Applies `rbac`'s documents to kube-sim and returns a client with its service account's token
+/// (the access record starts empty after this set-up).
+fn service_account_client(
+    sim: &kube_sim::Handle,
+    rbac: &OperatorRbac,
+) -> Result<kube::Client, HarnessError> {
+    let err = |e: kube_sim::SimError| HarnessError::Kube(e.to_string());
+    sim.apply_documents(&rbac.documents, &rbac.namespace, "harness-rbac-setup")
+        .map_err(err)?;
+    let token = sim
+        .service_account_token(&rbac.namespace, &rbac.service_account)
+        .map_err(err)?;
+    let operator = crate::sim::world::client_with(sim, &token)?;
+    sim.clear_access_record().map_err(err)?;
+    Ok(operator)
 }
 
 /// The longest one step of the harness's shutdown may take, in real time. Every pass has its

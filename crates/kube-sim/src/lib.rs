@@ -434,6 +434,13 @@ impl Handle {
         Ok(self.access_record()?.unused_rules(&policy))
     }
 
+    /// For each rule of the stored roles (defaults aside), the permissions (verb × apiGroup ×
+    /// resource as written) that allowed no request so far: least privilege, one verb at a time.
+    pub fn unused_permissions(&self) -> Result<Vec<rbac::RulePermission>, SimError> {
+        let policy = self.rbac_policy()?;
+        Ok(self.access_record()?.unused_permissions(&policy))
+    }
+
     /// Forgets what was recorded (e.g. after a test's set-up).
     pub fn clear_access_record(&self) -> Result<(), SimError> {
         let authorizer = self.shared.rbac.as_ref().ok_or(SimError::RbacDisabled)?;

@@ -432,6 +432,48 @@ pub async fn handle(
     response
 }
 
+/// An apply patch that creates its object is authorized for `create` too, as the real server
+/// does (`withAuthorization` around the patcher's create validation, in
+/// `endpoints/handlers/patch.go`): `patch` alone lets a client change objects, not make them.
+fn authorize_create_on_apply(
+    shared: &Shared,
+    st: &crate::store::State,
+    user: Option<&UserInfo>,
+    info: &crate::resources::ResourceInfo,
+    ns: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let (Some(authorizer), Some(user)) = (&shared.rbac, user) else {
+        return Ok(());
+    };
+    if st.get(info, ns, name).is_ok() {
+        return Ok(());
+    }
+    let attributes = Attributes::Resource(crate::rbac::ResourceAttributes {
+        verb: "create".into(),
+        group: info.group.clone(),
+        resource: info.plural.clone(),
+        subresource: String::new(),
+        namespace: ns.to_string(),
+        name: name.to_string(),
+    });
+    let policy = authorizer.policy(st);
+    match authorizer.authorize(&policy, user, &attributes) {
+        Decision::Privileged | Decision::Allowed { .. } => Ok(()),
+        // `apierrors.NewForbidden` with the RBAC authorizer's reason, which is empty on a
+        // plain denial.
+        Decision::Denied => Err(ApiError::Forbidden {
+            message: format!(
+                "{} \"{name}\" is forbidden: ",
+                crate::status::qualified(&info.plural, &info.group)
+            ),
+            name: name.to_string(),
+            group: info.group.clone(),
+            kind: info.plural.clone(),
+        }),
+    }
+}
+
 async fn resource_request(
     shared: Arc<Shared>,
     req: Request,
@@ -623,6 +665,9 @@ async fn resource_request(
             }
             let patch = parse_body(&body)?;
             let mut st = shared.lock();
+            if kind == PatchKind::Apply && sub_for_write.is_empty() {
+                authorize_create_on_apply(&shared, &st, user.as_ref(), &info, &ns, name)?;
+            }
             let out = st.patch(
                 &info,
                 &t.version,

@@ -551,6 +551,28 @@ async fn the_access_record_names_the_rule_behind_each_request_and_the_unused_one
             "ClusterRole \"widget-editor\" rule 2: verbs [\"delete\"] apiGroups [\"\"] resources [\"persistentvolumeclaims\"]",
         ]
     );
+    // One verb on one resource at a time: the used rules' other verbs show up too.
+    let unused: Vec<String> = w
+        .sim
+        .unused_permissions()
+        .expect("rbac on")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        unused,
+        [
+            "Role \"team-a/config-reader\" rule 0: get \"configmaps\" in API group \"\"",
+            "Role \"team-a/config-reader\" rule 1: get \"configmaps\" in API group \"\"",
+            "Role \"team-a/config-reader\" rule 1: update \"configmaps\" in API group \"\"",
+            "Role \"team-a/config-reader\" rule 1: watch \"configmaps\" in API group \"\"",
+            "ClusterRole \"widget-editor\" rule 0: list \"widgets\" in API group \"sim.example.io\"",
+            "ClusterRole \"widget-editor\" rule 0: create \"widgets\" in API group \"sim.example.io\"",
+            "ClusterRole \"widget-editor\" rule 1: update \"widgets/status\" in API group \"sim.example.io\"",
+            "ClusterRole \"widget-editor\" rule 2: delete \"persistentvolumeclaims\" in API group \"\"",
+        ]
+    );
+    assert_eq!(record.permissions_dropped(), 0);
     w.sim.shutdown().await;
 }
 
@@ -795,4 +817,67 @@ subjects:
         ["Role \"fresh-ns/leader-election\" rule 0 via RoleBinding \"fresh-ns/leader-election\""]
     );
     scenario.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_apply_that_creates_its_object_needs_create_as_on_the_server() {
+    let w = world().await;
+    let patch_only = |verbs: &[&str]| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "cm-apply", "namespace": "team-b"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]})
+    };
+    w.sim.apply(&patch_only(&["patch"]), "test").expect("role");
+    w.sim
+        .apply(
+            &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "cm-apply", "namespace": "team-b"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-apply"},
+                "subjects": [{"kind": "ServiceAccount", "name": "op", "namespace": "ops"}]}),
+            "test",
+        )
+        .expect("binding");
+    let team_b: Api<ConfigMap> = Api::namespaced(w.op.clone(), "team-b");
+    let apply = |name: &str| {
+        let cm: ConfigMap = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name}, "data": {"k": "v"}}))
+        .expect("cm");
+        (name.to_string(), cm)
+    };
+    let params = PatchParams::apply("op").force();
+    // An existing object: patch is enough.
+    let (name, cm) = apply("other");
+    team_b
+        .patch(&name, &params, &Patch::Apply(&cm))
+        .await
+        .expect("apply to an existing config map with patch only");
+    // A new one: the server asks for create as well.
+    let (name, cm) = apply("new");
+    assert_forbidden(
+        team_b.patch(&name, &params, &Patch::Apply(&cm)).await,
+        "configmaps \"new\" is forbidden: ",
+    );
+    let denied = w.sim.access_record().expect("rbac on").denied();
+    assert!(
+        denied.iter().any(|d| matches!(&d.attributes,
+            kube_sim::rbac::Attributes::Resource(r) if r.verb == "create" && r.name == "new")),
+        "{denied:?}"
+    );
+    w.sim
+        .apply(&patch_only(&["patch", "create"]), "test")
+        .expect("role with create");
+    team_b
+        .patch(&name, &params, &Patch::Apply(&cm))
+        .await
+        .expect("apply creates it with create and patch");
+    let unused: Vec<String> = w
+        .sim
+        .unused_permissions()
+        .expect("rbac on")
+        .iter()
+        .map(ToString::to_string)
+        .filter(|p| p.contains("cm-apply"))
+        .collect();
+    assert!(unused.is_empty(), "{unused:?}");
+    w.sim.shutdown().await;
 }

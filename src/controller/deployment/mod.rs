@@ -428,8 +428,13 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
                 memory.step_failures = 0;
                 memory.restarted = false;
                 memory.last_check = None;
-                if exclude && !memory.excluded.contains(&droplet) {
-                    memory.excluded.push(droplet);
+                let left = ctx
+                    .stores
+                    .droplets
+                    .get(&ObjectRef::new(&droplet).within(&ns))
+                    .and_then(|d| d.metadata.uid.clone());
+                if let Some(uid) = left.filter(|uid| exclude && !memory.excluded.contains(uid)) {
+                    memory.excluded.push(uid);
                 }
                 observed.placement = None;
                 observed.droplet = None;
@@ -932,10 +937,11 @@ fn schedule(
         .filter(|d| d.spec.agent.kind == AgentKind::Dtma && !dtma_can_run)
         .map(|d| d.name_any())
         .collect();
+    let excluded = excluded_names(&droplets, &ns, &memory.excluded);
     view.droplets.retain(|d| {
         d.namespace != ns
             || pin.as_deref() == Some(d.name.as_str())
-            || !(memory.excluded.contains(&d.name) || dtma.contains(&d.name))
+            || !(excluded.contains(&d.name) || dtma.contains(&d.name))
     });
     for d in &mut view.droplets {
         d.deployments.retain(|p| p.key != key);
@@ -978,6 +984,22 @@ fn schedule(
             reason: n.reason,
         },
     })
+}
+
+/// The names of the droplets of namespace `ns` whose UID is in `excluded` (a droplet made
+/// again under a left one's name is another droplet).
+fn excluded_names(droplets: &[Arc<Droplet>], ns: &str, excluded: &[String]) -> Vec<String> {
+    droplets
+        .iter()
+        .filter(|d| d.namespace().as_deref() == Some(ns))
+        .filter(|d| {
+            d.metadata
+                .uid
+                .as_ref()
+                .is_some_and(|uid| excluded.contains(uid))
+        })
+        .map(|d| d.name_any())
+        .collect()
 }
 
 /// Times one agent call into the `agent_call` metric.
@@ -1182,4 +1204,29 @@ async fn cleanup(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action
         remember(ctx, &uid, None);
     }
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn droplet(name: &str, uid: &str) -> Arc<Droplet> {
+        let mut d = Droplet::test(name).namespace("a").build();
+        d.metadata.uid = Some(uid.to_owned());
+        Arc::new(d)
+    }
+
+    #[test]
+    fn a_droplet_made_again_under_a_left_ones_name_is_not_excluded() {
+        let left = droplet("default-1", "uid-old");
+        let exclusions = vec!["uid-old".to_owned()];
+        assert_eq!(
+            excluded_names(&[Arc::clone(&left)], "a", &exclusions),
+            ["default-1"]
+        );
+        assert!(excluded_names(&[left], "b", &exclusions).is_empty());
+        // The pool's replacement of a lost droplet: same name, another object.
+        let replacement = droplet("default-1", "uid-new");
+        assert!(excluded_names(&[replacement], "a", &exclusions).is_empty());
+    }
 }

@@ -261,7 +261,9 @@ pub struct Memory {
     pub step_failures: u32,
     /// Whether the server was restarted in the current run of failures.
     pub restarted: bool,
-    /// Droplets left after repeated failures there (not chosen again).
+    /// UIDs of the droplets left after repeated failures there (not chosen again). By UID, not
+    /// name: a pool's replacement of a lost droplet is made for the same deployments and so
+    /// gets the same name, and must be chosen.
     pub excluded: Vec<String>,
     /// When the server last passed its check (a Ready deployment woken earlier, e.g. by a
     /// droplet heartbeat, is not checked again before `reprobe_interval`).

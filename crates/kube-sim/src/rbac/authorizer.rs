@@ -89,7 +89,9 @@ impl Authorizer {
         let mut record = lock(&self.record);
         match &decision {
             Decision::Privileged => record.record_privileged(),
-            Decision::Allowed { rule, .. } => record.record_allowed(user, attributes, rule),
+            Decision::Allowed {
+                rule, permission, ..
+            } => record.record_allowed(user, attributes, rule, permission),
             Decision::Denied => record.record_denied(user, attributes),
         }
         decision

@@ -10,18 +10,21 @@
 //!
 //! Submodules: [`request`] (HTTP request → authorization attributes, like the server's
 //! `RequestInfoFactory`), [`policy`] (compiled roles and bindings, rule matching, the 403
-//! message), [`access`] (the bounded record of what was allowed by which rule and what was
-//! denied), `bootstrap` (the default ClusterRoles every real cluster has).
+//! message), [`permission`] (a rule's verb × resource permissions and which one allowed a
+//! request), [`access`] (the bounded record of what was allowed by which rule and permission and
+//! what was denied), `bootstrap` (the default ClusterRoles every real cluster has).
 
 pub mod access;
 pub(crate) mod authorizer;
 mod bootstrap;
+pub mod permission;
 pub mod policy;
 pub mod request;
 mod setup;
 
 pub use access::{AccessRecord, AllowedAccess, DeniedAccess, UnusedRule};
 pub use bootstrap::{BOOTSTRAP_LABEL, bootstrap_objects};
+pub use permission::{Permission, RulePermission};
 pub use policy::{Decision, Policy, PolicyRule, RoleKind, RuleRef};
 pub use request::{Attributes, NonResourceAttributes, ResourceAttributes};
 pub use setup::{RbacScenario, ServiceAccountRef, documents_from_yaml, start_with_rbac};

@@ -5,7 +5,8 @@
 //! the first rule of the bound role that allows the request decides. Rules only add: nothing
 //! denies.
 
-use super::request::{Attributes, NonResourceAttributes, ResourceAttributes};
+use super::permission::Permission;
+use super::request::Attributes;
 use super::{BOOTSTRAP_LABEL, UserInfo};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -58,48 +59,10 @@ impl PolicyRule {
         }
     }
 
-    fn verb_matches(&self, verb: &str) -> bool {
-        self.verbs.iter().any(|v| v == "*" || v == verb)
-    }
-
-    /// Whether this rule allows the request (`RuleAllows`).
+    /// Whether this rule allows the request (`RuleAllows`); which of its permissions did is
+    /// [`PolicyRule::permission_for`].
     pub fn allows(&self, attributes: &Attributes) -> bool {
-        match attributes {
-            Attributes::Resource(r) => self.allows_resource(r),
-            Attributes::NonResource(n) => self.allows_non_resource(n),
-        }
-    }
-
-    fn allows_resource(&self, r: &ResourceAttributes) -> bool {
-        let combined = if r.subresource.is_empty() {
-            r.resource.clone()
-        } else {
-            format!("{}/{}", r.resource, r.subresource)
-        };
-        let resource_matches = self.resources.iter().any(|rule| {
-            rule == "*"
-                || *rule == combined
-                || (!r.subresource.is_empty()
-                    && rule.strip_prefix("*/") == Some(r.subresource.as_str()))
-        });
-        // A rule naming objects never matches a request without a name (list, watch, create
-        // and deletecollection of everything).
-        let name_matches = self.resource_names.is_empty() || self.resource_names.contains(&r.name);
-        self.verb_matches(&r.verb)
-            && self.api_groups.iter().any(|g| g == "*" || *g == r.group)
-            && resource_matches
-            && name_matches
-    }
-
-    fn allows_non_resource(&self, n: &NonResourceAttributes) -> bool {
-        self.verb_matches(&n.verb)
-            && self.non_resource_urls.iter().any(|url| {
-                url == "*"
-                    || *url == n.path
-                    || url
-                        .strip_suffix('*')
-                        .is_some_and(|prefix| n.path.starts_with(prefix))
-            })
+        self.permission_for(attributes).is_some()
     }
 }
 
@@ -174,6 +137,9 @@ pub enum Decision {
     Allowed {
         /// The rule.
         rule: RuleRef,
+        /// Which of the rule's permissions (verb × group × resource entry) allowed it (boxed:
+        /// the other outcomes carry nothing).
+        permission: Box<Permission>,
         /// The reason a SubjectAccessReview reports.
         reason: String,
     },
@@ -428,7 +394,12 @@ impl Policy {
             let Some((role_kind, role_namespace, role)) = self.resolve(binding) else {
                 continue;
             };
-            if let Some(index) = role.rules.iter().position(|r| r.allows(attributes)) {
+            if let Some((index, permission)) = role
+                .rules
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| r.permission_for(attributes).map(|p| (i, p)))
+            {
                 let binding_text = if binding.namespace.is_empty() {
                     format!("ClusterRoleBinding \"{}\"", binding.name)
                 } else {
@@ -454,6 +425,7 @@ impl Policy {
                         role,
                         index,
                     },
+                    permission: Box::new(permission),
                     reason,
                 };
             }
@@ -570,6 +542,7 @@ pub fn forbidden(user: &UserInfo, attributes: &Attributes) -> crate::status::Api
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rbac::request::{NonResourceAttributes, ResourceAttributes};
     use serde_json::json;
 
     fn res(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Attributes {
@@ -643,7 +616,15 @@ mod tests {
         let p = Policy::compile([], [&cr], [&rb], []);
         let sa = UserInfo::service_account("a", "op");
         match p.authorize(&sa, &res("get", "", "configmaps", "", "a", "c")) {
-            Decision::Allowed { rule, reason } => {
+            Decision::Allowed {
+                rule,
+                permission,
+                reason,
+            } => {
+                assert_eq!(
+                    permission.to_string(),
+                    "get \"configmaps\" in API group \"\""
+                );
                 assert_eq!(
                     rule.to_string(),
                     "ClusterRole \"reader\" rule 0 via RoleBinding \"a/read\""
@@ -717,7 +698,7 @@ mod tests {
         let p = Policy::compile([], [&view, &widgets, &unrelated], [], [&binding]);
         let ann = UserInfo::user("ann", &[]);
         match p.authorize(&ann, &res("get", "g.io", "widgets", "", "a", "w")) {
-            Decision::Allowed { rule, reason } => {
+            Decision::Allowed { rule, reason, .. } => {
                 assert_eq!(
                     rule.to_string(),
                     "ClusterRole \"widgets-view\" rule 0 via ClusterRoleBinding \"viewers\""
