@@ -52,16 +52,10 @@ pub struct UnusedRule {
 
 impl std::fmt::Display for UnusedRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = if self.role_namespace.is_empty() {
-            self.role.clone()
-        } else {
-            format!("{}/{}", self.role_namespace, self.role)
-        };
+        super::policy::write_role(f, self.role_kind, &self.role_namespace, &self.role)?;
         write!(
             f,
-            "{} \"{}\" rule {}: verbs {:?} apiGroups {:?} resources {:?}",
-            self.role_kind.as_str(),
-            name,
+            " rule {}: verbs {:?} apiGroups {:?} resources {:?}",
             self.index,
             self.rule.verbs,
             self.rule.api_groups,

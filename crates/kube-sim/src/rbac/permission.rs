@@ -59,17 +59,7 @@ pub struct RulePermission {
 
 impl fmt::Display for RulePermission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.role_namespace.is_empty() {
-            write!(f, "{} \"{}\"", self.role_kind.as_str(), self.role)?;
-        } else {
-            write!(
-                f,
-                "{} \"{}/{}\"",
-                self.role_kind.as_str(),
-                self.role_namespace,
-                self.role
-            )?;
-        }
+        super::policy::write_role(f, self.role_kind, &self.role_namespace, &self.role)?;
         write!(f, " rule {}: {}", self.index, self.permission)
     }
 }

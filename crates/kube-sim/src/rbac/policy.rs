@@ -102,19 +102,23 @@ pub struct RuleRef {
     pub index: usize,
 }
 
+/// Writes `ClusterRole "name"` or `Role "namespace/name"`.
+pub(crate) fn write_role(
+    f: &mut fmt::Formatter<'_>,
+    kind: RoleKind,
+    namespace: &str,
+    name: &str,
+) -> fmt::Result {
+    if namespace.is_empty() {
+        write!(f, "{} \"{name}\"", kind.as_str())
+    } else {
+        write!(f, "{} \"{namespace}/{name}\"", kind.as_str())
+    }
+}
+
 impl fmt::Display for RuleRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.role_namespace.is_empty() {
-            write!(f, "{} \"{}\"", self.role_kind.as_str(), self.role)?;
-        } else {
-            write!(
-                f,
-                "{} \"{}/{}\"",
-                self.role_kind.as_str(),
-                self.role_namespace,
-                self.role
-            )?;
-        }
+        write_role(f, self.role_kind, &self.role_namespace, &self.role)?;
         write!(f, " rule {} via ", self.index)?;
         if self.binding_namespace.is_empty() {
             write!(f, "ClusterRoleBinding \"{}\"", self.binding)
