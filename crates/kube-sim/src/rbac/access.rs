@@ -56,10 +56,7 @@ impl std::fmt::Display for UnusedRule {
         write!(
             f,
             " rule {}: verbs {:?} apiGroups {:?} resources {:?}",
-            self.index,
-            self.rule.verbs,
-            self.rule.api_groups,
-            self.rule.resources
+            self.index, self.rule.verbs, self.rule.api_groups, self.rule.resources
         )?;
         if !self.rule.resource_names.is_empty() {
             write!(f, " resourceNames {:?}", self.rule.resource_names)?;
