@@ -149,6 +149,24 @@ pub struct Context {
     pub demand: DemandSignal,
     /// One lock per DTMA droplet, held while its whole set of servers is reconciled.
     pub dtma_locks: super::deployment::dtma::DropletLocks,
+    /// Consecutive failures per object, one map per controller (the error backoff).
+    pub failures: Failures,
+    /// What the deployment controller remembers between passes.
+    pub deployments: super::deployment::remembered::Remembered,
+}
+
+/// Consecutive failures per object of each controller. Kept in the context, not in statics, so
+/// a restarted operator (or another one in the same test process) starts from none.
+#[derive(Debug, Default)]
+pub struct Failures {
+    /// MCPTemplate passes.
+    pub template: super::FailureCounts<String>,
+    /// DropletPool passes.
+    pub pool: super::FailureCounts<String>,
+    /// Droplet passes.
+    pub droplet: super::FailureCounts<String>,
+    /// MCPDeployment passes.
+    pub deployment: super::FailureCounts<String>,
 }
 
 impl std::fmt::Debug for Context {
@@ -192,6 +210,8 @@ impl Context {
             agents: AgentClients::default(),
             demand,
             dtma_locks: Default::default(),
+            failures: Failures::default(),
+            deployments: Default::default(),
         }
     }
 

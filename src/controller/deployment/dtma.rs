@@ -10,15 +10,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::Secret as SecretObject;
+use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
 use mcp_droplet_agent::api::Phase;
 use secrecy::SecretString;
 
 use super::desired::{EnvValue, server_name};
 use super::plan::ServerFacts;
-use super::{Context, Error, cache_secret, cached_secret, resolve_env, secret_data, secret_key};
+use super::{Context, Error, read_secret, resolve_env};
 use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::Droplet;
 use crate::api::template::{MCPTemplate, Transport};
@@ -228,18 +227,7 @@ pub async fn target(ctx: &Context, droplet: &Droplet) -> Result<Result<DtmaTarge
         return Ok(Err(format!("droplet {name} has no DTMA endpoint yet")));
     };
     let secret = credential_secret_name(&name);
-    let key = secret_key(ctx, &namespace, &secret);
-    let data = match cached_secret(&key) {
-        Some(data) => Some(data),
-        None => {
-            let api: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &namespace);
-            let got = api.get_opt(&secret).await?;
-            if let Some(object) = &got {
-                cache_secret(key, object);
-            }
-            got.map(|o| secret_data(&o))
-        }
-    };
+    let data = read_secret(ctx, &namespace, &secret).await?;
     let Some(token) = data
         .as_ref()
         .and_then(|d| d.get(CREDENTIAL_KEY))

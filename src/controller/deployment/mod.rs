@@ -11,10 +11,11 @@
 pub mod desired;
 pub mod dtma;
 pub mod plan;
+pub mod remembered;
 pub mod wake;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Watched;
@@ -42,8 +43,7 @@ use self::plan::{
 use super::agent_access::managed_labels;
 use super::status_writer::{apply_object, apply_status, ensure_finalizer};
 use super::{
-    Context, Error, FailureCounts, PassTarget, backoff_action, drain, instrumented, object_key,
-    scoped_api,
+    Context, Error, PassTarget, backoff_action, drain, instrumented, object_key, scoped_api,
 };
 use crate::agent_client::AgentClient;
 use crate::api::conditions::find;
@@ -75,96 +75,32 @@ pub fn endpoint_secret_name(deployment: &str) -> String {
     format!("{deployment}-mcp")
 }
 
-static FAILURES: LazyLock<FailureCounts<String>> = LazyLock::new(FailureCounts::default);
-/// Counters of the step machine per deployment uid (in memory; see [`plan::Memory`]).
-static MEMORY: LazyLock<Mutex<HashMap<String, Memory>>> = LazyLock::new(Default::default);
-/// Secrets this controller read or wrote (its token and endpoint Secrets, env Secrets), by
-/// `instance:namespace/name`, with the resourceVersion they had; a converged pass then reads
-/// none from the API.
-static SECRET_CACHE: LazyLock<Mutex<HashMap<String, CachedSecret>>> =
-    LazyLock::new(Default::default);
-/// The latest resourceVersion the Secret watch reported for the Secrets this controller cares
-/// about: a cached copy of another version is stale (changed or deleted since) and read again.
-static SECRET_SEEN: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
-
-struct CachedSecret {
-    version: String,
-    data: BTreeMap<String, ByteString>,
-}
-
-/// This operator instance (a test harness may start several in one process, each with fresh
-/// memory, as a restarted process would have).
-fn instance(ctx: &Context) -> usize {
-    std::ptr::from_ref(ctx) as usize
-}
-
-fn secret_key(ctx: &Context, namespace: &str, name: &str) -> String {
-    format!("{}:{namespace}/{name}", instance(ctx))
-}
-
-/// The cached data of a Secret, unless the watch has seen another version of it since.
-fn cached_secret(key: &str) -> Option<BTreeMap<String, ByteString>> {
-    let seen = SECRET_SEEN.lock().ok()?.get(key).cloned();
-    let cache = SECRET_CACHE.lock().ok()?;
-    let entry = cache.get(key)?;
-    seen.is_none_or(|v| v == entry.version)
-        .then(|| entry.data.clone())
-}
-
-/// Remembers a Secret as read or written (one without a resourceVersion is not cached).
-fn cache_secret(key: String, secret: &SecretObject) {
-    let Some(version) = secret.metadata.resource_version.clone() else {
-        return;
-    };
-    if let Ok(mut cache) = SECRET_CACHE.lock() {
-        cache.insert(
-            key,
-            CachedSecret {
-                version,
-                data: secret.data.clone().unwrap_or_default(),
-            },
-        );
+/// The data of Secret `namespace/name` (`None` when it does not exist), from the controller's
+/// cache when the watch has not seen it change, else read (and cached).
+async fn read_secret(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<BTreeMap<String, ByteString>>, Error> {
+    if let Some(data) = ctx.deployments.secret(namespace, name) {
+        return Ok(Some(data));
     }
-}
-
-/// Records the version the watch reported, for a Secret that is cached or `relevant`.
-fn saw_secret(key: String, version: Option<String>, relevant: bool) {
-    let cached = SECRET_CACHE.lock().is_ok_and(|c| c.contains_key(&key));
-    if !(cached || relevant) {
-        return;
+    let api: Api<SecretObject> = Api::namespaced(ctx.client.clone(), namespace);
+    let got = api.get_opt(name).await?;
+    if let Some(object) = &got {
+        ctx.deployments.cache_secret(object);
     }
-    if let Ok(mut seen) = SECRET_SEEN.lock() {
-        seen.insert(key, version.unwrap_or_default());
-    }
+    Ok(got.map(|o| secret_data(&o)))
 }
 
 /// Most plan rounds one pass makes before it requeues.
 const MAX_ROUNDS: usize = 12;
 
-fn memory_of(ctx: &Context, uid: &str) -> Memory {
-    let key = format!("{}:{uid}", instance(ctx));
-    MEMORY
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&key).cloned())
-        .unwrap_or_default()
-}
-
-fn remember(ctx: &Context, uid: &str, memory: Option<Memory>) {
-    let key = format!("{}:{uid}", instance(ctx));
-    if let Ok(mut m) = MEMORY.lock() {
-        match memory {
-            Some(memory) => m.insert(key, memory),
-            None => m.remove(&key),
-        };
-    }
-}
-
 async fn reconcile(object: Arc<MCPDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     instrumented(
         NAME,
         &ctx,
-        &FAILURES,
+        &ctx.failures.deployment,
         PassTarget::of(object.as_ref()),
         async {
             let ns = object
@@ -186,7 +122,12 @@ async fn reconcile(object: Arc<MCPDeployment>, ctx: Arc<Context>) -> Result<Acti
 }
 
 fn error_policy(object: Arc<MCPDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
-    backoff_action(&ctx, &FAILURES, &object_key(object.as_ref()), error)
+    backoff_action(
+        &ctx,
+        &ctx.failures.deployment,
+        &object_key(object.as_ref()),
+        error,
+    )
 }
 
 /// Deployments referring to template `name`.
@@ -252,8 +193,9 @@ fn by_secret(
         })
         .map(|d| ObjectRef::from_obj(d.as_ref()))
         .collect();
-    saw_secret(
-        secret_key(ctx, namespace, name),
+    ctx.deployments.saw_secret(
+        namespace,
+        name,
         version,
         owner.is_some() || !affected.is_empty(),
     );
@@ -373,7 +315,7 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
         server: None,
         pushed: None,
         probe: None,
-        memory: memory_of(ctx, &uid),
+        memory: ctx.deployments.memory(&uid),
         settings,
     };
 
@@ -511,7 +453,7 @@ async fn apply(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action, 
         // Too many rounds: write nothing, come back soon.
         return Ok(ctx.requeue(observed.settings.retry));
     };
-    remember(ctx, &uid, Some(step.memory.clone()));
+    ctx.deployments.remember(&uid, Some(step.memory.clone()));
     finish(ctx, &deployment, &ns, step.status, pass).await?;
     Ok(ctx.requeue(after))
 }
@@ -620,7 +562,6 @@ async fn resolve_env(
         Ok(s) => s,
         Err(message) => return Ok(Err(InputFacts::Invalid(message))),
     };
-    let secrets: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let mut secret_cache: HashMap<String, Option<BTreeMap<String, ByteString>>> = HashMap::new();
     let mut env = BTreeMap::new();
@@ -635,17 +576,7 @@ async fn resolve_env(
                 optional,
             } => {
                 if !secret_cache.contains_key(&secret) {
-                    let key = secret_key(ctx, &ns, &secret);
-                    let data = match cached_secret(&key) {
-                        Some(data) => Some(data),
-                        None => {
-                            let got = secrets.get_opt(&secret).await?;
-                            if let Some(object) = &got {
-                                cache_secret(key, object);
-                            }
-                            got.map(|o| secret_data(&o))
-                        }
-                    };
+                    let data = read_secret(ctx, &ns, &secret).await?;
                     secret_cache.insert(secret.clone(), data);
                 }
                 let value = secret_cache
@@ -737,20 +668,19 @@ async fn endpoint_token(ctx: &Context, deployment: &MCPDeployment) -> Result<Sec
     let ns = deployment.namespace().unwrap_or_default();
     let api: Api<SecretObject> = Api::namespaced(ctx.client.clone(), &ns);
     let name = token_secret_name(&deployment.name_any());
-    let key = secret_key(ctx, &ns, &name);
     let usable = |data: &BTreeMap<String, ByteString>| {
         data.get(TOKEN_KEY)
             .and_then(|v| String::from_utf8(v.0.clone()).ok())
             .filter(|v| v.len() >= 16)
             .map(Secret::new)
     };
-    if let Some(token) = cached_secret(&key).as_ref().and_then(usable) {
+    if let Some(token) = ctx.deployments.secret(&ns, &name).as_ref().and_then(usable) {
         return Ok(token);
     }
     if let Some(existing) = api.get_opt(&name).await?
         && let Some(token) = usable(&secret_data(&existing))
     {
-        cache_secret(key, &existing);
+        ctx.deployments.cache_secret(&existing);
         return Ok(token);
     }
     let token = Secret::random();
@@ -764,7 +694,7 @@ async fn endpoint_token(ctx: &Context, deployment: &MCPDeployment) -> Result<Sec
         ..Default::default()
     };
     let written = apply_object(&api, &object).await?;
-    cache_secret(key, &written);
+    ctx.deployments.cache_secret(&written);
     Ok(token)
 }
 
@@ -810,14 +740,13 @@ async fn publish_endpoint(
             ByteString(server.as_bytes().to_vec()),
         );
     }
-    let key = secret_key(ctx, &ns, &name);
-    if cached_secret(&key).as_ref() == Some(&data) {
+    if ctx.deployments.secret(&ns, &name).as_ref() == Some(&data) {
         return Ok(());
     }
     if let Some(existing) = api.get_opt(&name).await?
         && existing.data.as_ref() == Some(&data)
     {
-        cache_secret(key, &existing);
+        ctx.deployments.cache_secret(&existing);
         return Ok(());
     }
     let object = SecretObject {
@@ -827,7 +756,7 @@ async fn publish_endpoint(
         ..Default::default()
     };
     let written = apply_object(&api, &object).await?;
-    cache_secret(key, &written);
+    ctx.deployments.cache_secret(&written);
     Ok(())
 }
 
@@ -1201,7 +1130,7 @@ async fn cleanup(deployment: Arc<MCPDeployment>, ctx: &Context) -> Result<Action
     }
     let _ = ctx.ledger.forget(&key);
     if let Some(uid) = deployment.uid() {
-        remember(ctx, &uid, None);
+        ctx.deployments.remember(&uid, None);
     }
     Ok(Action::await_change())
 }

@@ -13,7 +13,7 @@ pub mod plan;
 pub mod sweep;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Watched;
@@ -34,8 +34,8 @@ use self::plan::{AgentObservation, CloudFacts, CloudObservation, Observed, PlanT
 use super::agent_access::managed_labels;
 use super::status_writer::{apply_object, apply_status};
 use super::{
-    Context, Error, FIELD_MANAGER, FailureCounts, PassTarget, backoff_action, drain, instrumented,
-    object_key, scoped_api,
+    Context, Error, FIELD_MANAGER, PassTarget, backoff_action, drain, instrumented, object_key,
+    scoped_api,
 };
 use crate::api::deployment::MCPDeployment;
 use crate::api::droplet::{Droplet, DropletPhase, DropletStatus};
@@ -68,8 +68,6 @@ pub fn enrolment_token_secret_name(droplet: &str) -> String {
     format!("{droplet}-enrolment-token")
 }
 
-static FAILURES: LazyLock<FailureCounts<String>> = LazyLock::new(FailureCounts::default);
-
 async fn reconcile(
     object: Arc<Droplet>,
     ctx: Arc<Context>,
@@ -79,7 +77,7 @@ async fn reconcile(
     instrumented(
         NAME,
         &ctx,
-        &FAILURES,
+        &ctx.failures.droplet,
         target,
         reconcile_droplet(object, &ctx, &view),
     )
@@ -87,7 +85,12 @@ async fn reconcile(
 }
 
 fn error_policy(object: Arc<Droplet>, error: &Error, ctx: Arc<Context>) -> Action {
-    backoff_action(&ctx, &FAILURES, &object_key(object.as_ref()), error)
+    backoff_action(
+        &ctx,
+        &ctx.failures.droplet,
+        &object_key(object.as_ref()),
+        error,
+    )
 }
 
 /// Runs the controller (woken also by MCPDeployments placed on or pinned to a droplet) and

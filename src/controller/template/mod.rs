@@ -7,7 +7,7 @@
 
 pub mod plan;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use super::Watched;
 use kube::Api;
@@ -17,9 +17,7 @@ use kube::runtime::events::{Event, EventType};
 use tokio_util::sync::CancellationToken;
 
 use super::status_writer::apply_status;
-use super::{
-    Context, Error, FailureCounts, PassTarget, backoff_action, drain, instrumented, object_key,
-};
+use super::{Context, Error, PassTarget, backoff_action, drain, instrumented, object_key};
 use crate::api::image_reference::ImageReference;
 use crate::api::template::MCPTemplate;
 use crate::image_check::{ImageCheckCache, ImageCheckSettings, ImageChecker, RecheckPolicy};
@@ -27,8 +25,6 @@ use plan::{ImageObservation, plan};
 
 /// The controller's name in metrics and logs.
 pub const NAME: &str = "mcptemplate";
-
-static FAILURES: LazyLock<FailureCounts<String>> = LazyLock::new(FailureCounts::default);
 
 /// The shared context plus what only this controller keeps: the registry client and the last
 /// answer per image.
@@ -96,7 +92,7 @@ async fn reconcile(object: Arc<MCPTemplate>, tc: Arc<TemplateContext>) -> Result
     instrumented(
         NAME,
         ctx,
-        &FAILURES,
+        &tc.ctx.failures.template,
         PassTarget::of(object.as_ref()),
         async {
             let now = ctx.now();
@@ -145,7 +141,12 @@ async fn reconcile(object: Arc<MCPTemplate>, tc: Arc<TemplateContext>) -> Result
 }
 
 fn error_policy(object: Arc<MCPTemplate>, error: &Error, tc: Arc<TemplateContext>) -> Action {
-    backoff_action(&tc.ctx, &FAILURES, &object_key(object.as_ref()), error)
+    backoff_action(
+        &tc.ctx,
+        &tc.ctx.failures.template,
+        &object_key(object.as_ref()),
+        error,
+    )
 }
 
 /// Runs the controller until `shutdown`.
