@@ -175,6 +175,7 @@ fn every_reason_the_controllers_write_is_in_troubleshooting_md() {
         "AgentClients",
         "AnnotationIntentStore",
         "SecretCredentialStore",
+        "CachedSecret",
         "Provision",
         "Validate",
         "Reconcile",

@@ -40,7 +40,10 @@ fn start_operator(kubeconfig: &Path, do_url: &str) -> tokio::process::Child {
         .args(["--cluster-id", "restart-test"])
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("MCP_TEST_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env_remove("KUBECONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -54,16 +57,60 @@ async fn kill(child: &mut tokio::process::Child) {
     let _ = child.wait().await;
 }
 
-/// Waits for `check` to hold, polling every 50 ms, at most `timeout`.
-async fn until<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// What the test watches: the deployments and droplets of its namespace.
+struct Observed {
+    deployments: Api<MCPDeployment>,
+    droplets: Api<Droplet>,
+}
+
+impl Observed {
+    /// Each object's phase and the message of its Ready condition, for a failure message.
+    async fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        match self.droplets.list(&Default::default()).await {
+            Ok(list) => lines.extend(list.items.iter().map(|d| {
+                format!(
+                    "droplet {}: {:?}",
+                    d.name_any(),
+                    d.status.as_ref().map(|s| (s.phase, s.droplet_id))
+                )
+            })),
+            Err(e) => lines.push(format!("droplets: {e}")),
+        }
+        match self.deployments.list(&Default::default()).await {
+            Ok(list) => lines.extend(list.items.iter().map(|d| {
+                let status = d.status.as_ref();
+                let ready = status
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .map(|c| format!("{}: {}", c.reason, c.message));
+                format!(
+                    "deployment {}: {:?} {}",
+                    d.name_any(),
+                    status.map(|s| s.phase),
+                    ready.unwrap_or_default()
+                )
+            })),
+            Err(e) => lines.push(format!("deployments: {e}")),
+        }
+        lines.join("\n")
+    }
+
+    /// Waits for `check` to hold, polling every 50 ms, at most `timeout`; on a timeout the
+    /// panic describes every object.
+    async fn until<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !check().await {
+            if started.elapsed() >= timeout {
+                panic!("timed out waiting for {what}:\n{}", self.describe().await);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Where a slow run spends its time (shown with --nocapture or on failure).
+        println!("{what}: after {:.1} s", started.elapsed().as_secs_f64());
     }
 }
 
@@ -167,6 +214,10 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
             .expect("deployment");
     }
     let droplets: Api<Droplet> = Api::namespaced(client.clone(), NS);
+    let observed = Observed {
+        deployments: deployments.clone(),
+        droplets: droplets.clone(),
+    };
 
     // 1. The first create commits and is answered 500; the operator dies right then.
     cloud.set_faults(FaultConfig {
@@ -174,10 +225,11 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
         ..Default::default()
     });
     let mut operator = start_operator(&kubeconfig, &do_url);
-    until("a committed create", Duration::from_secs(90), || async {
-        cloud.stats().droplets_created >= 1
-    })
-    .await;
+    observed
+        .until("a committed create", Duration::from_secs(90), || async {
+            cloud.stats().droplets_created >= 1
+        })
+        .await;
     kill(&mut operator).await;
     cloud.set_faults(FaultConfig::default());
 
@@ -185,75 +237,78 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
     // but whose create never reached DigitalOcean (the kill can land between the two) is
     // created only after the list-lag grace, so this may take that long and then some.
     let mut operator = start_operator(&kubeconfig, &do_url);
-    until(
-        "a droplet booting or enrolling",
-        mcp_droplet_operator::cloud::droplet_creation::DEFAULT_LIST_LAG_GRACE
-            + Duration::from_secs(90),
-        || {
-            let droplets = droplets.clone();
-            async move {
-                droplets.list(&Default::default()).await.is_ok_and(|l| {
-                    l.items.iter().any(|d| {
-                        d.status.as_ref().is_some_and(|s| {
-                            matches!(
-                                s.phase,
-                                DropletPhase::Booting
-                                    | DropletPhase::Enrolling
-                                    | DropletPhase::Ready
-                            )
+    observed
+        .until(
+            "a droplet booting or enrolling",
+            mcp_droplet_operator::cloud::droplet_creation::DEFAULT_LIST_LAG_GRACE
+                + Duration::from_secs(90),
+            || {
+                let droplets = droplets.clone();
+                async move {
+                    droplets.list(&Default::default()).await.is_ok_and(|l| {
+                        l.items.iter().any(|d| {
+                            d.status.as_ref().is_some_and(|s| {
+                                matches!(
+                                    s.phase,
+                                    DropletPhase::Booting
+                                        | DropletPhase::Enrolling
+                                        | DropletPhase::Ready
+                                )
+                            })
                         })
                     })
-                })
-            }
-        },
-    )
-    .await;
+                }
+            },
+        )
+        .await;
     kill(&mut operator).await;
 
     // 3. Killed while servers are being deployed.
     let mut operator = start_operator(&kubeconfig, &do_url);
-    until(
-        "a deployment past scheduling",
-        Duration::from_secs(120),
-        || {
-            let deployments = deployments.clone();
-            async move {
-                deployments.list(&Default::default()).await.is_ok_and(|l| {
-                    l.items.iter().any(|d| {
-                        d.status.as_ref().is_some_and(|s| {
-                            matches!(
-                                s.phase,
-                                DeploymentPhase::Preparing
-                                    | DeploymentPhase::Pulling
-                                    | DeploymentPhase::Deploying
-                                    | DeploymentPhase::Verifying
-                                    | DeploymentPhase::Ready
-                            )
+    observed
+        .until(
+            "a deployment past scheduling",
+            Duration::from_secs(120),
+            || {
+                let deployments = deployments.clone();
+                async move {
+                    deployments.list(&Default::default()).await.is_ok_and(|l| {
+                        l.items.iter().any(|d| {
+                            d.status.as_ref().is_some_and(|s| {
+                                matches!(
+                                    s.phase,
+                                    DeploymentPhase::Preparing
+                                        | DeploymentPhase::Pulling
+                                        | DeploymentPhase::Deploying
+                                        | DeploymentPhase::Verifying
+                                        | DeploymentPhase::Ready
+                                )
+                            })
                         })
                     })
-                })
-            }
-        },
-    )
-    .await;
+                }
+            },
+        )
+        .await;
     kill(&mut operator).await;
 
     // 4. The last start converges.
     let mut operator = start_operator(&kubeconfig, &do_url);
-    until("every deployment Ready", Duration::from_secs(240), || {
-        let deployments = deployments.clone();
-        async move {
-            deployments.list(&Default::default()).await.is_ok_and(|l| {
-                l.items.len() == DEPLOYMENTS
-                    && l.items.iter().all(|d| {
-                        d.status
-                            .as_ref()
-                            .is_some_and(|s| s.phase == DeploymentPhase::Ready)
-                    })
-            })
-        }
-    })
-    .await;
+    observed
+        .until("every deployment Ready", Duration::from_secs(240), || {
+            let deployments = deployments.clone();
+            async move {
+                deployments.list(&Default::default()).await.is_ok_and(|l| {
+                    l.items.len() == DEPLOYMENTS
+                        && l.items.iter().all(|d| {
+                            d.status
+                                .as_ref()
+                                .is_some_and(|s| s.phase == DeploymentPhase::Ready)
+                        })
+                })
+            }
+        })
+        .await;
 
     // No duplicate: every droplet in the cloud belongs to exactly one Droplet object.
     let objects = droplets
@@ -300,26 +355,28 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
             .await
             .expect("delete");
     }
-    until(
-        "the cloud to be empty",
-        Duration::from_secs(180),
-        || async { cloud.droplets().is_empty() },
-    )
-    .await;
-    until("the objects to be gone", Duration::from_secs(60), || {
-        let (deployments, droplets) = (deployments.clone(), droplets.clone());
-        async move {
-            deployments
-                .list(&Default::default())
-                .await
-                .is_ok_and(|l| l.items.is_empty())
-                && droplets
+    observed
+        .until(
+            "the cloud to be empty",
+            Duration::from_secs(180),
+            || async { cloud.droplets().is_empty() },
+        )
+        .await;
+    observed
+        .until("the objects to be gone", Duration::from_secs(60), || {
+            let (deployments, droplets) = (deployments.clone(), droplets.clone());
+            async move {
+                deployments
                     .list(&Default::default())
                     .await
                     .is_ok_and(|l| l.items.is_empty())
-        }
-    })
-    .await;
+                    && droplets
+                        .list(&Default::default())
+                        .await
+                        .is_ok_and(|l| l.items.is_empty())
+            }
+        })
+        .await;
     kill(&mut operator).await;
     let denied: Vec<_> = sim
         .access_record()

@@ -31,6 +31,18 @@ use crate::cloud::models::{Droplet, DropletCreateRequest};
 /// Default time a droplet may stay invisible to list-by-tag after its create.
 pub const DEFAULT_LIST_LAG_GRACE: Duration = Duration::from_secs(90);
 
+/// The first look again while a droplet may still appear (list or GET lag). The waits then
+/// double (the time waited so far), up to the grace or horizon: a droplet whose create was
+/// committed but answered with an error is usually listed within seconds, and is adopted then
+/// instead of at the end of the grace, for a handful of list calls per such droplet.
+pub const FIRST_LOOK_AGAIN: Duration = Duration::from_secs(5);
+
+/// When to look again after `waited` of a wait that ends after `remaining` more: after as long
+/// as was waited so far (at least [`FIRST_LOOK_AGAIN`]), never past the end of the wait.
+fn look_again(waited: Duration, remaining: Duration) -> Duration {
+    remaining.min(waited.max(FIRST_LOOK_AGAIN))
+}
+
 /// How long the timing rules wait; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CreationTiming {
@@ -204,7 +216,8 @@ pub fn decide_creation(
             let waited = since_intent.unwrap_or(Duration::ZERO);
             if waited < timing.visibility_horizon {
                 return CreationDecision::Wait {
-                    retry_after: (timing.visibility_horizon - waited).min(timing.list_lag_grace),
+                    retry_after: look_again(waited, timing.visibility_horizon - waited)
+                        .min(timing.list_lag_grace),
                 };
             }
         }
@@ -222,7 +235,7 @@ pub fn decide_creation(
         && record.droplet_id.is_none()
     {
         return CreationDecision::Wait {
-            retry_after: timing.list_lag_grace - waited,
+            retry_after: look_again(waited, timing.list_lag_grace - waited),
         };
     }
     CreationDecision::Create
@@ -403,12 +416,18 @@ mod tests {
             ..IntentRecord::default()
         };
         let none = RecordedLookup::NoneRecorded;
-        assert_eq!(
-            decide_creation(&record, none, &[], at(130), &timing()),
-            CreationDecision::Wait {
-                retry_after: Duration::from_secs(60)
-            }
-        );
+        // Looks again soon after the intent, then after as long as it waited, and never past
+        // the end of the grace.
+        for (now, retry_after) in [(100, 5), (102, 5), (130, 30), (160, 30), (185, 5)] {
+            assert_eq!(
+                decide_creation(&record, none, &[], at(now), &timing()),
+                CreationDecision::Wait {
+                    retry_after: Duration::from_secs(retry_after)
+                },
+                "{}s after the intent",
+                now - 100
+            );
+        }
         assert_eq!(
             decide_creation(&record, none, &[], at(190), &timing()),
             CreationDecision::Create

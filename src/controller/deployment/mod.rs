@@ -115,10 +115,25 @@ async fn reconcile(object: Arc<MCPDeployment>, ctx: Arc<Context>) -> Result<Acti
                 }
             })
             .await
-            .map_err(Error::from)
+            .or_else(finalizer_already_gone)
         },
     )
     .await
+}
+
+/// The finalizer helper's error, except that an object already gone when its finalizer is
+/// removed is done: a pass woken from a cache that had not yet seen the previous pass remove
+/// the finalizer (and the object go) runs the idempotent cleanup again, then finds nothing to
+/// patch. That is not a failure to retry, log or count.
+fn finalizer_already_gone(error: kube::runtime::finalizer::Error<Error>) -> Result<Action, Error> {
+    match error {
+        kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(status))
+            if status.code == 404 =>
+        {
+            Ok(Action::await_change())
+        }
+        other => Err(Error::from(other)),
+    }
 }
 
 fn error_policy(object: Arc<MCPDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -1157,5 +1172,27 @@ mod tests {
         // The pool's replacement of a lost droplet: same name, another object.
         let replacement = droplet("default-1", "uid-new");
         assert!(excluded_names(&[replacement], "a", &exclusions).is_empty());
+    }
+
+    fn api_error(code: u16) -> kube::Error {
+        let mut status = kube::core::Status::failure("gone", "NotFound");
+        status.code = code;
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn an_object_gone_before_its_finalizer_is_removed_is_done_other_errors_stay() {
+        use kube::runtime::finalizer::Error as FinalizerError;
+        let gone = finalizer_already_gone(FinalizerError::RemoveFinalizer(api_error(404)));
+        assert_eq!(gone.expect("done"), Action::await_change());
+        let conflict = finalizer_already_gone(FinalizerError::RemoveFinalizer(api_error(409)));
+        assert_eq!(
+            conflict.expect_err("a conflict is retried").metric_label(),
+            "finalizer"
+        );
+        let own = finalizer_already_gone(FinalizerError::CleanupFailed(Error::MissingObjectKey(
+            "metadata.uid",
+        )));
+        assert!(matches!(own, Err(Error::MissingObjectKey(_))));
     }
 }

@@ -74,13 +74,23 @@ async fn reconcile(
     view: Arc<CloudView>,
 ) -> Result<Action, Error> {
     let target = PassTarget::of(object.as_ref());
-    instrumented(
-        NAME,
-        &ctx,
-        &ctx.failures.droplet,
-        target,
-        reconcile_droplet(object, &ctx, &view),
-    )
+    instrumented(NAME, &ctx, &ctx.failures.droplet, target, async {
+        let deleting = object.metadata.deletion_timestamp.is_some();
+        let (namespace, name) = (object.namespace(), object.name_any());
+        match reconcile_droplet(object, &ctx, &view).await {
+            Err(Error::Kube(kube::Error::Api(status))) if deleting && status.code == 404 => {
+                // A pass from a cache that had not yet seen the previous pass remove the
+                // finalizer: when the object is gone, its deletion is done, not failed.
+                let api: Api<Droplet> =
+                    Api::namespaced(ctx.client.clone(), namespace.as_deref().unwrap_or_default());
+                match api.get_opt(&name).await? {
+                    None => Ok(Action::await_change()),
+                    Some(_) => Err(Error::Kube(kube::Error::Api(status))),
+                }
+            }
+            other => other,
+        }
+    })
     .await
 }
 
