@@ -254,7 +254,70 @@ async fn converge() {
         "  DigitalOcean: {} requests, {} answered 429, peak {} per simulated minute; {droplets} droplets",
         stats.requests, stats.rate_limited, stats.peak_per_minute
     );
+    fleet_line(&harness.client, &ns, &items).await;
     harness.shutdown().await;
+}
+
+/// What the burst's fleet costs against the bounds for the same demand over the default pool's
+/// sizes: droplets against max over resources of ceil(total / largest allocatable), monthly cost
+/// against the fractional cost bound (`scheduler::analysis`), and the sizes chosen.
+async fn fleet_line(client: &kube::Client, ns: &str, deployments: &[MCPDeployment]) {
+    use mcp_droplet_operator::api::droplet::Droplet;
+    use mcp_droplet_operator::catalog;
+    use scheduler::{DEFAULT_SYSTEM_RESERVE, Resources};
+    let templates: Vec<MCPTemplate> = Api::<MCPTemplate>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let requests: Vec<Resources> = deployments
+        .iter()
+        .filter_map(|d| {
+            let template = templates
+                .iter()
+                .find(|t| t.metadata.name.as_deref() == Some(d.spec.template_ref.name.as_str()));
+            mcp_droplet_operator::fleet::request_of(d, template.map(|t| &t.spec.resources)).ok()
+        })
+        .collect();
+    let total = requests.iter().fold(Resources::ZERO, |sum, r| sum.plus(*r));
+    let smallest = scheduler::analysis::smallest_request(requests.iter().copied());
+    let options: Vec<(Resources, f64)> = catalog::default_pool_sizes()
+        .into_iter()
+        .filter_map(catalog::size)
+        .map(|s| (s.capacity().minus(DEFAULT_SYSTEM_RESERVE), s.price_monthly))
+        .collect();
+    let largest = |f: fn(&Resources) -> u64| options.iter().map(|(a, _)| f(a)).max().unwrap_or(1);
+    let bound = [
+        total.memory.div_ceil(largest(|r| r.memory).max(1)),
+        total.cpu_millis.div_ceil(largest(|r| r.cpu_millis).max(1)),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    let cost_bound = scheduler::fractional_cost_lower_bound(&total, &smallest, &options);
+    let droplets = Api::<Droplet>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let mut by_size: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut cost = 0.0;
+    for d in &droplets {
+        let status = d.status.as_ref();
+        let size = status
+            .and_then(|s| s.size.clone())
+            .or_else(|| d.spec.size.clone())
+            .unwrap_or_else(|| "unknown".into());
+        cost += status.map_or(0.0, |s| s.price.monthly_usd);
+        *by_size.entry(size).or_default() += 1;
+    }
+    let sizes: Vec<String> = by_size.iter().map(|(s, n)| format!("{n} x {s}")).collect();
+    println!(
+        "  fleet: {} droplets (lower bound {bound}), {cost:.0} USD/month (fractional cost bound {cost_bound:.0}, efficiency {:.2}); {}",
+        droplets.len(),
+        if cost > 0.0 { cost_bound / cost } else { 0.0 },
+        sizes.join(", ")
+    );
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
