@@ -64,6 +64,34 @@ struct Observed {
 }
 
 impl Observed {
+    /// The phase of every Droplet that has a status (none when the list fails).
+    async fn droplet_phases(&self) -> Vec<DropletPhase> {
+        self.droplets
+            .list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|d| Some(d.status.as_ref()?.phase))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The phase of every MCPDeployment that has a status (none when the list fails).
+    async fn deployment_phases(&self) -> Vec<DeploymentPhase> {
+        self.deployments
+            .list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|d| Some(d.status.as_ref()?.phase))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Each object's phase and the message of its Ready condition, for a failure message.
     async fn describe(&self) -> String {
         let mut lines = Vec::new();
@@ -242,22 +270,13 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
             "a droplet booting or enrolling",
             mcp_droplet_operator::cloud::droplet_creation::DEFAULT_LIST_LAG_GRACE
                 + Duration::from_secs(90),
-            || {
-                let droplets = droplets.clone();
-                async move {
-                    droplets.list(&Default::default()).await.is_ok_and(|l| {
-                        l.items.iter().any(|d| {
-                            d.status.as_ref().is_some_and(|s| {
-                                matches!(
-                                    s.phase,
-                                    DropletPhase::Booting
-                                        | DropletPhase::Enrolling
-                                        | DropletPhase::Ready
-                                )
-                            })
-                        })
-                    })
-                }
+            || async {
+                observed.droplet_phases().await.iter().any(|p| {
+                    matches!(
+                        p,
+                        DropletPhase::Booting | DropletPhase::Enrolling | DropletPhase::Ready
+                    )
+                })
             },
         )
         .await;
@@ -269,24 +288,17 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
         .until(
             "a deployment past scheduling",
             Duration::from_secs(120),
-            || {
-                let deployments = deployments.clone();
-                async move {
-                    deployments.list(&Default::default()).await.is_ok_and(|l| {
-                        l.items.iter().any(|d| {
-                            d.status.as_ref().is_some_and(|s| {
-                                matches!(
-                                    s.phase,
-                                    DeploymentPhase::Preparing
-                                        | DeploymentPhase::Pulling
-                                        | DeploymentPhase::Deploying
-                                        | DeploymentPhase::Verifying
-                                        | DeploymentPhase::Ready
-                                )
-                            })
-                        })
-                    })
-                }
+            || async {
+                observed.deployment_phases().await.iter().any(|p| {
+                    matches!(
+                        p,
+                        DeploymentPhase::Preparing
+                            | DeploymentPhase::Pulling
+                            | DeploymentPhase::Deploying
+                            | DeploymentPhase::Verifying
+                            | DeploymentPhase::Ready
+                    )
+                })
             },
         )
         .await;
@@ -295,19 +307,15 @@ async fn killed_at_any_point_the_operator_converges_with_no_duplicate_droplet() 
     // 4. The last start converges.
     let mut operator = start_operator(&kubeconfig, &do_url);
     observed
-        .until("every deployment Ready", Duration::from_secs(240), || {
-            let deployments = deployments.clone();
-            async move {
-                deployments.list(&Default::default()).await.is_ok_and(|l| {
-                    l.items.len() == DEPLOYMENTS
-                        && l.items.iter().all(|d| {
-                            d.status
-                                .as_ref()
-                                .is_some_and(|s| s.phase == DeploymentPhase::Ready)
-                        })
-                })
-            }
-        })
+        .until(
+            "every deployment Ready",
+            Duration::from_secs(240),
+            || async {
+                // Only deployments with a status have a phase: all six must be there and Ready.
+                let phases = observed.deployment_phases().await;
+                phases.len() == DEPLOYMENTS && phases.iter().all(|p| *p == DeploymentPhase::Ready)
+            },
+        )
         .await;
 
     // No duplicate: every droplet in the cloud belongs to exactly one Droplet object.

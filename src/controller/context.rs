@@ -149,24 +149,12 @@ pub struct Context {
     pub demand: DemandSignal,
     /// One lock per DTMA droplet, held while its whole set of servers is reconciled.
     pub dtma_locks: super::deployment::dtma::DropletLocks,
-    /// Consecutive failures per object, one map per controller (the error backoff).
-    pub failures: Failures,
+    /// Consecutive failures per controller and object (the error backoff). Kept in the
+    /// context, not in statics, so a restarted operator (or another one in the same test
+    /// process) starts from none.
+    pub failures: super::FailureCounts<(&'static str, String)>,
     /// What the deployment controller remembers between passes.
     pub deployments: super::deployment::remembered::Remembered,
-}
-
-/// Consecutive failures per object of each controller. Kept in the context, not in statics, so
-/// a restarted operator (or another one in the same test process) starts from none.
-#[derive(Debug, Default)]
-pub struct Failures {
-    /// MCPTemplate passes.
-    pub template: super::FailureCounts<String>,
-    /// DropletPool passes.
-    pub pool: super::FailureCounts<String>,
-    /// Droplet passes.
-    pub droplet: super::FailureCounts<String>,
-    /// MCPDeployment passes.
-    pub deployment: super::FailureCounts<String>,
 }
 
 impl std::fmt::Debug for Context {
@@ -210,7 +198,7 @@ impl Context {
             agents: AgentClients::default(),
             demand,
             dtma_locks: Default::default(),
-            failures: Failures::default(),
+            failures: Default::default(),
             deployments: Default::default(),
         }
     }

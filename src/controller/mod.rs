@@ -190,7 +190,8 @@ async fn phase_gauges(ctx: Arc<Context>, shutdown: CancellationToken) {
     }
 }
 
-/// Consecutive failures per object, for the error backoff (one map per controller).
+/// Consecutive failures per object, for the error backoff (the operator keeps one, keyed by
+/// controller and object, in its [`Context`]).
 #[derive(Debug, Default)]
 pub struct FailureCounts<K: Eq + Hash> {
     counts: Mutex<HashMap<K, u32>>,
@@ -261,7 +262,6 @@ pub fn announces_failure(consecutive: u32) -> bool {
 pub async fn instrumented<F>(
     controller: &'static str,
     ctx: &Context,
-    failures: &FailureCounts<String>,
     target: PassTarget,
     pass: F,
 ) -> Result<Action, Error>
@@ -276,12 +276,14 @@ where
     ctx.metrics
         .reconciled(controller, started.elapsed().as_secs_f64());
     let PassTarget { key, reference } = target;
+    let failures = &ctx.failures;
+    let key = (controller, key);
     match &result {
         Ok(_) => failures.reset(&key),
         Err(error) => {
             ctx.metrics
                 .reconcile_failed(controller, error.metric_label());
-            tracing::warn!(controller, object = %key, error = %error, "reconcile failed");
+            tracing::warn!(controller, object = %key.1, error = %error, "reconcile failed");
             // error_policy counts this failure after the pass returns.
             let consecutive = failures.count(&key).saturating_add(1);
             if announces_failure(consecutive) {
@@ -307,11 +309,11 @@ where
 /// wins, permanent errors wait long (a watch on what they wait for wakes them earlier).
 pub fn backoff_action(
     ctx: &Context,
-    failures: &FailureCounts<String>,
-    key: &str,
+    controller: &'static str,
+    key: String,
     error: &Error,
 ) -> Action {
-    let count = failures.record(&key.to_string());
+    let count = ctx.failures.record(&(controller, key));
     let timings = &ctx.config.timings;
     ctx.requeue(error::requeue_after(
         error,

@@ -97,27 +97,21 @@ async fn read_secret(
 const MAX_ROUNDS: usize = 12;
 
 async fn reconcile(object: Arc<MCPDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    instrumented(
-        NAME,
-        &ctx,
-        &ctx.failures.deployment,
-        PassTarget::of(object.as_ref()),
-        async {
-            let ns = object
-                .namespace()
-                .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
-            let api: Api<MCPDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-            let object = ensure_finalizer(&api, object, FINALIZER).await?;
-            finalizer(&api, FINALIZER, object, |event| async {
-                match event {
-                    FinalizerEvent::Apply(d) => apply(d, &ctx).await,
-                    FinalizerEvent::Cleanup(d) => cleanup(d, &ctx).await,
-                }
-            })
-            .await
-            .or_else(finalizer_already_gone)
-        },
-    )
+    instrumented(NAME, &ctx, PassTarget::of(object.as_ref()), async {
+        let ns = object
+            .namespace()
+            .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+        let api: Api<MCPDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+        let object = ensure_finalizer(&api, object, FINALIZER).await?;
+        finalizer(&api, FINALIZER, object, |event| async {
+            match event {
+                FinalizerEvent::Apply(d) => apply(d, &ctx).await,
+                FinalizerEvent::Cleanup(d) => cleanup(d, &ctx).await,
+            }
+        })
+        .await
+        .or_else(finalizer_already_gone)
+    })
     .await
 }
 
@@ -137,12 +131,7 @@ fn finalizer_already_gone(error: kube::runtime::finalizer::Error<Error>) -> Resu
 }
 
 fn error_policy(object: Arc<MCPDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
-    backoff_action(
-        &ctx,
-        &ctx.failures.deployment,
-        &object_key(object.as_ref()),
-        error,
-    )
+    backoff_action(&ctx, NAME, object_key(object.as_ref()), error)
 }
 
 /// Deployments referring to template `name`.

@@ -74,7 +74,7 @@ async fn reconcile(
     view: Arc<CloudView>,
 ) -> Result<Action, Error> {
     let target = PassTarget::of(object.as_ref());
-    instrumented(NAME, &ctx, &ctx.failures.droplet, target, async {
+    instrumented(NAME, &ctx, target, async {
         let deleting = object.metadata.deletion_timestamp.is_some();
         let (namespace, name) = (object.namespace(), object.name_any());
         match reconcile_droplet(object, &ctx, &view).await {
@@ -95,12 +95,7 @@ async fn reconcile(
 }
 
 fn error_policy(object: Arc<Droplet>, error: &Error, ctx: Arc<Context>) -> Action {
-    backoff_action(
-        &ctx,
-        &ctx.failures.droplet,
-        &object_key(object.as_ref()),
-        error,
-    )
+    backoff_action(&ctx, NAME, object_key(object.as_ref()), error)
 }
 
 /// Runs the controller (woken also by MCPDeployments placed on or pinned to a droplet) and

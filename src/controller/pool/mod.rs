@@ -47,72 +47,59 @@ struct PoolContext {
 async fn reconcile(pool: Arc<DropletPool>, pctx: Arc<PoolContext>) -> Result<Action, Error> {
     let ctx = &pctx.ctx;
     let key = object_key(pool.as_ref());
-    instrumented(
-        NAME,
-        ctx,
-        &ctx.failures.pool,
-        PassTarget::of(pool.as_ref()),
-        async {
-            if pool.metadata.deletion_timestamp.is_some() {
-                return Ok(Action::await_change());
-            }
-            let namespace = namespace_of(&pool.metadata);
-            let droplets: Vec<Arc<Droplet>> = ctx
-                .stores
-                .droplets
-                .state()
-                .into_iter()
-                .filter(|d| pool_of_droplet(d).as_deref() == Some(key.as_str()))
-                .collect();
-            let droplet_refs: Vec<&Droplet> = droplets.iter().map(|d| d.as_ref()).collect();
-            // Only deployments still waiting count: the record is from the last plan.
-            let waiting: HashSet<String> = ctx
-                .stores
-                .deployments
-                .state()
-                .iter()
-                .filter(|d| namespace_of(&d.metadata) == namespace && waits_for_droplet(d))
-                .map(|d| object_key(d.as_ref()))
-                .collect();
-            let blocked: Vec<_> = pctx
-                .outcomes
-                .blocked(&key)
-                .into_iter()
-                .filter(|b| waiting.contains(&b.deployment))
-                .collect();
-            let spec_error = pool_from_api(&pool).err().map(|e| e.to_string());
-            let desired = status::pool_status(
-                &pool,
-                &droplet_refs,
-                &blocked,
-                spec_error.as_deref(),
-                ctx.now(),
-            );
-            // A new or changed spec (a raised limit, another size) may unblock waiting
-            // deployments of its namespace: plan again.
-            let observed = pool.status.as_ref().and_then(|s| s.observed_generation);
-            if observed != pool.metadata.generation && !waiting.is_empty() {
-                let _ = ctx.demand.send(());
-            }
-            let api: Api<DropletPool> = Api::namespaced(ctx.client.clone(), &namespace);
-            if status_writer::apply_status(&api, pool.as_ref(), pool.status.as_ref(), &desired)
-                .await?
-            {
-                ctx.metrics.status_written(NAME);
-            }
-            Ok(ctx.requeue(ctx.config.timings.resync_interval))
-        },
-    )
+    instrumented(NAME, ctx, PassTarget::of(pool.as_ref()), async {
+        if pool.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::await_change());
+        }
+        let namespace = namespace_of(&pool.metadata);
+        let droplets: Vec<Arc<Droplet>> = ctx
+            .stores
+            .droplets
+            .state()
+            .into_iter()
+            .filter(|d| pool_of_droplet(d).as_deref() == Some(key.as_str()))
+            .collect();
+        let droplet_refs: Vec<&Droplet> = droplets.iter().map(|d| d.as_ref()).collect();
+        // Only deployments still waiting count: the record is from the last plan.
+        let waiting: HashSet<String> = ctx
+            .stores
+            .deployments
+            .state()
+            .iter()
+            .filter(|d| namespace_of(&d.metadata) == namespace && waits_for_droplet(d))
+            .map(|d| object_key(d.as_ref()))
+            .collect();
+        let blocked: Vec<_> = pctx
+            .outcomes
+            .blocked(&key)
+            .into_iter()
+            .filter(|b| waiting.contains(&b.deployment))
+            .collect();
+        let spec_error = pool_from_api(&pool).err().map(|e| e.to_string());
+        let desired = status::pool_status(
+            &pool,
+            &droplet_refs,
+            &blocked,
+            spec_error.as_deref(),
+            ctx.now(),
+        );
+        // A new or changed spec (a raised limit, another size) may unblock waiting
+        // deployments of its namespace: plan again.
+        let observed = pool.status.as_ref().and_then(|s| s.observed_generation);
+        if observed != pool.metadata.generation && !waiting.is_empty() {
+            let _ = ctx.demand.send(());
+        }
+        let api: Api<DropletPool> = Api::namespaced(ctx.client.clone(), &namespace);
+        if status_writer::apply_status(&api, pool.as_ref(), pool.status.as_ref(), &desired).await? {
+            ctx.metrics.status_written(NAME);
+        }
+        Ok(ctx.requeue(ctx.config.timings.resync_interval))
+    })
     .await
 }
 
 fn error_policy(pool: Arc<DropletPool>, error: &Error, pctx: Arc<PoolContext>) -> Action {
-    backoff_action(
-        &pctx.ctx,
-        &pctx.ctx.failures.pool,
-        &object_key(pool.as_ref()),
-        error,
-    )
+    backoff_action(&pctx.ctx, NAME, object_key(pool.as_ref()), error)
 }
 
 /// The DropletPool a droplet belongs to (`spec.pool` or its pool label), for the watch.

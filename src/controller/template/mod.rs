@@ -89,64 +89,53 @@ impl TemplateContext {
 async fn reconcile(object: Arc<MCPTemplate>, tc: Arc<TemplateContext>) -> Result<Action, Error> {
     let ctx = &tc.ctx;
     let key = object_key(object.as_ref());
-    instrumented(
-        NAME,
-        ctx,
-        &tc.ctx.failures.template,
-        PassTarget::of(object.as_ref()),
-        async {
-            let now = ctx.now();
-            let image = ImageReference::parse(&object.spec.image).ok();
-            let observed = tc.observe_image(image, now).await;
-            let planned = plan(&object, &observed, ctx.config.timings.resync_interval, now);
-            let api: Api<MCPTemplate> = Api::all(ctx.client.clone());
-            if apply_status(
-                &api,
-                object.as_ref(),
-                object.status.as_ref(),
-                &planned.status,
-            )
-            .await?
-            {
-                ctx.metrics.status_written(NAME);
-            }
-            let reference = object.object_ref(&());
-            for event in planned.events {
-                let published = ctx
-                    .recorder
-                    .publish(
-                        &Event {
-                            type_: if event.warning {
-                                EventType::Warning
-                            } else {
-                                EventType::Normal
-                            },
-                            reason: event.reason,
-                            note: Some(event.note),
-                            action: "Validate".to_string(),
-                            secondary: None,
+    instrumented(NAME, ctx, PassTarget::of(object.as_ref()), async {
+        let now = ctx.now();
+        let image = ImageReference::parse(&object.spec.image).ok();
+        let observed = tc.observe_image(image, now).await;
+        let planned = plan(&object, &observed, ctx.config.timings.resync_interval, now);
+        let api: Api<MCPTemplate> = Api::all(ctx.client.clone());
+        if apply_status(
+            &api,
+            object.as_ref(),
+            object.status.as_ref(),
+            &planned.status,
+        )
+        .await?
+        {
+            ctx.metrics.status_written(NAME);
+        }
+        let reference = object.object_ref(&());
+        for event in planned.events {
+            let published = ctx
+                .recorder
+                .publish(
+                    &Event {
+                        type_: if event.warning {
+                            EventType::Warning
+                        } else {
+                            EventType::Normal
                         },
-                        &reference,
-                    )
-                    .await;
-                // The status already says it; a lost event is not worth a failed pass.
-                if let Err(error) = published {
-                    tracing::warn!(object = %key, %error, "event not recorded");
-                }
+                        reason: event.reason,
+                        note: Some(event.note),
+                        action: "Validate".to_string(),
+                        secondary: None,
+                    },
+                    &reference,
+                )
+                .await;
+            // The status already says it; a lost event is not worth a failed pass.
+            if let Err(error) = published {
+                tracing::warn!(object = %key, %error, "event not recorded");
             }
-            Ok(ctx.requeue(planned.requeue_after))
-        },
-    )
+        }
+        Ok(ctx.requeue(planned.requeue_after))
+    })
     .await
 }
 
 fn error_policy(object: Arc<MCPTemplate>, error: &Error, tc: Arc<TemplateContext>) -> Action {
-    backoff_action(
-        &tc.ctx,
-        &tc.ctx.failures.template,
-        &object_key(object.as_ref()),
-        error,
-    )
+    backoff_action(&tc.ctx, NAME, object_key(object.as_ref()), error)
 }
 
 /// Runs the controller until `shutdown`.
